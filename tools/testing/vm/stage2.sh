@@ -1,0 +1,67 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# PID 1 of the vm-run.sh guest after switch_root into the host's filesystem
+# (read-only 9p + tmpfs overlay). Runs the job described in
+# /run/vmrun/out/.vmrun/job, records its exit status and powers off.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TERM=dumb LANG=C.UTF-8 SHELL=/bin/bash
+
+off() {
+	sync
+	if command -v busybox >/dev/null; then busybox poweroff -f; fi
+	echo o > /proc/sysrq-trigger
+	sleep 60
+}
+
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+ln -sfn /proc/self/fd /dev/fd
+ln -sfn /proc/self/fd/0 /dev/stdin
+ln -sfn /proc/self/fd/1 /dev/stdout
+ln -sfn /proc/self/fd/2 /dev/stderr
+echo 1 > /proc/sys/kernel/sysrq
+# Boot is quiet (loglevel=4); from now on show warnings on the console too.
+echo 5 > /proc/sys/kernel/printk
+hostname vmrun 2>/dev/null
+ip link set lo up 2>/dev/null
+
+job=/run/vmrun/out/.vmrun/job
+if [ ! -r "$job" ]; then
+	echo "VMRUN: no job file"; off
+fi
+VMRUN_CWD= VMRUN_OUT= VMRUN_TIMEOUT=
+VMRUN_ARGV=()
+# shellcheck disable=SC1090
+. "$job"
+mkdir -p "$VMRUN_OUT" && mount --bind /run/vmrun/out "$VMRUN_OUT" || {
+	echo "VMRUN: cannot bind the output share at $VMRUN_OUT"; off; }
+meta=$VMRUN_OUT/.vmrun
+
+(
+	sleep "$VMRUN_TIMEOUT"
+	echo "VMRUN: guest watchdog expired after ${VMRUN_TIMEOUT}s; blocked tasks:"
+	echo w > /proc/sysrq-trigger
+	sleep 1
+	dmesg > "$VMRUN_OUT/dmesg.txt" 2>&1
+	touch "$meta/watchdog"
+	off
+) &
+
+read -r up _ < /proc/uptime
+touch "$meta/ready"
+echo "VMRUN: ready (guest uptime ${up}s), running: ${VMRUN_ARGV[*]}"
+
+rc=0
+cd "$VMRUN_CWD" || rc=125
+if [ $rc -eq 0 ]; then
+	VM_OUT=$VMRUN_OUT bash "${VMRUN_ARGV[@]}" < /dev/null 2>&1 |
+		tee "$VMRUN_OUT/guest.log"
+	rc=${PIPESTATUS[0]}
+fi
+dmesg > "$VMRUN_OUT/dmesg.txt" 2>&1
+echo "$rc" > "$VMRUN_OUT/status"
+sync
+echo "VMRUN: END status=$rc"
+off

@@ -1,0 +1,331 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot Debian's 6.1 kernel in QEMU and run a bash script inside it.
+#
+# Usage: vm-run.sh [--smp N] [--mem SIZE] [--timeout SECS] [--append ARGS]
+#                  [--verbose] --out DIR SCRIPT [ARGS...]
+#
+# The guest sees the host's whole filesystem read-only (virtio-9p) with a
+# tmpfs overlay, so fio, nvme-cli and the module built in the repo are there
+# at the same paths. DIR is shared writable at the same absolute path.
+# SCRIPT runs with bash, cwd = repo root, VM_OUT=DIR. Afterwards DIR holds:
+#   console.log  serial console      status    SCRIPT's exit code
+#   guest.log    SCRIPT's output     dmesg.txt guest kernel log
+#   warnings.txt kernel warnings found in console.log/dmesg.txt (empty: none)
+# Exit status: SCRIPT's status, or 1 on timeout, no status, or kernel warnings.
+#
+# /tmp, /run and /dev in the guest are its own (tmpfs/devtmpfs): a SCRIPT
+# from there is copied into DIR, but ARGS naming host files there won't work.
+# Environment: VM_ACCEL=tcg|kvm (skip the probe), KVER/VMLINUZ (see env.sh),
+# VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux).
+set -euo pipefail
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../env.sh
+. "$VM_DIR/../env.sh"
+CACHE=$VN_CACHE/vm
+LOCK=/tmp/vhost-nvme-vm.lock
+
+SMP=2 MEM=4G TIMEOUT=600 APPEND= OUT= VERBOSE=0
+usage() {
+	sed -n 's/^# \{0,1\}//; 4,5p' "${BASH_SOURCE[0]}" >&2
+	exit 2
+}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--smp) SMP=$2; shift 2 ;;
+	--mem) MEM=$2; shift 2 ;;
+	--timeout) TIMEOUT=$2; shift 2 ;;
+	--append) APPEND=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	-v|--verbose) VERBOSE=1; shift ;;
+	-h|--help) usage ;;
+	--) shift; break ;;
+	-*) echo "vm-run: unknown option $1" >&2; usage ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] && [ -n "$OUT" ] || usage
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || { echo "vm-run: bad --timeout" >&2; exit 2; }
+SCRIPT=$(realpath -e "$1") || { echo "vm-run: no such script: $1" >&2; exit 2; }
+shift
+
+log() { echo "vm-run: $*"; }
+die() { echo "vm-run: error: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+[ -n "$KVER" ] && [ -f "$VMLINUZ" ] || die "no 6.1 kernel (KVER='$KVER'); run tools/testing/deps.sh"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing; run tools/testing/deps.sh"
+mkdir -p "$OUT" "$CACHE"
+OUT=$(realpath "$OUT")
+case $OUT in *[[:space:],]*) die "--out path must not contain spaces or commas: $OUT" ;; esac
+META=$OUT/.vmrun
+rm -rf "$META"
+rm -f "$OUT/status" "$OUT/console.log" "$OUT/guest.log" "$OUT/dmesg.txt" "$OUT/warnings.txt"
+mkdir -p "$META"
+
+# Two VMs never run at once (2 cores): serialise everything below, including
+# cache builds and the accelerator probe.
+exec 9>"$LOCK"
+if ! flock -n 9; then
+	log "waiting for $LOCK (another VM is running)"
+	flock 9
+fi
+
+# --- kernel: uncompressed ELF vmlinux for a fast PVH boot ------------------
+extract_vmlinux() {	# $1 = bzImage, $2 = output
+	python3 - "$1" "$2" <<'PY'
+import lzma, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+pos = data.find(b"\xfd7zXZ\x00")
+while pos >= 0:
+    try:
+        # Decompresses one stream; the rest of the bzImage ends up in
+        # unused_data and is ignored.
+        out = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[pos:])
+    except lzma.LZMAError:
+        out = b""
+    if out[:4] == b"\x7fELF":
+        tmp = dst + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(out)
+        os.replace(tmp, dst)
+        sys.exit(0)
+    pos = data.find(b"\xfd7zXZ\x00", pos + 1)
+sys.exit("no XZ-compressed ELF found in " + src)
+PY
+}
+
+KERNEL=${VM_KERNEL:-}
+if [ -z "$KERNEL" ]; then
+	KERNEL=$CACHE/vmlinux-$KVER
+	if [ ! -s "$KERNEL" ] || [ "$VMLINUZ" -nt "$KERNEL" ]; then
+		log "extracting vmlinux from $VMLINUZ"
+		if ! extract_vmlinux "$VMLINUZ" "$KERNEL"; then
+			log "extraction failed; booting the bzImage instead"
+			KERNEL=$VMLINUZ
+		fi
+	fi
+fi
+
+# --- initramfs: busybox + virtio/9p/overlay modules ------------------------
+MODS="virtio_pci 9pnet 9pnet_virtio 9p netfs fscache overlay"
+INITRD=$CACHE/initramfs-$KVER.cpio
+
+initrd_inputs() {	# prints one line per input; its hash is the cache key
+	echo "format 1 $KVER $MODS"
+	sha256sum "$VM_DIR/initramfs-init" "$VM_DIR/stage2.sh" "$(command -v busybox)"
+	stat -c '%n %s %Y' "/lib/modules/$KVER/modules.dep"
+}
+
+build_initramfs() {
+	local bb tmp
+	bb=$(command -v busybox) || die "busybox missing"
+	file -L "$bb" 2>/dev/null | grep -q 'statically linked' ||
+		die "$bb is not static (install busybox-static)"
+	tmp=$(mktemp -d "$CACHE/.initramfs.XXXXXX")
+	mkdir -p "$tmp"/{bin,dev,proc,sys,mnt,modules}
+	cp "$bb" "$tmp/bin/busybox"
+	ln -s busybox "$tmp/bin/sh"
+	mknod "$tmp/dev/console" c 5 1
+	mknod "$tmp/dev/null" c 1 3
+	install -m 0755 "$VM_DIR/initramfs-init" "$tmp/init"
+	install -m 0755 "$VM_DIR/stage2.sh" "$tmp/stage2.sh"
+	# Resolve the wanted modules and their dependencies from modules.dep,
+	# dependencies first; decompress .ko.xz/.ko.gz/.ko.zst at build time.
+	python3 - "/lib/modules/$KVER" "$tmp/modules" $MODS <<'PY' || { rm -rf "$tmp"; die "module resolution failed"; }
+import gzip, lzma, os, subprocess, sys
+mdir, dst, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
+deps, byname = {}, {}
+for line in open(os.path.join(mdir, "modules.dep")):
+    mod, _, rest = line.partition(":")
+    deps[mod] = rest.split()
+    name = os.path.basename(mod).split(".ko")[0].replace("-", "_")
+    byname[name] = mod
+builtin = set()
+for line in open(os.path.join(mdir, "modules.builtin")):
+    builtin.add(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_"))
+order, seen = [], set()
+def visit(mod):
+    if mod in seen:
+        return
+    seen.add(mod)
+    # modules.dep lists dependencies so that loading them in reverse works
+    for d in reversed(deps.get(mod, [])):
+        visit(d)
+    order.append(mod)
+for w in wanted:
+    w = w.replace("-", "_")
+    if w in byname:
+        visit(byname[w])
+    elif w not in builtin:
+        sys.exit("module %s is neither a module nor built in" % w)
+names = []
+for mod in order:
+    src = os.path.join(mdir, mod)
+    base = os.path.basename(mod).split(".ko")[0] + ".ko"
+    if mod.endswith(".xz"):
+        data = lzma.open(src).read()
+    elif mod.endswith(".gz"):
+        data = gzip.open(src).read()
+    elif mod.endswith(".zst"):
+        data = subprocess.run(["zstd", "-dc", src], check=True, capture_output=True).stdout
+    else:
+        data = open(src, "rb").read()
+    open(os.path.join(dst, base), "wb").write(data)
+    names.append(base)
+open(os.path.join(dst, "order"), "w").write("\n".join(names) + "\n")
+PY
+	(cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$INITRD.tmp"
+	rm -rf "$tmp"
+	mv "$INITRD.tmp" "$INITRD"
+}
+
+key=$(initrd_inputs | sha256sum | cut -d' ' -f1)
+if [ ! -s "$INITRD" ] || [ "$(cat "$INITRD.key" 2>/dev/null)" != "$key" ]; then
+	log "building initramfs ($MODS)"
+	build_initramfs
+	echo "$key" > "$INITRD.key"
+fi
+
+# --- accelerator ------------------------------------------------------------
+CMDLINE_BASE="console=ttyS0 tsc=reliable panic=-1 quiet loglevel=4"
+qemu_base() {	# $1 = accel
+	echo qemu-system-x86_64 -name vhost-nvme-test -machine pc -accel "$1" \
+		-cpu max -nodefaults -no-user-config -display none -no-reboot
+}
+
+probe_kvm() {	# exit 0 if a stock kernel boots to the initramfs under KVM
+	local log=$META/kvm-probe.log
+	[ -w /dev/kvm ] || return 1
+	# shellcheck disable=SC2046
+	( timeout -k 5 20 $(qemu_base kvm) -smp 1 -m 512M \
+		-chardev "file,id=con,path=$log" -serial chardev:con \
+		-kernel "$KERNEL" -initrd "$INITRD" \
+		-append "$CMDLINE_BASE vmrun.probe" </dev/null >"$META/kvm-probe.out" 2>&1 || true ) \
+		2>/dev/null || true
+	grep -q VMRUN-PROBE-OK "$log" 2>/dev/null
+}
+
+ACCEL=${VM_ACCEL:-}
+if [ -z "$ACCEL" ]; then
+	probe_key="$KVER $(uname -r) $(stat -c %Y "$(command -v qemu-system-x86_64)") $(stat -c %Y "$KERNEL")"
+	probe_cache=$CACHE/accel
+	if [ -f "$probe_cache" ] && [ "$(head -n1 "$probe_cache")" = "$probe_key" ]; then
+		ACCEL=$(sed -n 2p "$probe_cache")
+	else
+		log "probing whether KVM boots a stock kernel (up to 20 s, once)"
+		if probe_kvm; then ACCEL=kvm; else ACCEL=tcg; fi
+		printf '%s\n%s\n' "$probe_key" "$ACCEL" > "$probe_cache"
+		log "accelerator: $ACCEL (cached in $probe_cache)"
+	fi
+fi
+case $ACCEL in kvm|tcg) ;; *) die "VM_ACCEL must be tcg or kvm, not '$ACCEL'" ;; esac
+
+# --- job ----------------------------------------------------------------------
+REPO=$VN_REPO
+# The guest has its own /tmp, /run and /dev: a script from there is copied
+# into the output share and run from it.
+GUEST_SCRIPT=$SCRIPT
+case $SCRIPT in
+/tmp/*|/run/*|/dev/*|/var/tmp/*)
+	cp "$SCRIPT" "$META/script"
+	GUEST_SCRIPT=$OUT/.vmrun/script ;;
+esac
+GUEST_WD=$((TIMEOUT - 30))
+[ $GUEST_WD -ge 10 ] || GUEST_WD=10
+{
+	printf 'VMRUN_CWD=%q\n' "$REPO"
+	printf 'VMRUN_OUT=%q\n' "$OUT"
+	printf 'VMRUN_TIMEOUT=%q\n' "$GUEST_WD"
+	printf 'VMRUN_ARGV=('
+	printf '%q ' "$GUEST_SCRIPT" "$@"
+	printf ')\n'
+} > "$META/job"
+
+CONSOLE=$OUT/console.log
+: > "$CONSOLE"
+P9="security_model=none,multidevs=remap"
+# shellcheck disable=SC2046
+QEMU=($(qemu_base "$ACCEL") -smp "$SMP" -m "$MEM"
+	-chardev "file,id=con,path=$CONSOLE" -serial chardev:con
+	-kernel "$KERNEL" -initrd "$INITRD"
+	-append "$CMDLINE_BASE${APPEND:+ $APPEND}"
+	-fsdev "local,id=root,path=/,$P9,readonly=on"
+	-device virtio-9p-pci,fsdev=root,mount_tag=hostroot
+	-fsdev "local,id=out,path=$OUT,$P9"
+	-device virtio-9p-pci,fsdev=out,mount_tag=vmout)
+printf '%q ' "${QEMU[@]}" > "$META/qemu-cmdline"
+
+log "booting $KVER ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s): ${SCRIPT#"$REPO"/} $*"
+log "console: $CONSOLE"
+t0=$(now)
+tailpid=
+if [ "$VERBOSE" = 1 ]; then
+	tail -n +1 -F "$CONSOLE" 2>/dev/null &
+	tailpid=$!
+fi
+qrc=0
+timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$META/qemu.out" 2>&1 || qrc=$?
+t1=$(now)
+if [ -n "$tailpid" ]; then
+	sleep 0.3
+	kill "$tailpid" 2>/dev/null || true
+	wait "$tailpid" 2>/dev/null || true
+fi
+flock -u 9
+
+# --- results ------------------------------------------------------------------
+rc=0
+if [ -f "$META/ready" ]; then
+	tr=$(date -r "$META/ready" +%s.%N)
+	msg="boot $(secs "$t0" "$tr")s"
+	if [ -f "$OUT/status" ]; then
+		msg+=", script $(secs "$tr" "$(date -r "$OUT/status" +%s.%N)")s"
+	fi
+	log "$msg, total $(secs "$t0" "$t1")s"
+fi
+
+# Kernel messages only (timestamped printk lines), so a script that prints
+# "WARNING:" itself does not trip the scan.
+WARN_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|possible circular locking|lockdep|general protection|Call Trace|kernel BUG|soft lockup|hung_task|blocked for more than'
+{
+	grep -aE '\[ *[0-9]+\.[0-9]+\] ' "$CONSOLE" 2>/dev/null | grep -aE "$WARN_RE" || true
+	grep -aE '\[ *[0-9]+\.[0-9]+\] ' "$OUT/dmesg.txt" 2>/dev/null | grep -aE "$WARN_RE" || true
+} | tr -d '\r' | sed -E 's/^.*(\[ *[0-9]+\.[0-9]+\] )/\1/' | awk '!seen[$0]++' > "$OUT/warnings.txt"
+
+tail_console() {
+	echo "---- last 40 lines of $CONSOLE ----" >&2
+	tail -n 40 "$CONSOLE" >&2
+	echo "----" >&2
+}
+
+if [ -s "$META/qemu.out" ]; then
+	grep -v '^$' "$META/qemu.out" | sed 's/^/vm-run: qemu: /' >&2 || true
+fi
+if [ -f "$OUT/status" ]; then
+	rc=$(cat "$OUT/status")
+	[[ $rc =~ ^[0-9]+$ ]] || rc=1
+	log "guest script exited with status $rc"
+else
+	rc=1
+	if [ -f "$META/watchdog" ]; then
+		echo "vm-run: FAIL: guest watchdog fired (script ran longer than ${GUEST_WD}s)" >&2
+	elif [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+		echo "vm-run: FAIL: VM killed after ${TIMEOUT}s timeout; the guest never wrote a status" >&2
+	elif grep -q VMRUN-INIT-FAILED "$CONSOLE"; then
+		echo "vm-run: FAIL: initramfs failed: $(grep -a VMRUN-INIT-FAILED "$CONSOLE" | head -n1)" >&2
+	else
+		echo "vm-run: FAIL: VM exited (qemu status $qrc) without the guest writing a status" >&2
+	fi
+	[ "$VERBOSE" = 1 ] || tail_console
+fi
+if [ -s "$OUT/warnings.txt" ]; then
+	echo "vm-run: FAIL: kernel warnings in the guest:" >&2
+	sed 's/^/  /' "$OUT/warnings.txt" >&2
+	rc=1
+fi
+exit "$rc"
