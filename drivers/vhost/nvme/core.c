@@ -1,0 +1,1092 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-nvme: in-kernel NVMe I/O queues for virtual machines.
+ *
+ * Control plane: /dev/vhost-nvme, ownership, the memory table, namespaces,
+ * queues, doorbell buffers, quiesce and teardown.  The data plane is in io.c.
+ * See Documentation/vhost/vhost-nvme.rst.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/miscdevice.h>
+#include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/kthread.h>
+#include <linux/cgroup.h>
+#include <linux/uaccess.h>
+#include <linux/sort.h>
+#include <linux/overflow.h>
+#include <linux/nospec.h>
+#include <linux/blkdev.h>
+#include <linux/log2.h>
+
+#include "vnvme.h"
+
+static unsigned int max_io_queues = 64;
+static int max_io_queues_set(const char *val, const struct kernel_param *kp)
+{
+	/* The shadow doorbell buffer is one page: 8 bytes per queue pair. */
+	return param_set_uint_minmax(val, kp, 1, VNVME_PAGE_SIZE / 8 - 1);
+}
+
+static const struct kernel_param_ops max_io_queues_ops = {
+	.set = max_io_queues_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(max_io_queues, &max_io_queues_ops, &max_io_queues, 0644);
+MODULE_PARM_DESC(max_io_queues,
+		 "Highest I/O queue identifier per device, 1-511 (default: 64)");
+
+static unsigned int max_mem_regions = 64;
+static int max_mem_regions_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 1024);
+}
+
+static const struct kernel_param_ops max_mem_regions_ops = {
+	.set = max_mem_regions_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(max_mem_regions, &max_mem_regions_ops, &max_mem_regions,
+		0644);
+MODULE_PARM_DESC(max_mem_regions,
+		 "Largest memory table per device, 1-1024 (default: 64)");
+
+static bool vnvme_zeroed(const void *p, size_t len)
+{
+	return !memchr_inv(p, 0, len);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Namespaces */
+
+static void vnvme_ns_release(struct kref *ref)
+{
+	struct vnvme_ns *ns = container_of(ref, struct vnvme_ns, ref);
+
+	complete(&ns->released);
+}
+
+/**
+ * vnvme_ns_put - drop a reference on a namespace
+ * @ns: the namespace
+ */
+void vnvme_ns_put(struct vnvme_ns *ns)
+{
+	kref_put(&ns->ref, vnvme_ns_release);
+}
+
+/* Drop the table's reference, wait for commands using @ns, free it. */
+static void vnvme_ns_free(struct vnvme_ns *ns)
+{
+	vnvme_ns_put(ns);
+	wait_for_completion(&ns->released);
+	fput(ns->file);
+	kfree(ns);
+}
+
+static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_ns arg;
+	struct vnvme_ns *ns;
+	struct inode *inode;
+	unsigned int lbs;
+	loff_t bytes;
+	long ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (!vnvme_zeroed(arg.reserved0, sizeof(arg.reserved0)) ||
+	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
+	    (arg.flags & ~VHOST_NVME_NS_F_READ_ONLY))
+		return -EINVAL;
+	if (!arg.nsid || arg.nsid > VNVME_MAX_NSID)
+		return -EINVAL;
+
+	ns = kzalloc(sizeof(*ns), GFP_KERNEL_ACCOUNT);
+	if (!ns)
+		return -ENOMEM;
+	kref_init(&ns->ref);
+	init_completion(&ns->released);
+	ns->nsid = arg.nsid;
+	ns->read_only = arg.flags & VHOST_NVME_NS_F_READ_ONLY;
+
+	ns->file = fget(arg.fd);
+	if (!ns->file) {
+		ret = -EBADF;
+		goto out_free_ns;
+	}
+	inode = file_inode(ns->file);
+	if (S_ISBLK(inode->i_mode)) {
+		ns->bdev = vnvme_file_bdev(ns->file);
+		lbs = bdev_logical_block_size(ns->bdev);
+		bytes = bdev_nr_bytes(ns->bdev);
+		if (bdev_read_only(ns->bdev))
+			ns->read_only = true;
+	} else if (S_ISREG(inode->i_mode)) {
+		lbs = SECTOR_SIZE;
+		if ((ns->file->f_flags & O_DIRECT) && inode->i_sb->s_bdev)
+			lbs = bdev_logical_block_size(inode->i_sb->s_bdev);
+		bytes = i_size_read(inode);
+	} else {
+		ret = -EINVAL;
+		goto out_put_file;
+	}
+	if (!(ns->file->f_mode & FMODE_WRITE))
+		ns->read_only = true;
+
+	if (!arg.lba_shift) {
+		ns->lba_shift = ilog2(lbs);
+	} else if (arg.lba_shift < SECTOR_SHIFT ||
+		   arg.lba_shift > VNVME_PAGE_SHIFT ||
+		   (1U << arg.lba_shift) < lbs) {
+		ret = -EINVAL;
+		goto out_put_file;
+	} else {
+		ns->lba_shift = arg.lba_shift;
+	}
+	ns->nsze = bytes >> ns->lba_shift;
+
+	mutex_lock(&dev->io_mutex);
+	if (dev->ns[arg.nsid]) {
+		mutex_unlock(&dev->io_mutex);
+		ret = -EEXIST;
+		goto out_put_file;
+	}
+	dev->ns[arg.nsid] = ns;
+	mutex_unlock(&dev->io_mutex);
+
+	arg.lba_shift = ns->lba_shift;
+	arg.nsze = ns->nsze;
+	arg.flags = ns->read_only ? VHOST_NVME_NS_F_READ_ONLY : 0;
+	if (copy_to_user(argp, &arg, sizeof(arg))) {
+		mutex_lock(&dev->io_mutex);
+		dev->ns[arg.nsid] = NULL;
+		mutex_unlock(&dev->io_mutex);
+		vnvme_ns_free(ns);
+		return -EFAULT;
+	}
+	return 0;
+
+out_put_file:
+	fput(ns->file);
+out_free_ns:
+	kfree(ns);
+	return ret;
+}
+
+static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_nsid arg;
+	struct vnvme_ns *ns;
+	u32 nsid;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (!arg.nsid || arg.nsid > VNVME_MAX_NSID)
+		return -EINVAL;
+	nsid = array_index_nospec(arg.nsid, VNVME_MAX_NSID + 1);
+
+	mutex_lock(&dev->io_mutex);
+	ns = dev->ns[nsid];
+	dev->ns[nsid] = NULL;
+	mutex_unlock(&dev->io_mutex);
+	if (!ns)
+		return -ENOENT;
+	vnvme_ns_free(ns);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Queues */
+
+static int vnvme_check_qid(struct vnvme_dev *dev, u16 qid)
+{
+	return qid && qid <= dev->max_qid ? 0 : -EINVAL;
+}
+
+static int vnvme_check_ring(u16 size, u64 addr)
+{
+	if (size < 2 || size > VNVME_MAX_QSIZE)
+		return -EINVAL;
+	if (addr & (VNVME_PAGE_SIZE - 1))
+		return -EINVAL;
+	return 0;
+}
+
+static void vnvme_cq_free(struct vnvme_cq *cq)
+{
+	vnvme_kick_stop(&cq->kick);
+	if (cq->irq)
+		eventfd_ctx_put(cq->irq);
+	kfree(cq);
+}
+
+static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_cq arg;
+	struct vnvme_cq *cq;
+	unsigned int qid;
+	long ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
+	    (arg.flags & ~VHOST_NVME_CQ_F_IRQ_ENABLED))
+		return -EINVAL;
+	ret = vnvme_check_qid(dev, arg.qid);
+	if (ret)
+		return ret;
+	ret = vnvme_check_ring(arg.size, arg.addr);
+	if (ret)
+		return ret;
+	if ((arg.flags & VHOST_NVME_CQ_F_IRQ_ENABLED) && arg.irqfd < 0)
+		return -EINVAL;
+	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+
+	cq = kzalloc(sizeof(*cq), GFP_KERNEL_ACCOUNT);
+	if (!cq)
+		return -ENOMEM;
+	cq->qid = qid;
+	cq->size = arg.size;
+	cq->phase = 1;
+	cq->gpa = arg.addr;
+	cq->ien = arg.flags & VHOST_NVME_CQ_F_IRQ_ENABLED;
+	vnvme_kick_init(&cq->kick, dev);
+	if (arg.irqfd >= 0) {
+		cq->irq = eventfd_ctx_fdget(arg.irqfd);
+		if (IS_ERR(cq->irq)) {
+			ret = PTR_ERR(cq->irq);
+			cq->irq = NULL;
+			goto out_free_cq;
+		}
+	}
+
+	mutex_lock(&dev->io_mutex);
+	if (dev->cq[qid]) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	cq->ring = vnvme_gpa_to_uaddr(dev->mem, cq->gpa,
+				      (u64)cq->size * VNVME_CQE_SIZE);
+	if (!cq->ring) {
+		ret = -EFAULT;
+		goto out_unlock;
+	}
+	if (arg.kickfd >= 0) {
+		ret = vnvme_kick_start(&cq->kick, arg.kickfd);
+		if (ret)
+			goto out_unlock;
+	}
+	dev->cq[qid] = cq;
+	mutex_unlock(&dev->io_mutex);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&dev->io_mutex);
+out_free_cq:
+	vnvme_cq_free(cq);
+	return ret;
+}
+
+static void vnvme_sq_free(struct vnvme_sq *sq)
+{
+	vnvme_kick_stop(&sq->kick);
+	kvfree(sq->pool);
+	kvfree(sq->cmds);
+	kfree(sq);
+}
+
+static int vnvme_sq_alloc_cmds(struct vnvme_sq *sq)
+{
+	size_t per_cmd = VNVME_MAX_BVECS *
+			 (sizeof(struct page *) + sizeof(struct bio_vec));
+	unsigned int i;
+	void *p;
+
+	sq->cmds = kvcalloc(sq->size, sizeof(*sq->cmds), GFP_KERNEL_ACCOUNT);
+	sq->pool = kvmalloc_array(sq->size, per_cmd, GFP_KERNEL_ACCOUNT);
+	if (!sq->cmds || !sq->pool)
+		return -ENOMEM;
+	p = sq->pool;
+	for (i = 0; i < sq->size; i++) {
+		struct vnvme_cmd *cmd = &sq->cmds[i];
+
+		cmd->sq = sq;
+		cmd->bvecs = p;
+		p += VNVME_MAX_BVECS * sizeof(struct bio_vec);
+		cmd->pages = p;
+		p += VNVME_MAX_BVECS * sizeof(struct page *);
+		cmd->next_free = i + 1 < sq->size ? i + 1 : -1;
+	}
+	sq->free = 0;
+	return 0;
+}
+
+static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_sq arg;
+	struct vnvme_sq *sq;
+	struct vnvme_cq *cq;
+	unsigned int qid, cqid;
+	long ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || arg.flags ||
+	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	ret = vnvme_check_qid(dev, arg.qid);
+	if (ret)
+		return ret;
+	ret = vnvme_check_ring(arg.size, arg.addr);
+	if (ret)
+		return ret;
+	if (vnvme_check_qid(dev, arg.cqid))
+		return -ENOENT;
+	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+	cqid = array_index_nospec(arg.cqid, dev->max_qid + 1);
+
+	sq = kzalloc(sizeof(*sq), GFP_KERNEL_ACCOUNT);
+	if (!sq)
+		return -ENOMEM;
+	sq->dev = dev;
+	sq->qid = qid;
+	sq->size = arg.size;
+	sq->gpa = arg.addr;
+	vnvme_kick_init(&sq->kick, dev);
+	ret = vnvme_sq_alloc_cmds(sq);
+	if (ret)
+		goto out_free_sq;
+	ret = vnvme_kick_start(&sq->kick, arg.kickfd);
+	if (ret)
+		goto out_free_sq;
+
+	mutex_lock(&dev->io_mutex);
+	if (dev->sq[qid]) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	cq = dev->cq[cqid];
+	if (!cq) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	sq->ring = vnvme_gpa_to_uaddr(dev->mem, sq->gpa,
+				      (u64)sq->size * VNVME_SQE_SIZE);
+	if (!sq->ring) {
+		ret = -EFAULT;
+		goto out_unlock;
+	}
+	sq->cq = cq;
+	cq->nr_sqs++;
+	dev->sq[qid] = sq;
+	mutex_unlock(&dev->io_mutex);
+	vnvme_wake(dev);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&dev->io_mutex);
+out_free_sq:
+	vnvme_sq_free(sq);
+	return ret;
+}
+
+/* Stop fetching from @sq, wait for its commands, unlink and free it. */
+static void vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq)
+{
+	mutex_lock(&dev->io_mutex);
+	sq->deleting = true;
+	mutex_unlock(&dev->io_mutex);
+
+	wait_event(dev->wq, !READ_ONCE(sq->inflight));
+
+	mutex_lock(&dev->io_mutex);
+	dev->sq[sq->qid] = NULL;
+	sq->cq->nr_sqs--;
+	mutex_unlock(&dev->io_mutex);
+	vnvme_sq_free(sq);
+}
+
+static long vnvme_copy_qid(struct vnvme_dev *dev, void __user *argp,
+			   unsigned int *qid)
+{
+	struct vhost_nvme_qid arg;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (vnvme_check_qid(dev, arg.qid))
+		return -EINVAL;
+	*qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+	return 0;
+}
+
+static long vnvme_delete_sq(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vnvme_sq *sq;
+	unsigned int qid;
+	long ret;
+
+	ret = vnvme_copy_qid(dev, argp, &qid);
+	if (ret)
+		return ret;
+	mutex_lock(&dev->io_mutex);
+	sq = dev->sq[qid];
+	mutex_unlock(&dev->io_mutex);
+	if (!sq)
+		return -ENOENT;
+	/* dev->mutex is held: nobody else can delete @sq meanwhile. */
+	vnvme_sq_destroy(dev, sq);
+	return 0;
+}
+
+static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vnvme_cq *cq;
+	unsigned int qid;
+	long ret;
+
+	ret = vnvme_copy_qid(dev, argp, &qid);
+	if (ret)
+		return ret;
+	mutex_lock(&dev->io_mutex);
+	cq = dev->cq[qid];
+	if (!cq) {
+		ret = -ENOENT;
+	} else if (cq->nr_sqs) {
+		ret = -EBUSY;
+	} else {
+		dev->cq[qid] = NULL;
+		ret = 0;
+	}
+	mutex_unlock(&dev->io_mutex);
+	if (!ret)
+		vnvme_cq_free(cq);
+	return ret;
+}
+
+static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_queue_state arg;
+	unsigned int qid;
+	long ret = 0;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || arg.reserved1 ||
+	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (arg.type != VHOST_NVME_QTYPE_SQ && arg.type != VHOST_NVME_QTYPE_CQ)
+		return -EINVAL;
+	if (vnvme_check_qid(dev, arg.qid))
+		return -EINVAL;
+	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+
+	mutex_lock(&dev->io_mutex);
+	if (arg.type == VHOST_NVME_QTYPE_SQ) {
+		struct vnvme_sq *sq = dev->sq[qid];
+
+		if (!sq) {
+			ret = -ENOENT;
+			goto out_unlock;
+		}
+		arg.flags = sq->broken ? VHOST_NVME_QS_ERROR : 0;
+		if (sq->cq->full)
+			arg.flags |= VHOST_NVME_QS_CQ_FULL;
+		arg.size = sq->size;
+		arg.head = sq->head;
+		arg.tail = sq->tail;
+		arg.cqid = sq->cq->qid;
+		arg.inflight = sq->inflight;
+		arg.commands = sq->fetched;
+		arg.errors = sq->errors;
+	} else {
+		struct vnvme_cq *cq = dev->cq[qid];
+
+		if (!cq) {
+			ret = -ENOENT;
+			goto out_unlock;
+		}
+		arg.flags = cq->broken ? VHOST_NVME_QS_ERROR : 0;
+		if (cq->full)
+			arg.flags |= VHOST_NVME_QS_CQ_FULL;
+		arg.size = cq->size;
+		arg.head = cq->head;
+		arg.tail = cq->tail;
+		arg.phase = cq->phase;
+		arg.inflight = cq->reserved;
+		arg.commands = cq->posted;
+		arg.errors = cq->bad_db;
+	}
+out_unlock:
+	mutex_unlock(&dev->io_mutex);
+	if (!ret && copy_to_user(argp, &arg, sizeof(arg)))
+		ret = -EFAULT;
+	return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Memory table and doorbells */
+
+static int vnvme_region_sort_cmp(const void *a, const void *b)
+{
+	const struct vnvme_region *ra = a, *rb = b;
+
+	if (ra->gpa < rb->gpa)
+		return -1;
+	return ra->gpa > rb->gpa;
+}
+
+static bool vnvme_aligned(u64 v)
+{
+	return !(v & (VNVME_PAGE_SIZE - 1));
+}
+
+/*
+ * Check that @mem covers every live ring and doorbell buffer, and if
+ * @commit, point them into @mem.  Caller holds io_mutex.
+ */
+static int vnvme_remap(struct vnvme_dev *dev, struct vnvme_memtable *mem,
+		       bool commit)
+{
+	void __user *dbs = NULL, *eis = NULL;
+	unsigned int qid;
+
+	if (dev->db_mode == VHOST_NVME_DB_SHADOW) {
+		dbs = vnvme_gpa_to_uaddr(mem, dev->db_gpa, VNVME_PAGE_SIZE);
+		eis = vnvme_gpa_to_uaddr(mem, dev->ei_gpa, VNVME_PAGE_SIZE);
+		if (!dbs || !eis)
+			return -EFAULT;
+		if (commit) {
+			dev->dbs = dbs;
+			dev->eis = eis;
+		}
+	}
+	for (qid = 1; qid <= dev->max_qid; qid++) {
+		struct vnvme_sq *sq = dev->sq[qid];
+		struct vnvme_cq *cq = dev->cq[qid];
+		void __user *ring;
+
+		if (sq) {
+			ring = vnvme_gpa_to_uaddr(mem, sq->gpa, (u64)sq->size *
+						  VNVME_SQE_SIZE);
+			if (!ring)
+				return -EFAULT;
+			if (commit)
+				sq->ring = ring;
+		}
+		if (cq) {
+			ring = vnvme_gpa_to_uaddr(mem, cq->gpa, (u64)cq->size *
+						  VNVME_CQE_SIZE);
+			if (!ring)
+				return -EFAULT;
+			if (commit)
+				cq->ring = ring;
+		}
+	}
+	return 0;
+}
+
+static long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_memory_region __user *uregions;
+	struct vnvme_memtable *mem, *old;
+	struct vhost_memory hdr;
+	unsigned int i;
+	long ret;
+
+	if (copy_from_user(&hdr, argp, sizeof(hdr)))
+		return -EFAULT;
+	if (hdr.padding)
+		return -EINVAL;
+	if (hdr.nregions > dev->max_regions)
+		return -E2BIG;
+	mem = kvzalloc(struct_size(mem, r, hdr.nregions), GFP_KERNEL_ACCOUNT);
+	if (!mem)
+		return -ENOMEM;
+	mem->nr = hdr.nregions;
+
+	uregions = argp + offsetof(struct vhost_memory, regions);
+	for (i = 0; i < hdr.nregions; i++) {
+		struct vhost_memory_region ur;
+		struct vnvme_region *r = &mem->r[i];
+
+		if (copy_from_user(&ur, uregions + i, sizeof(ur))) {
+			ret = -EFAULT;
+			goto out_free;
+		}
+		if (ur.flags_padding || !ur.memory_size ||
+		    !vnvme_aligned(ur.guest_phys_addr) ||
+		    !vnvme_aligned(ur.memory_size) ||
+		    !vnvme_aligned(ur.userspace_addr) ||
+		    ur.guest_phys_addr + ur.memory_size - 1 < ur.guest_phys_addr ||
+		    ur.userspace_addr + ur.memory_size - 1 < ur.userspace_addr) {
+			ret = -EINVAL;
+			goto out_free;
+		}
+		if (!access_ok(u64_to_user_ptr(ur.userspace_addr),
+			       ur.memory_size)) {
+			ret = -EFAULT;
+			goto out_free;
+		}
+		r->gpa = ur.guest_phys_addr;
+		r->size = ur.memory_size;
+		r->uaddr = ur.userspace_addr;
+	}
+	sort(mem->r, mem->nr, sizeof(mem->r[0]), vnvme_region_sort_cmp, NULL);
+	for (i = 1; i < mem->nr; i++) {
+		if (mem->r[i].gpa - mem->r[i - 1].gpa < mem->r[i - 1].size) {
+			ret = -EINVAL;
+			goto out_free;
+		}
+	}
+
+	mutex_lock(&dev->io_mutex);
+	ret = vnvme_remap(dev, mem, false);
+	if (ret) {
+		mutex_unlock(&dev->io_mutex);
+		goto out_free;
+	}
+	vnvme_remap(dev, mem, true);
+	old = dev->mem;
+	dev->mem = mem;
+	mutex_unlock(&dev->io_mutex);
+	kvfree(old);
+	return 0;
+
+out_free:
+	kvfree(mem);
+	return ret;
+}
+
+static long vnvme_set_doorbells(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_doorbells arg;
+	__le32 __user *dbs, *eis = NULL;
+	unsigned int qid;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+
+	mutex_lock(&dev->io_mutex);
+	switch (arg.mode) {
+	case VHOST_NVME_DB_VMM:
+		if (arg.ei_addr || !vnvme_aligned(arg.db_addr))
+			goto out_inval;
+		dbs = u64_to_user_ptr(arg.db_addr);
+		if (!access_ok(dbs, VNVME_PAGE_SIZE)) {
+			mutex_unlock(&dev->io_mutex);
+			return -EFAULT;
+		}
+		break;
+	case VHOST_NVME_DB_SHADOW:
+		if (!(dev->features & VHOST_NVME_F_SHADOW_DB)) {
+			mutex_unlock(&dev->io_mutex);
+			return -EOPNOTSUPP;
+		}
+		if (!vnvme_aligned(arg.db_addr) || !vnvme_aligned(arg.ei_addr))
+			goto out_inval;
+		dbs = vnvme_gpa_to_uaddr(dev->mem, arg.db_addr, VNVME_PAGE_SIZE);
+		eis = vnvme_gpa_to_uaddr(dev->mem, arg.ei_addr, VNVME_PAGE_SIZE);
+		if (!dbs || !eis) {
+			mutex_unlock(&dev->io_mutex);
+			return -EFAULT;
+		}
+		/* The guest's shadow starts from the current values. */
+		for (qid = 1; qid <= dev->max_qid; qid++) {
+			if (dev->sq[qid] &&
+			    put_user(cpu_to_le32(dev->sq[qid]->tail),
+				     dbs + 2 * qid))
+				goto out_fault;
+			if (dev->cq[qid] &&
+			    put_user(cpu_to_le32(dev->cq[qid]->head),
+				     dbs + 2 * qid + 1))
+				goto out_fault;
+		}
+		break;
+	default:
+		goto out_inval;
+	}
+	dev->db_mode = arg.mode;
+	dev->db_gpa = arg.db_addr;
+	dev->ei_gpa = arg.ei_addr;
+	dev->dbs = dbs;
+	dev->eis = eis;
+	mutex_unlock(&dev->io_mutex);
+	vnvme_wake(dev);
+	return 0;
+
+out_fault:
+	mutex_unlock(&dev->io_mutex);
+	return -EFAULT;
+out_inval:
+	mutex_unlock(&dev->io_mutex);
+	return -EINVAL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Features, quiesce */
+
+static bool vnvme_has_queues(struct vnvme_dev *dev)
+{
+	unsigned int qid;
+
+	for (qid = 1; qid <= dev->max_qid; qid++)
+		if (dev->sq[qid] || dev->cq[qid])
+			return true;
+	return false;
+}
+
+static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
+{
+	long ret = 0;
+
+	if (features & ~VHOST_NVME_F_ALL)
+		return -EOPNOTSUPP;
+	mutex_lock(&dev->io_mutex);
+	if (features != dev->features && vnvme_has_queues(dev))
+		ret = -EBUSY;
+	else if (!(features & VHOST_NVME_F_SHADOW_DB) &&
+		 dev->db_mode == VHOST_NVME_DB_SHADOW)
+		ret = -EBUSY;
+	else
+		dev->features = features;
+	mutex_unlock(&dev->io_mutex);
+	return ret;
+}
+
+static long vnvme_set_features_ioctl(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_features arg;
+	long ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	ret = vnvme_set_features(dev, arg.features);
+	if (ret)
+		return ret;
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;
+	return 0;
+}
+
+static void vnvme_quiesce(struct vnvme_dev *dev)
+{
+	mutex_lock(&dev->io_mutex);
+	dev->quiesced = true;
+	mutex_unlock(&dev->io_mutex);
+	wait_event(dev->wq, !READ_ONCE(dev->inflight));
+}
+
+static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
+				bool quiesce)
+{
+	struct vhost_nvme_quiesce arg;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (quiesce) {
+		vnvme_quiesce(dev);
+	} else {
+		mutex_lock(&dev->io_mutex);
+		dev->quiesced = false;
+		mutex_unlock(&dev->io_mutex);
+		vnvme_wake(dev);
+	}
+	return 0;
+}
+
+static long vnvme_get_info(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_info info = {
+		.abi_version = VHOST_NVME_ABI_VERSION,
+		.max_qid = dev->max_qid,
+		.max_qsize = VNVME_MAX_QSIZE,
+		.max_nsid = VNVME_MAX_NSID,
+		.mdts = VNVME_MDTS,
+		.max_mem_regions = dev->max_regions,
+		.features = VHOST_NVME_F_ALL,
+	};
+
+	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Ownership and teardown */
+
+static long vnvme_set_owner(struct vnvme_dev *dev)
+{
+	struct task_struct *worker;
+	struct mm_struct *mm;
+	long ret;
+
+	if (dev->mm)
+		return -EBUSY;
+	mm = get_task_mm(current);
+	if (!mm)
+		return -EINVAL;
+	/* The worker wakes on kicks and completions from now on. */
+	worker = kthread_create(vnvme_worker, dev, "vhost-nvme-%d",
+				current->pid);
+	if (IS_ERR(worker)) {
+		ret = PTR_ERR(worker);
+		goto out_mmput;
+	}
+	/* Charge the worker's work to the owner's cgroups. */
+	ret = cgroup_attach_task_all(current, worker);
+	if (ret)
+		goto out_stop;
+	dev->mm = mm;
+	dev->worker = worker;
+	wake_up_process(worker);
+	return 0;
+
+out_stop:
+	kthread_stop(worker);
+out_mmput:
+	mmput(mm);
+	return ret;
+}
+
+/*
+ * Stop all I/O and free everything the owner set up; the device is then as
+ * after open().  Caller holds dev->mutex.
+ */
+static void vnvme_reset(struct vnvme_dev *dev)
+{
+	struct vnvme_memtable *mem;
+	unsigned int i;
+
+	if (!dev->mm)
+		return;
+	vnvme_quiesce(dev);
+	for (i = 1; i <= dev->max_qid; i++)
+		if (dev->sq[i])
+			vnvme_sq_destroy(dev, dev->sq[i]);
+	for (i = 1; i <= dev->max_qid; i++) {
+		if (dev->cq[i]) {
+			vnvme_cq_free(dev->cq[i]);
+			dev->cq[i] = NULL;
+		}
+	}
+	for (i = 1; i <= VNVME_MAX_NSID; i++) {
+		if (dev->ns[i]) {
+			vnvme_ns_free(dev->ns[i]);
+			dev->ns[i] = NULL;
+		}
+	}
+	/*
+	 * No kick can wake the worker any more, and once the completers that
+	 * posted the last commands have left vnvme_cmd_done() (an RCU read
+	 * side section), nothing else can.
+	 */
+	synchronize_rcu();
+	kthread_stop(dev->worker);
+	dev->worker = NULL;
+	mmput(dev->mm);
+	dev->mm = NULL;
+
+	mem = kvzalloc(struct_size(mem, r, 0), GFP_KERNEL | __GFP_NOFAIL);
+	kvfree(dev->mem);
+	dev->mem = mem;
+	dev->features = 0;
+	dev->db_mode = 0;
+	dev->db_gpa = 0;
+	dev->ei_gpa = 0;
+	dev->dbs = NULL;
+	dev->eis = NULL;
+	dev->quiesced = false;
+	dev->rr = 0;
+	dev->flags = 0;
+}
+
+static int vnvme_open(struct inode *inode, struct file *f)
+{
+	struct vnvme_dev *dev;
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
+	if (!dev)
+		return -ENOMEM;
+	mutex_init(&dev->mutex);
+	mutex_init(&dev->io_mutex);
+	init_llist_head(&dev->done);
+	init_waitqueue_head(&dev->wq);
+	dev->max_qid = READ_ONCE(max_io_queues);
+	dev->max_regions = READ_ONCE(max_mem_regions);
+	dev->sq = kcalloc(dev->max_qid + 1, sizeof(*dev->sq),
+			  GFP_KERNEL_ACCOUNT);
+	dev->cq = kcalloc(dev->max_qid + 1, sizeof(*dev->cq),
+			  GFP_KERNEL_ACCOUNT);
+	dev->mem = kvzalloc(struct_size(dev->mem, r, 0), GFP_KERNEL_ACCOUNT);
+	dev->scratch = kmalloc(2 * VNVME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!dev->sq || !dev->cq || !dev->mem || !dev->scratch)
+		goto out_free;
+	f->private_data = dev;
+	return 0;
+
+out_free:
+	kfree(dev->scratch);
+	kvfree(dev->mem);
+	kfree(dev->cq);
+	kfree(dev->sq);
+	kfree(dev);
+	return -ENOMEM;
+}
+
+static int vnvme_release(struct inode *inode, struct file *f)
+{
+	struct vnvme_dev *dev = f->private_data;
+
+	mutex_lock(&dev->mutex);
+	vnvme_reset(dev);
+	mutex_unlock(&dev->mutex);
+	kfree(dev->scratch);
+	kvfree(dev->mem);
+	kfree(dev->cq);
+	kfree(dev->sq);
+	kfree(dev);
+	return 0;
+}
+
+static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
+{
+	struct vnvme_dev *dev = f->private_data;
+	void __user *argp = (void __user *)arg;
+	u64 features;
+	long ret;
+
+	/* Queries that need no owner. */
+	switch (ioctl) {
+	case VHOST_NVME_GET_INFO:
+		return vnvme_get_info(dev, argp);
+	case VHOST_GET_FEATURES:
+		features = VHOST_NVME_F_ALL;
+		return copy_to_user(argp, &features, sizeof(features)) ?
+		       -EFAULT : 0;
+	}
+
+	mutex_lock(&dev->mutex);
+	if (ioctl == VHOST_SET_OWNER) {
+		ret = vnvme_set_owner(dev);
+		goto out_unlock;
+	}
+	if (!dev->mm || dev->mm != current->mm) {
+		ret = -EPERM;
+		goto out_unlock;
+	}
+
+	switch (ioctl) {
+	case VHOST_RESET_OWNER:
+		vnvme_reset(dev);
+		ret = 0;
+		break;
+	case VHOST_SET_FEATURES:
+		if (copy_from_user(&features, argp, sizeof(features)))
+			ret = -EFAULT;
+		else
+			ret = vnvme_set_features(dev, features);
+		break;
+	case VHOST_SET_MEM_TABLE:
+		ret = vnvme_set_mem_table(dev, argp);
+		break;
+	case VHOST_NVME_SET_FEATURES:
+		ret = vnvme_set_features_ioctl(dev, argp);
+		break;
+	case VHOST_NVME_ATTACH_NS:
+		ret = vnvme_attach_ns(dev, argp);
+		break;
+	case VHOST_NVME_DETACH_NS:
+		ret = vnvme_detach_ns(dev, argp);
+		break;
+	case VHOST_NVME_CREATE_CQ:
+		ret = vnvme_create_cq(dev, argp);
+		break;
+	case VHOST_NVME_CREATE_SQ:
+		ret = vnvme_create_sq(dev, argp);
+		break;
+	case VHOST_NVME_DELETE_SQ:
+		ret = vnvme_delete_sq(dev, argp);
+		break;
+	case VHOST_NVME_DELETE_CQ:
+		ret = vnvme_delete_cq(dev, argp);
+		break;
+	case VHOST_NVME_SET_DOORBELLS:
+		ret = vnvme_set_doorbells(dev, argp);
+		break;
+	case VHOST_NVME_GET_QUEUE_STATE:
+		ret = vnvme_queue_state(dev, argp);
+		break;
+	case VHOST_NVME_QUIESCE:
+		ret = vnvme_quiesce_ioctl(dev, argp, true);
+		break;
+	case VHOST_NVME_RESUME:
+		ret = vnvme_quiesce_ioctl(dev, argp, false);
+		break;
+	default:
+		ret = -ENOTTY;
+		break;
+	}
+out_unlock:
+	mutex_unlock(&dev->mutex);
+	return ret;
+}
+
+static const struct file_operations vnvme_fops = {
+	.owner		= THIS_MODULE,
+	.open		= vnvme_open,
+	.release	= vnvme_release,
+	.unlocked_ioctl	= vnvme_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= noop_llseek,
+};
+
+static struct miscdevice vnvme_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "vhost-nvme",
+	.fops	= &vnvme_fops,
+};
+
+static int __init vnvme_init(void)
+{
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_info) != 64);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_features) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_ns) != 56);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_nsid) != 16);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_cq) != 56);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_sq) != 56);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_qid) != 16);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_doorbells) != 56);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_queue_state) != 72);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_quiesce) != 16);
+	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
+	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);
+	return misc_register(&vnvme_misc);
+}
+
+static void __exit vnvme_exit(void)
+{
+	misc_deregister(&vnvme_misc);
+}
+
+module_init(vnvme_init);
+module_exit(vnvme_exit);
+
+MODULE_DESCRIPTION("vhost-nvme: in-kernel NVMe I/O queues for virtual machines");
+MODULE_LICENSE("GPL");
+MODULE_ALIAS("devname:vhost-nvme");

@@ -1,0 +1,1070 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-nvme data plane: the worker thread, command fetch and decode,
+ * zero-copy submission to the backend, and completion posting.
+ */
+#include <linux/kernel.h>
+#include <linux/kthread.h>
+#include <linux/sched/mm.h>
+#include <linux/mm.h>
+#include <linux/uaccess.h>
+#include <linux/blkdev.h>
+#include <linux/falloc.h>
+#include <linux/file.h>
+#include <linux/uio.h>
+#include <linux/bsearch.h>
+
+#include "vnvme.h"
+
+/* Commands fetched from one SQ before moving to the next. */
+#define VNVME_SQ_BURST		32
+/* Commands fetched in one pass before the worker yields. */
+#define VNVME_PASS_WEIGHT	256
+
+#define vnvme_guest_err(fmt, ...) pr_debug_ratelimited(fmt, ##__VA_ARGS__)
+
+/* ---------------------------------------------------------------------- */
+/* Memory table */
+
+static int vnvme_region_cmp(const void *key, const void *elt)
+{
+	u64 gpa = *(const u64 *)key;
+	const struct vnvme_region *r = elt;
+
+	if (gpa < r->gpa)
+		return -1;
+	if (gpa - r->gpa >= r->size)
+		return 1;
+	return 0;
+}
+
+static const struct vnvme_region *
+vnvme_find_region(const struct vnvme_memtable *mem, u64 gpa)
+{
+	return bsearch(&gpa, mem->r, mem->nr, sizeof(mem->r[0]),
+		       vnvme_region_cmp);
+}
+
+/**
+ * vnvme_gpa_to_uaddr - translate a guest range inside one region
+ * @mem: memory table
+ * @gpa: guest address
+ * @len: length, not zero
+ *
+ * Return: the address in the owner's address space, or NULL if
+ * [@gpa, @gpa + @len) is not inside one region.
+ */
+void __user *vnvme_gpa_to_uaddr(const struct vnvme_memtable *mem, u64 gpa,
+				u64 len)
+{
+	const struct vnvme_region *r = vnvme_find_region(mem, gpa);
+
+	if (!r || len > r->size - (gpa - r->gpa))
+		return NULL;
+	return u64_to_user_ptr(r->uaddr + (gpa - r->gpa));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Data mapping: pin guest pages into the command's bvecs */
+
+static u16 vnvme_map_flush_run(struct vnvme_map *m)
+{
+	struct vnvme_cmd *cmd = m->cmd;
+	u64 start = m->run_uaddr & PAGE_MASK;
+	u64 end = m->run_uaddr + m->run_len;
+	unsigned int npages = DIV_ROUND_UP(end - start, PAGE_SIZE);
+	unsigned int off = offset_in_page(m->run_uaddr);
+	u32 left = m->run_len;
+	struct page **pages;
+	unsigned int i;
+	int ret;
+
+	if (!m->run_len)
+		return 0;
+	m->run_len = 0;
+	if (cmd->nr_bvecs + npages > VNVME_MAX_BVECS)
+		return NVME_SC_SGL_INVALID_COUNT | NVME_SC_DNR;
+
+	pages = cmd->pages + cmd->nr_pages;
+	ret = pin_user_pages_fast(start, npages, m->write ? FOLL_WRITE : 0,
+				  pages);
+	if (ret < 0)
+		ret = 0;
+	cmd->nr_pages += ret;
+	if (ret < npages) {
+		vnvme_guest_err("vhost-nvme: cannot pin guest memory\n");
+		return NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
+	}
+	for (i = 0; i < npages; i++) {
+		struct bio_vec *bv = &cmd->bvecs[cmd->nr_bvecs++];
+		u32 chunk = min_t(u32, left, PAGE_SIZE - off);
+
+		bv->bv_page = pages[i];
+		bv->bv_offset = off;
+		bv->bv_len = chunk;
+		left -= chunk;
+		off = 0;
+	}
+	return 0;
+}
+
+/**
+ * vnvme_map_add - add a guest data range to the command being mapped
+ * @m: mapping state
+ * @gpa: guest address
+ * @len: bytes, not zero
+ *
+ * Ranges contiguous in the owner's address space are merged and pinned
+ * together.  In copy mode the data is copied into @m->copy instead.
+ *
+ * Return: 0 or an NVMe status.
+ */
+u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len)
+{
+	const struct vnvme_memtable *mem = m->dev->mem;
+
+	while (len) {
+		const struct vnvme_region *r = vnvme_find_region(mem, gpa);
+		u64 uaddr;
+		u32 chunk;
+		u16 status;
+
+		if (!r) {
+			vnvme_guest_err("vhost-nvme: data at %#llx not in memory table\n",
+					gpa);
+			return NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
+		}
+		chunk = min_t(u64, len, r->size - (gpa - r->gpa));
+		uaddr = r->uaddr + (gpa - r->gpa);
+
+		if (m->copy) {
+			if (copy_from_user(m->copy + m->copied,
+					   u64_to_user_ptr(uaddr), chunk))
+				return NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
+			m->copied += chunk;
+		} else if (m->run_len && m->run_uaddr + m->run_len == uaddr) {
+			m->run_len += chunk;
+		} else {
+			status = vnvme_map_flush_run(m);
+			if (status)
+				return status;
+			m->run_uaddr = uaddr;
+			m->run_len = chunk;
+		}
+		m->len += chunk;
+		gpa += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+/**
+ * vnvme_map_read - read a PRP list page or SGL segment from the guest
+ * @m: mapping state
+ * @gpa: guest address
+ * @buf: destination
+ * @len: bytes, not zero, at most a page
+ *
+ * Return: 0 or an NVMe status.
+ */
+u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len)
+{
+	void __user *p = vnvme_gpa_to_uaddr(m->dev->mem, gpa, len);
+
+	if (!p || copy_from_user(buf, p, len)) {
+		vnvme_guest_err("vhost-nvme: list at %#llx not readable\n", gpa);
+		return NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
+	}
+	return 0;
+}
+
+static void vnvme_release_data(struct vnvme_cmd *cmd)
+{
+	if (cmd->nr_pages) {
+		if (cmd->flags & VNVME_CMD_DIRTY)
+			unpin_user_pages_dirty_lock(cmd->pages, cmd->nr_pages,
+						    true);
+		else
+			unpin_user_pages(cmd->pages, cmd->nr_pages);
+	}
+	cmd->nr_pages = 0;
+	cmd->nr_bvecs = 0;
+	if (cmd->flags & VNVME_CMD_BIO)
+		bio_uninit(&cmd->bio);
+	cmd->flags &= ~(VNVME_CMD_BIO | VNVME_CMD_DIRTY);
+}
+
+/*
+ * Map the data pointer of @cmd for @len bytes.  With @copy, the data is
+ * copied there (DSM ranges) rather than pinned.
+ */
+static u16 vnvme_map_data(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			  u32 len, bool write, void *copy)
+{
+	struct nvme_common_command *c = &cmd->sqe.common;
+	struct vnvme_map m = {
+		.dev = dev,
+		.cmd = cmd,
+		.write = write,
+		.copy = copy,
+	};
+	u16 status;
+
+	switch (c->flags & NVME_CMD_SGL_ALL) {
+	case 0:
+		status = vnvme_walk_prp(&m, le64_to_cpu(c->dptr.prp1),
+					le64_to_cpu(c->dptr.prp2), len,
+					dev->scratch);
+		break;
+	case NVME_CMD_SGL_METABUF:
+		/* checked by vnvme_check_flags(): SGL was negotiated */
+		status = vnvme_walk_sgl(&m, &c->dptr.sgl, len, dev->scratch);
+		break;
+	default:
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	}
+	if (!status && !copy)
+		status = vnvme_map_flush_run(&m);
+	if (status)
+		return status;
+	if (write)
+		cmd->flags |= VNVME_CMD_DIRTY;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Completion */
+
+static u16 vnvme_blk_status(blk_status_t sts, u8 opcode)
+{
+	switch (sts) {
+	case BLK_STS_OK:
+		return NVME_SC_SUCCESS;
+	case BLK_STS_NOSPC:
+		return NVME_SC_CAP_EXCEEDED | NVME_SC_DNR;
+	case BLK_STS_TARGET:
+		return NVME_SC_LBA_RANGE | NVME_SC_DNR;
+	case BLK_STS_NOTSUPP:
+		return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
+	case BLK_STS_MEDIUM:
+		return NVME_SC_ACCESS_DENIED;
+	default:
+		if (opcode == nvme_cmd_read)
+			return NVME_SC_READ_ERROR;
+		if (opcode == nvme_cmd_write)
+			return NVME_SC_WRITE_FAULT;
+		return NVME_SC_INTERNAL;
+	}
+}
+
+/*
+ * Any context: hand a finished command back to the worker.  Once it is on
+ * the list the worker may post it and teardown may proceed: the RCU read
+ * side section keeps @dev alive until vnvme_wake() returns (see
+ * vnvme_reset()).
+ */
+static void vnvme_cmd_done(struct vnvme_cmd *cmd)
+{
+	struct vnvme_dev *dev = cmd->sq->dev;
+
+	rcu_read_lock();
+	llist_add(&cmd->lnode, &dev->done);
+	vnvme_wake(dev);
+	rcu_read_unlock();
+}
+
+static void vnvme_bio_end(struct bio *bio)
+{
+	struct vnvme_cmd *cmd = bio->bi_private;
+
+	cmd->status = vnvme_blk_status(bio->bi_status, cmd->sqe.common.opcode);
+	vnvme_cmd_done(cmd);
+}
+
+/* End of a bio chain allocated by the block layer helpers. */
+static void vnvme_bio_end_put(struct bio *bio)
+{
+	struct vnvme_cmd *cmd = bio->bi_private;
+
+	if (bio->bi_status)
+		cmd->status = vnvme_blk_status(bio->bi_status,
+					       cmd->sqe.common.opcode);
+	bio_put(bio);
+	vnvme_cmd_done(cmd);
+}
+
+static void vnvme_post_cqe(struct vnvme_sq *sq, struct vnvme_cmd *cmd,
+			   u16 status)
+{
+	struct vnvme_cq *cq = sq->cq;
+	struct {
+		u16 command_id;	/* echoed as the guest wrote it */
+		__le16 status;
+	} dw3;
+	__le32 cqe[3];
+	void __user *p;
+	u32 last;
+
+	if (cq->broken)
+		return;
+	cqe[0] = 0;	/* command specific result */
+	cqe[1] = 0;
+	cqe[2] = cpu_to_le32(sq->head | (u32)sq->qid << 16);
+	dw3.command_id = cmd->sqe.common.command_id;
+	dw3.status = cpu_to_le16(status << 1 | cq->phase);
+	memcpy(&last, &dw3, sizeof(last));
+	p = cq->ring + (size_t)cq->tail * VNVME_CQE_SIZE;
+	if (copy_to_user(p, cqe, sizeof(cqe)))
+		goto fault;
+	/* The phase tag goes last; pairs with the guest's read barrier. */
+	smp_wmb();
+	if (put_user(last, (u32 __user *)(p + sizeof(cqe))))
+		goto fault;
+	if (++cq->tail == cq->size) {
+		cq->tail = 0;
+		cq->phase ^= 1;
+	}
+	cq->posted++;
+	cq->need_irq = true;
+	return;
+fault:
+	vnvme_guest_err("vhost-nvme: CQ %u not writable\n", cq->qid);
+	cq->broken = true;
+}
+
+/* Worker: post @cmd's completion and free its slot. */
+static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			 u16 status)
+{
+	struct vnvme_sq *sq = cmd->sq;
+
+	vnvme_release_data(cmd);
+	if (cmd->ns) {
+		vnvme_ns_put(cmd->ns);
+		cmd->ns = NULL;
+	}
+	vnvme_post_cqe(sq, cmd, status);
+	if (status)
+		sq->errors++;
+	sq->cq->reserved--;
+	cmd->next_free = sq->free;
+	sq->free = cmd - sq->cmds;
+	sq->inflight--;
+	dev->inflight--;
+	if (!sq->inflight)
+		wake_up_all(&dev->wq);
+}
+
+static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd);
+
+/* Worker: post everything the backend finished. */
+static void vnvme_reap(struct vnvme_dev *dev)
+{
+	struct llist_node *list = llist_del_all(&dev->done);
+	struct vnvme_cmd *cmd, *tmp;
+
+	list = llist_reverse_order(list);
+	llist_for_each_entry_safe(cmd, tmp, list, lnode) {
+		if (!cmd->status && (cmd->flags & VNVME_CMD_FLUSH_AFTER)) {
+			/* FUA on a backend path without it: flush now. */
+			cmd->flags &= ~VNVME_CMD_FLUSH_AFTER;
+			vnvme_release_data(cmd);
+			vnvme_submit_flush(dev, cmd);
+			continue;
+		}
+		vnvme_finish(dev, cmd, cmd->status);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Backend submission */
+
+static int vnvme_errno_status(int err, u8 opcode)
+{
+	switch (err) {
+	case 0:
+		return NVME_SC_SUCCESS;
+	case -ENOSPC:
+		return NVME_SC_CAP_EXCEEDED | NVME_SC_DNR;
+	case -EOPNOTSUPP:
+		return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
+	case -EFAULT:
+		return NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
+	default:
+		return vnvme_blk_status(BLK_STS_IOERR, opcode);
+	}
+}
+
+static void vnvme_file_flush_work(struct work_struct *work)
+{
+	struct vnvme_cmd *cmd = container_of(work, struct vnvme_cmd, work);
+
+	cmd->status = vnvme_errno_status(vfs_fsync(cmd->ns->file, 0),
+					 nvme_cmd_flush);
+	vnvme_cmd_done(cmd);
+}
+
+static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	struct vnvme_ns *ns = cmd->ns;
+
+	cmd->status = 0;
+	if (!ns->bdev) {
+		INIT_WORK(&cmd->work, vnvme_file_flush_work);
+		queue_work(system_unbound_wq, &cmd->work);
+		return;
+	}
+	bio_init(&cmd->bio, ns->bdev, NULL, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	cmd->flags |= VNVME_CMD_BIO;
+	cmd->bio.bi_private = cmd;
+	cmd->bio.bi_end_io = vnvme_bio_end;
+	submit_bio(&cmd->bio);
+}
+
+static void vnvme_kiocb_end(struct kiocb *iocb, long ret)
+{
+	struct vnvme_cmd *cmd = container_of(iocb, struct vnvme_cmd, iocb);
+	u32 len = le16_to_cpu(cmd->sqe.rw.length) + 1;
+
+	len <<= cmd->ns->lba_shift;
+	if (ret == len)
+		cmd->status = 0;
+	else
+		cmd->status = vnvme_errno_status(ret < 0 ? ret : -EIO,
+						 cmd->sqe.common.opcode);
+	vnvme_cmd_done(cmd);
+}
+
+static void vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
+			    bool write, bool fua)
+{
+	struct vnvme_ns *ns = cmd->ns;
+	struct iov_iter iter;
+	ssize_t ret;
+
+	if (ns->bdev) {
+		blk_opf_t opf = write ? REQ_OP_WRITE | REQ_SYNC | REQ_IDLE :
+					REQ_OP_READ;
+
+		if (fua)
+			opf |= REQ_FUA;
+		bio_init(&cmd->bio, ns->bdev, cmd->bvecs, VNVME_MAX_BVECS, opf);
+		cmd->flags |= VNVME_CMD_BIO;
+		cmd->bio.bi_vcnt = cmd->nr_bvecs;
+		cmd->bio.bi_iter.bi_size = len;
+		cmd->bio.bi_iter.bi_sector = slba << (ns->lba_shift - SECTOR_SHIFT);
+		cmd->bio.bi_private = cmd;
+		cmd->bio.bi_end_io = vnvme_bio_end;
+		submit_bio(&cmd->bio);
+		return;
+	}
+
+	init_sync_kiocb(&cmd->iocb, ns->file);
+	cmd->iocb.ki_pos = slba << ns->lba_shift;
+	cmd->iocb.ki_complete = vnvme_kiocb_end;
+	if (fua)
+		cmd->iocb.ki_flags |= IOCB_DSYNC;
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, cmd->bvecs,
+		      cmd->nr_bvecs, len);
+	if (write)
+		ret = call_write_iter(ns->file, &cmd->iocb, &iter);
+	else
+		ret = call_read_iter(ns->file, &cmd->iocb, &iter);
+	if (ret != -EIOCBQUEUED)
+		vnvme_kiocb_end(&cmd->iocb, ret);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Command decoding */
+
+static u16 vnvme_get_ns(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	u32 nsid = le32_to_cpu(cmd->sqe.common.nsid);
+	struct vnvme_ns *ns;
+
+	if (!nsid || nsid > VNVME_MAX_NSID)
+		return NVME_SC_INVALID_NS | NVME_SC_DNR;
+	ns = dev->ns[nsid];
+	if (!ns)
+		return NVME_SC_INVALID_NS | NVME_SC_DNR;
+	kref_get(&ns->ref);
+	cmd->ns = ns;
+	return 0;
+}
+
+static u16 vnvme_check_range(struct vnvme_ns *ns, u64 slba, u64 nlb)
+{
+	if (slba + nlb < slba || slba + nlb > ns->nsze)
+		return NVME_SC_LBA_RANGE | NVME_SC_DNR;
+	return 0;
+}
+
+/* Control field (CDW12 bits 31:16) bits we accept for Read and Write. */
+#define VNVME_RW_CONTROL_OK	(NVME_RW_LR | NVME_RW_FUA | 0x3c00)
+
+static u16 vnvme_exec_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	struct nvme_rw_command *rw = &cmd->sqe.rw;
+	bool write = rw->opcode == nvme_cmd_write;
+	u16 control = le16_to_cpu(rw->control);
+	u64 slba = le64_to_cpu(rw->slba);
+	u32 nlb = le16_to_cpu(rw->length) + 1;
+	struct vnvme_ns *ns = cmd->ns;
+	u64 len = (u64)nlb << ns->lba_shift;
+	u16 status;
+
+	if (control & ~VNVME_RW_CONTROL_OK)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	status = vnvme_check_range(ns, slba, nlb);
+	if (status)
+		return status;
+	if (len > VNVME_MAX_XFER)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	if (write && ns->read_only)
+		return NVME_SC_NS_WRITE_PROTECTED | NVME_SC_DNR;
+
+	status = vnvme_map_data(dev, cmd, len, !write, NULL);
+	if (status)
+		return status;
+	vnvme_submit_rw(cmd, slba, len, write, control & NVME_RW_FUA);
+	return VNVME_STATUS_ASYNC;
+}
+
+static void vnvme_file_zero_work(struct work_struct *work)
+{
+	struct vnvme_cmd *cmd = container_of(work, struct vnvme_cmd, work);
+	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
+	struct vnvme_ns *ns = cmd->ns;
+	loff_t off = le64_to_cpu(wz->slba) << ns->lba_shift;
+	loff_t len = (loff_t)(le16_to_cpu(wz->length) + 1) << ns->lba_shift;
+	int ret;
+
+	ret = vfs_fallocate(ns->file, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+			    off, len);
+	if (ret == -EOPNOTSUPP)
+		ret = vfs_fallocate(ns->file,
+				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    off, len);
+	if (!ret && (wz->control & cpu_to_le16(NVME_RW_FUA)))
+		ret = vfs_fsync_range(ns->file, off, off + len - 1, 1);
+	cmd->status = vnvme_errno_status(ret, nvme_cmd_write_zeroes);
+	vnvme_cmd_done(cmd);
+}
+
+/* Write Zeroes control bits accepted: LR, FUA, PRINFO, DEAC. */
+#define VNVME_WZ_CONTROL_OK	(NVME_RW_LR | NVME_RW_FUA | 0x3c00 | BIT(9))
+
+static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
+				   struct vnvme_cmd *cmd)
+{
+	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
+	u16 control = le16_to_cpu(wz->control);
+	u64 slba = le64_to_cpu(wz->slba);
+	u32 nlb = le16_to_cpu(wz->length) + 1;
+	struct vnvme_ns *ns = cmd->ns;
+	struct bio *bio = NULL;
+	unsigned int flags;
+	u16 status;
+	int ret;
+
+	if (control & ~VNVME_WZ_CONTROL_OK)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	status = vnvme_check_range(ns, slba, nlb);
+	if (status)
+		return status;
+	if (ns->read_only)
+		return NVME_SC_NS_WRITE_PROTECTED | NVME_SC_DNR;
+
+	cmd->status = 0;
+	if (!ns->bdev) {
+		INIT_WORK(&cmd->work, vnvme_file_zero_work);
+		queue_work(system_unbound_wq, &cmd->work);
+		return VNVME_STATUS_ASYNC;
+	}
+	/* Deallocate (DEAC) lets the device unmap; otherwise keep blocks. */
+	flags = (control & BIT(9)) ? 0 : BLKDEV_ZERO_NOUNMAP;
+	ret = __blkdev_issue_zeroout(ns->bdev,
+				     slba << (ns->lba_shift - SECTOR_SHIFT),
+				     (sector_t)nlb << (ns->lba_shift - SECTOR_SHIFT),
+				     GFP_KERNEL, &bio, flags);
+	if (control & NVME_RW_FUA)
+		cmd->flags |= VNVME_CMD_FLUSH_AFTER;
+	if (!bio)
+		return vnvme_errno_status(ret, nvme_cmd_write_zeroes);
+	bio->bi_private = cmd;
+	bio->bi_end_io = vnvme_bio_end_put;
+	if (ret) {
+		cmd->status = vnvme_errno_status(ret, nvme_cmd_write_zeroes);
+		bio_io_error(bio);
+	} else {
+		submit_bio(bio);
+	}
+	return VNVME_STATUS_ASYNC;
+}
+
+/* Deallocate on a regular file: punch holes, synchronously. */
+static u16 vnvme_file_discard(struct vnvme_ns *ns,
+			      const struct nvme_dsm_range *range,
+			      unsigned int nr)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < nr && !ret; i++) {
+		u32 nlb = le32_to_cpu(range[i].nlb);
+
+		if (!nlb)
+			continue;
+		ret = vfs_fallocate(ns->file,
+				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    le64_to_cpu(range[i].slba) << ns->lba_shift,
+				    (loff_t)nlb << ns->lba_shift);
+	}
+	/* Deallocation is advisory: a file that cannot punch holes is fine. */
+	if (ret == -EOPNOTSUPP)
+		ret = 0;
+	return vnvme_errno_status(ret, nvme_cmd_dsm);
+}
+
+static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	struct nvme_dsm_cmd *dsm = &cmd->sqe.dsm;
+	unsigned int i, nr = (le32_to_cpu(dsm->nr) & 0xff) + 1;
+	/* The first scratch page may hold SGL segments while mapping. */
+	struct nvme_dsm_range *range = dev->scratch + VNVME_PAGE_SIZE;
+	struct vnvme_ns *ns = cmd->ns;
+	struct bio *bio = NULL;
+	u16 status;
+	int ret = 0;
+
+	if (le32_to_cpu(dsm->nr) & ~0xffU)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	if (!(le32_to_cpu(dsm->attributes) & NVME_DSMGMT_AD))
+		return NVME_SC_SUCCESS;	/* hints only */
+	if (ns->read_only)
+		return NVME_SC_NS_WRITE_PROTECTED | NVME_SC_DNR;
+
+	status = vnvme_map_data(dev, cmd, nr * sizeof(*range), false, range);
+	if (status)
+		return status;
+	for (i = 0; i < nr; i++) {
+		status = vnvme_check_range(ns, le64_to_cpu(range[i].slba),
+					   le32_to_cpu(range[i].nlb));
+		if (status)
+			return status;
+	}
+
+	cmd->status = 0;
+	if (!ns->bdev)
+		return vnvme_file_discard(ns, range, nr);
+	if (!bdev_max_discard_sectors(ns->bdev))
+		return NVME_SC_SUCCESS;
+	for (i = 0; i < nr && !ret; i++) {
+		u32 nlb = le32_to_cpu(range[i].nlb);
+		u8 shift = ns->lba_shift - SECTOR_SHIFT;
+
+		if (!nlb)
+			continue;
+		ret = vnvme_issue_discard(ns->bdev,
+					  le64_to_cpu(range[i].slba) << shift,
+					  (sector_t)nlb << shift, &bio);
+	}
+	if (!bio)
+		return vnvme_errno_status(ret, nvme_cmd_dsm);
+	bio->bi_private = cmd;
+	bio->bi_end_io = vnvme_bio_end_put;
+	if (ret) {
+		cmd->status = vnvme_errno_status(ret, nvme_cmd_dsm);
+		bio_io_error(bio);
+	} else {
+		submit_bio(bio);
+	}
+	return VNVME_STATUS_ASYNC;
+}
+
+/* CDW0 flags: FUSE (bits 1:0) and reserved bits 5:2 must be zero. */
+static u16 vnvme_check_flags(struct vnvme_dev *dev, u8 flags)
+{
+	if (flags & 0x3f)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	switch (flags & NVME_CMD_SGL_ALL) {
+	case 0:
+		return 0;
+	case NVME_CMD_SGL_METABUF:
+		if (dev->features & VHOST_NVME_F_SGL)
+			return 0;
+		fallthrough;
+	default:
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	}
+}
+
+static u16 vnvme_exec(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	u8 opcode = cmd->sqe.common.opcode;
+	u16 status;
+
+	switch (opcode) {
+	case nvme_cmd_flush:
+	case nvme_cmd_write:
+	case nvme_cmd_read:
+		break;
+	case nvme_cmd_write_zeroes:
+		if (!(dev->features & VHOST_NVME_F_WRITE_ZEROES))
+			return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
+		break;
+	case nvme_cmd_dsm:
+		if (!(dev->features & VHOST_NVME_F_DSM))
+			return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
+		break;
+	default:
+		return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
+	}
+
+	status = vnvme_check_flags(dev, cmd->sqe.common.flags);
+	if (status)
+		return status;
+	status = vnvme_get_ns(dev, cmd);
+	if (status)
+		return status;
+
+	switch (opcode) {
+	case nvme_cmd_flush:
+		vnvme_submit_flush(dev, cmd);
+		return VNVME_STATUS_ASYNC;
+	case nvme_cmd_write_zeroes:
+		return vnvme_exec_write_zeroes(dev, cmd);
+	case nvme_cmd_dsm:
+		return vnvme_exec_dsm(dev, cmd);
+	default:
+		return vnvme_exec_rw(dev, cmd);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Doorbells and queues */
+
+static bool vnvme_read_db(struct vnvme_dev *dev, unsigned int idx, u32 *val)
+{
+	__le32 v;
+
+	if (!dev->dbs || get_user(v, dev->dbs + idx))
+		return false;
+	*val = le32_to_cpu(v);
+	return true;
+}
+
+static void vnvme_write_ei(struct vnvme_dev *dev, unsigned int idx, u16 val)
+{
+	if (dev->eis && put_user(cpu_to_le32(val), dev->eis + idx))
+		vnvme_guest_err("vhost-nvme: EventIdx buffer not writable\n");
+}
+
+static void vnvme_sq_refresh(struct vnvme_dev *dev, struct vnvme_sq *sq)
+{
+	u32 tail;
+
+	if (!vnvme_read_db(dev, 2 * sq->qid, &tail))
+		return;
+	if (tail >= sq->size) {
+		if (tail != sq->tail)
+			sq->bad_db++;
+		return;
+	}
+	sq->tail = tail;
+	/* Read the entries only after the tail; pairs with the guest's wmb. */
+	smp_rmb();
+}
+
+static void vnvme_cq_refresh(struct vnvme_dev *dev, struct vnvme_cq *cq)
+{
+	u32 head, used, adv;
+
+	if (!vnvme_read_db(dev, 2 * cq->qid + 1, &head) || head == cq->head)
+		return;
+	used = (cq->tail - cq->head + cq->size) % cq->size;
+	adv = (head - cq->head + cq->size) % cq->size;
+	/* The guest cannot consume entries that were never posted. */
+	if (head >= cq->size || adv > used) {
+		cq->bad_db++;
+		return;
+	}
+	cq->head = head;
+}
+
+static unsigned int vnvme_cq_space(struct vnvme_cq *cq)
+{
+	unsigned int used = (cq->tail - cq->head + cq->size) % cq->size;
+
+	return cq->size - 1 - used - cq->reserved;
+}
+
+/* Reserve a CQ entry for a command about to be fetched. */
+static bool vnvme_cq_reserve(struct vnvme_dev *dev, struct vnvme_cq *cq)
+{
+	if (!vnvme_cq_space(cq)) {
+		vnvme_cq_refresh(dev, cq);
+		if (!vnvme_cq_space(cq) && dev->eis) {
+			/* Ask for a doorbell on the next head update. */
+			vnvme_write_ei(dev, 2 * cq->qid + 1, cq->head);
+			/* EventIdx store before head reload; see fetch_sq. */
+			smp_mb();
+			vnvme_cq_refresh(dev, cq);
+		}
+		if (!vnvme_cq_space(cq)) {
+			cq->full = true;
+			return false;
+		}
+	}
+	cq->full = false;
+	cq->reserved++;
+	return true;
+}
+
+/* Fetch and start up to @budget commands of @sq; returns how many. */
+static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
+				   unsigned int budget, bool *more)
+{
+	struct vnvme_cq *cq = sq->cq;
+	unsigned int n = 0;
+
+	if (sq->deleting || sq->broken || cq->broken)
+		return 0;
+	vnvme_sq_refresh(dev, sq);
+	for (;;) {
+		while (sq->head != sq->tail) {
+			struct vnvme_cmd *cmd;
+			u16 status;
+
+			if (n == budget) {
+				*more = true;
+				return n;
+			}
+			if (sq->free < 0 || !vnvme_cq_reserve(dev, cq))
+				return n;
+			cmd = &sq->cmds[sq->free];
+			if (copy_from_user(&cmd->sqe, sq->ring + (size_t)sq->head *
+					   VNVME_SQE_SIZE, sizeof(cmd->sqe))) {
+				vnvme_guest_err("vhost-nvme: SQ %u not readable\n",
+						sq->qid);
+				cq->reserved--;
+				sq->broken = true;
+				return n;
+			}
+			sq->free = cmd->next_free;
+			sq->head = (sq->head + 1) % sq->size;
+			sq->inflight++;
+			dev->inflight++;
+			sq->fetched++;
+			n++;
+			cmd->flags = 0;
+			status = vnvme_exec(dev, cmd);
+			if (status != VNVME_STATUS_ASYNC)
+				vnvme_finish(dev, cmd, status);
+		}
+		if (!dev->eis)
+			break;
+		/*
+		 * Drained: the guest must ring the doorbell for the next entry.
+		 * The barrier orders the EventIdx store before the tail reload,
+		 * pairing with the guest's barrier between its shadow tail
+		 * store and its EventIdx load.
+		 */
+		vnvme_write_ei(dev, 2 * sq->qid, sq->head);
+		/* Pairs with the guest's mb in nvme_dbbuf_update_and_check_event(). */
+		smp_mb();
+		vnvme_sq_refresh(dev, sq);
+		if (sq->head == sq->tail)
+			break;
+	}
+	return n;
+}
+
+static bool vnvme_fetch_all(struct vnvme_dev *dev)
+{
+	unsigned int total = 0, i, qid;
+	bool more = false;
+
+	for (i = 0; i < dev->max_qid; i++) {
+		struct vnvme_sq *sq;
+
+		qid = (dev->rr + i) % dev->max_qid + 1;
+		sq = dev->sq[qid];
+		if (!sq)
+			continue;
+		total += vnvme_fetch_sq(dev, sq, VNVME_SQ_BURST, &more);
+		if (total >= VNVME_PASS_WEIGHT) {
+			dev->rr = qid % dev->max_qid;
+			return true;
+		}
+	}
+	return more;
+}
+
+static void vnvme_signal_cqs(struct vnvme_dev *dev)
+{
+	unsigned int qid;
+
+	for (qid = 1; qid <= dev->max_qid; qid++) {
+		struct vnvme_cq *cq = dev->cq[qid];
+
+		if (!cq || !cq->need_irq)
+			continue;
+		cq->need_irq = false;
+		if (cq->ien && cq->irq)
+			vnvme_eventfd_signal(cq->irq);
+	}
+}
+
+/* One pass of the worker; returns true if it should run again at once. */
+static bool vnvme_run(struct vnvme_dev *dev)
+{
+	struct blk_plug plug;
+	bool more = false;
+
+	mutex_lock(&dev->io_mutex);
+	vnvme_reap(dev);
+	if (!dev->quiesced && dev->dbs) {
+		blk_start_plug(&plug);
+		more = vnvme_fetch_all(dev);
+		blk_finish_plug(&plug);
+		vnvme_reap(dev);
+	}
+	vnvme_signal_cqs(dev);
+	mutex_unlock(&dev->io_mutex);
+	return more;
+}
+
+/**
+ * vnvme_wake - make the worker run a pass
+ * @dev: the device
+ *
+ * Any context.
+ */
+void vnvme_wake(struct vnvme_dev *dev)
+{
+	set_bit(VNVME_KICKED, &dev->flags);
+	wake_up_process(dev->worker);
+}
+
+/**
+ * vnvme_worker - the worker thread of a device
+ * @data: the device
+ *
+ * Runs in the owner's address space until kthread_stop().
+ *
+ * Return: 0
+ */
+int vnvme_worker(void *data)
+{
+	struct vnvme_dev *dev = data;
+
+	kthread_use_mm(dev->mm);
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop()) {
+			__set_current_state(TASK_RUNNING);
+			break;
+		}
+		if (!test_and_clear_bit(VNVME_KICKED, &dev->flags)) {
+			schedule();
+			continue;
+		}
+		__set_current_state(TASK_RUNNING);
+		if (vnvme_run(dev))
+			set_bit(VNVME_KICKED, &dev->flags);
+		cond_resched();
+	}
+	kthread_unuse_mm(dev->mm);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Kick eventfds */
+
+static int vnvme_kick_wakeup(wait_queue_entry_t *wait, unsigned int mode,
+			     int sync, void *key)
+{
+	struct vnvme_kick *kick = container_of(wait, struct vnvme_kick, wait);
+	u64 cnt;
+
+	if (!(key_to_poll(key) & EPOLLIN))
+		return 0;
+	/* Called with the eventfd's wait queue lock held. */
+	eventfd_ctx_do_read(kick->ctx, &cnt);
+	vnvme_wake(kick->dev);
+	return 0;
+}
+
+static void vnvme_kick_queue_proc(struct file *file, wait_queue_head_t *wqh,
+				  poll_table *pt)
+{
+	struct vnvme_kick *kick = container_of(pt, struct vnvme_kick, table);
+
+	kick->wqh = wqh;
+	add_wait_queue(wqh, &kick->wait);
+}
+
+/**
+ * vnvme_kick_init - prepare a kick that is not polled yet
+ * @kick: the kick
+ * @dev: the device whose worker it wakes
+ */
+void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_dev *dev)
+{
+	kick->dev = dev;
+	kick->wqh = NULL;
+	kick->file = NULL;
+	kick->ctx = NULL;
+	init_waitqueue_func_entry(&kick->wait, vnvme_kick_wakeup);
+	init_poll_funcptr(&kick->table, vnvme_kick_queue_proc);
+}
+
+/**
+ * vnvme_kick_start - start waking the worker on writes to an eventfd
+ * @kick: an initialised kick
+ * @fd: the eventfd
+ *
+ * Return: 0, -EBADF if @fd is not open, -EINVAL if it is not an eventfd.
+ */
+int vnvme_kick_start(struct vnvme_kick *kick, int fd)
+{
+	struct eventfd_ctx *ctx;
+	struct file *file;
+	__poll_t mask;
+
+	file = fget(fd);
+	if (!file)
+		return -EBADF;
+	ctx = eventfd_ctx_fileget(file);
+	if (IS_ERR(ctx)) {
+		fput(file);
+		return PTR_ERR(ctx);
+	}
+	kick->file = file;
+	kick->ctx = ctx;
+	mask = vfs_poll(file, &kick->table);
+	if (mask & EPOLLIN)
+		vnvme_wake(kick->dev);
+	return 0;
+}
+
+/**
+ * vnvme_kick_stop - stop polling and drop the eventfd
+ * @kick: the kick; may be initialised but never started
+ */
+void vnvme_kick_stop(struct vnvme_kick *kick)
+{
+	if (kick->wqh) {
+		remove_wait_queue(kick->wqh, &kick->wait);
+		kick->wqh = NULL;
+	}
+	if (kick->ctx) {
+		eventfd_ctx_put(kick->ctx);
+		kick->ctx = NULL;
+	}
+	if (kick->file) {
+		fput(kick->file);
+		kick->file = NULL;
+	}
+}

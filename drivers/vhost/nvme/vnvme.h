@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhost-nvme internal definitions.
+ *
+ * Locking (order: dev->mutex, then dev->io_mutex):
+ * - dev->mutex serializes the control ioctls, owner changes and release.
+ * - dev->io_mutex is held by the worker for a whole processing pass and by
+ *   every ioctl that changes what the worker reads: the memory table, the
+ *   namespace table, the queue tables, the doorbell buffers, the features
+ *   and the quiesce flag.  Everything marked "io_mutex" below is protected
+ *   by it.
+ * - Completed commands travel from bio/kiocb completion (any context) to the
+ *   worker over the lock-free llist dev->done; nothing else is touched in
+ *   completion context.
+ */
+#ifndef _VHOST_NVME_VNVME_H
+#define _VHOST_NVME_VNVME_H
+
+#include <linux/types.h>
+#include <linux/bits.h>
+#include <linux/bio.h>
+#include <linux/eventfd.h>
+#include <linux/kref.h>
+#include <linux/llist.h>
+#include <linux/mutex.h>
+#include <linux/nvme.h>
+#include <linux/poll.h>
+#include <linux/completion.h>
+#include <linux/workqueue.h>
+#include <linux/vhost_nvme.h>
+
+#include "compat.h"
+
+/* NVMe memory page size: CC.MPS = 0. */
+#define VNVME_PAGE_SHIFT	12
+#define VNVME_PAGE_SIZE		BIT(VNVME_PAGE_SHIFT)
+/* MDTS in VNVME_PAGE_SIZE units, as a power of two. */
+#define VNVME_MDTS		6
+#define VNVME_MAX_XFER		(VNVME_PAGE_SIZE << VNVME_MDTS)
+/* Pages one command may span: a page-aligned transfer plus one for the
+ * PRP1 offset, doubled for SGL data blocks that each straddle a page.
+ */
+#define VNVME_MAX_BVECS		(2 * (VNVME_MAX_XFER / PAGE_SIZE + 1))
+#define VNVME_MAX_QSIZE		1024
+#define VNVME_MAX_NSID		32
+#define VNVME_MAX_SGL_DESCS	256
+#define VNVME_SQE_SIZE		64
+#define VNVME_CQE_SIZE		16
+
+/* Returned by command handlers that submitted I/O: completion comes later. */
+#define VNVME_STATUS_ASYNC	0xffff
+
+struct vnvme_dev;
+
+/**
+ * struct vnvme_region - one memory table entry
+ * @gpa: guest physical start
+ * @size: bytes
+ * @uaddr: start in the owner's address space
+ */
+struct vnvme_region {
+	u64 gpa;
+	u64 size;
+	u64 uaddr;
+};
+
+/**
+ * struct vnvme_memtable - guest memory table, sorted by @gpa
+ * @nr: number of regions
+ * @r: the regions
+ */
+struct vnvme_memtable {
+	unsigned int nr;
+	struct vnvme_region r[];
+};
+
+/**
+ * struct vnvme_kick - an eventfd that wakes the worker
+ * @wait: our entry on the eventfd's wait queue
+ * @wqh: the eventfd's wait queue, NULL when not polled
+ * @table: poll table used to find @wqh
+ * @ctx: the eventfd
+ * @file: reference on the eventfd's file
+ * @dev: the device whose worker is woken
+ */
+struct vnvme_kick {
+	wait_queue_entry_t wait;
+	wait_queue_head_t *wqh;
+	poll_table table;
+	struct eventfd_ctx *ctx;
+	struct file *file;
+	struct vnvme_dev *dev;
+};
+
+/**
+ * struct vnvme_ns - an attached namespace
+ * @ref: one for the table, one per command in flight
+ * @released: completed when @ref drops to zero
+ * @file: the backend
+ * @bdev: the block device of @file, or NULL for a regular file
+ * @nsid: namespace identifier
+ * @lba_shift: log2 of the LBA size
+ * @read_only: writes fail with Namespace Write Protected
+ * @nsze: capacity in LBAs
+ */
+struct vnvme_ns {
+	struct kref ref;
+	struct completion released;
+	struct file *file;
+	struct block_device *bdev;
+	u32 nsid;
+	u8 lba_shift;
+	bool read_only;
+	u64 nsze;
+};
+
+#define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */
+#define VNVME_CMD_DIRTY		BIT(1)	/* device wrote the pages */
+#define VNVME_CMD_FLUSH_AFTER	BIT(2)	/* flush before completing (FUA) */
+
+/**
+ * struct vnvme_cmd - a command slot of a submission queue
+ * @lnode: on dev->done once the backend finished it
+ * @sq: the queue it was fetched from
+ * @ns: its namespace (holds a reference), or NULL
+ * @sqe: the submission queue entry, copied from the guest
+ * @status: NVMe status (without phase) once finished
+ * @flags: VNVME_CMD_*
+ * @nr_pages: pinned guest pages in @pages
+ * @nr_bvecs: entries used in @bvecs
+ * @pages: pinned guest pages
+ * @bvecs: the data, as segments of @pages
+ * @bio: inline bio for data and flush commands on a block device
+ * @iocb: kiocb for read and write on a regular file
+ * @work: synchronous file operations (flush, fallocate)
+ * @next_free: index of the next free slot
+ *
+ * Owned by the worker from fetch to submission and again from dev->done to
+ * posting; owned by the backend in between.
+ */
+struct vnvme_cmd {
+	struct llist_node lnode;
+	struct vnvme_sq *sq;
+	struct vnvme_ns *ns;
+	struct nvme_command sqe;
+	u16 status;
+	u8 flags;
+	unsigned int nr_pages;
+	unsigned int nr_bvecs;
+	struct page **pages;
+	struct bio_vec *bvecs;
+	struct bio bio;
+	struct kiocb iocb;
+	struct work_struct work;
+	int next_free;
+};
+
+/**
+ * struct vnvme_cq - an I/O completion queue (all fields: io_mutex)
+ * @qid: queue identifier
+ * @size: entries
+ * @head: last valid head read from the doorbell
+ * @tail: next entry to post
+ * @phase: phase tag of the next entry
+ * @ien: interrupts enabled
+ * @need_irq: entries were posted since the last signal
+ * @full: fetching is held back until the guest frees entries
+ * @broken: the ring became inaccessible: nothing more is posted
+ * @gpa: guest address of the ring
+ * @ring: the ring in the owner's address space
+ * @irq: eventfd signalled for interrupts, or NULL
+ * @kick: eventfd signalled on head doorbell writes (optional)
+ * @nr_sqs: submission queues posting here
+ * @reserved: commands fetched for this CQ but not yet posted
+ * @posted: entries posted
+ * @bad_db: invalid head doorbell values ignored
+ */
+struct vnvme_cq {
+	u16 qid;
+	u16 size;
+	u16 head;
+	u16 tail;
+	u8 phase;
+	bool ien;
+	bool need_irq;
+	bool full;
+	bool broken;
+	u64 gpa;
+	void __user *ring;
+	struct eventfd_ctx *irq;
+	struct vnvme_kick kick;
+	unsigned int nr_sqs;
+	unsigned int reserved;
+	u64 posted;
+	u64 bad_db;
+};
+
+/**
+ * struct vnvme_sq - an I/O submission queue (all fields: io_mutex)
+ * @dev: the device
+ * @qid: queue identifier
+ * @size: entries
+ * @head: next entry to fetch
+ * @tail: last valid tail read from the doorbell
+ * @cq: completion queue it posts to
+ * @gpa: guest address of the ring
+ * @ring: the ring in the owner's address space
+ * @kick: the tail doorbell's eventfd
+ * @cmds: @size command slots
+ * @pool: page and bvec arrays of the slots
+ * @free: first free slot, -1 if none
+ * @inflight: commands fetched and not yet posted (read locklessly by
+ *	      waiters in delete)
+ * @deleting: no longer fetched: being deleted
+ * @broken: the ring became inaccessible: no longer fetched
+ * @fetched: commands fetched
+ * @errors: completions with a non-zero status
+ * @bad_db: invalid tail doorbell values ignored
+ */
+struct vnvme_sq {
+	struct vnvme_dev *dev;
+	u16 qid;
+	u16 size;
+	u16 head;
+	u16 tail;
+	struct vnvme_cq *cq;
+	u64 gpa;
+	void __user *ring;
+	struct vnvme_kick kick;
+	struct vnvme_cmd *cmds;
+	void *pool;
+	int free;
+	unsigned int inflight;
+	bool deleting;
+	bool broken;
+	u64 fetched;
+	u64 errors;
+	u64 bad_db;
+};
+
+#define VNVME_KICKED	0	/* dev->flags: the worker has work */
+
+/**
+ * struct vnvme_dev - one open /dev/vhost-nvme: one controller's I/O queues
+ * @mutex: serializes ioctls and release
+ * @io_mutex: see the locking comment at the top of this file
+ * @mm: owner's address space (mmget), NULL until VHOST_SET_OWNER (@mutex)
+ * @worker: the worker thread (@mutex)
+ * @flags: VNVME_KICKED
+ * @done: commands finished by the backend, for the worker to post
+ * @wq: waiters for @inflight or a queue's inflight to drop to zero
+ * @max_qid: highest I/O queue identifier (module parameter at open)
+ * @max_regions: largest memory table (module parameter at open)
+ * @mem: memory table (io_mutex; never NULL)
+ * @ns: namespaces, by nsid (io_mutex)
+ * @sq: submission queues, by qid (io_mutex)
+ * @cq: completion queues, by qid (io_mutex)
+ * @features: negotiated VHOST_NVME_F_* (io_mutex)
+ * @db_mode: 0 (none yet), VHOST_NVME_DB_VMM or VHOST_NVME_DB_SHADOW
+ *	     (io_mutex)
+ * @db_gpa: shadow doorbell buffer guest address (io_mutex)
+ * @ei_gpa: EventIdx buffer guest address (io_mutex)
+ * @dbs: doorbell values in the owner's address space (io_mutex)
+ * @eis: EventIdx values in the owner's address space, or NULL (io_mutex)
+ * @quiesced: nothing is fetched (io_mutex)
+ * @inflight: commands fetched and not yet posted (io_mutex; read
+ *	      locklessly by waiters)
+ * @rr: submission queue the next pass starts with (io_mutex)
+ * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (io_mutex)
+ */
+struct vnvme_dev {
+	struct mutex mutex;	/* see the top of this file */
+	struct mutex io_mutex;	/* see the top of this file */
+	struct mm_struct *mm;
+	struct task_struct *worker;
+	unsigned long flags;
+	struct llist_head done;
+	wait_queue_head_t wq;
+	unsigned int max_qid;
+	unsigned int max_regions;
+	struct vnvme_memtable *mem;
+	struct vnvme_ns *ns[VNVME_MAX_NSID + 1];
+	struct vnvme_sq **sq;
+	struct vnvme_cq **cq;
+	u64 features;
+	u32 db_mode;
+	u64 db_gpa;
+	u64 ei_gpa;
+	__le32 __user *dbs;
+	__le32 __user *eis;
+	bool quiesced;
+	unsigned int inflight;
+	unsigned int rr;
+	void *scratch;
+};
+
+/**
+ * struct vnvme_map - state of mapping one command's data pointer
+ * @dev: the device
+ * @cmd: the command; its pages and bvecs are filled
+ * @write: the device writes guest memory (a Read command)
+ * @copy: if set, copy the data into this buffer instead of pinning it
+ * @copied: bytes copied into @copy so far
+ * @run_uaddr: start of the pending run of contiguous user memory
+ * @run_len: length of the pending run
+ * @len: bytes mapped so far
+ */
+struct vnvme_map {
+	struct vnvme_dev *dev;
+	struct vnvme_cmd *cmd;
+	bool write;
+	void *copy;
+	u32 copied;
+	u64 run_uaddr;
+	u32 run_len;
+	u32 len;
+};
+
+/* dptr.c: data pointer walking; calls the two functions below. */
+u16 vnvme_walk_prp(struct vnvme_map *m, u64 prp1, u64 prp2, u32 len,
+		   __le64 *list);
+u16 vnvme_walk_sgl(struct vnvme_map *m, const struct nvme_sgl_desc *sgl,
+		   u32 len, struct nvme_sgl_desc *seg);
+
+/* io.c */
+u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len);
+u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len);
+void __user *vnvme_gpa_to_uaddr(const struct vnvme_memtable *mem, u64 gpa,
+				u64 len);
+int vnvme_worker(void *data);
+void vnvme_wake(struct vnvme_dev *dev);
+void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_dev *dev);
+int vnvme_kick_start(struct vnvme_kick *kick, int fd);
+void vnvme_kick_stop(struct vnvme_kick *kick);
+void vnvme_ns_put(struct vnvme_ns *ns);
+
+#endif /* _VHOST_NVME_VNVME_H */

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vhost-nvme: in-kernel NVMe I/O queue emulation for virtual machines.
+ *
+ * A VMM opens /dev/vhost-nvme, becomes its owner (VHOST_SET_OWNER), hands
+ * it the guest memory table (VHOST_SET_MEM_TABLE), attaches one backend per
+ * namespace and creates I/O completion and submission queues that live in
+ * guest memory.  From then on a kernel worker thread running in the owner's
+ * address space fetches commands, maps their data pointers to pinned guest
+ * pages, submits bios to the backend, posts completion entries and signals
+ * the irqfd of each completion queue.  The admin queue and the controller
+ * registers stay in the VMM.
+ *
+ * All addresses called "guest" are guest physical addresses translated
+ * through the memory table.  The NVMe memory page size (CC.MPS) is 4 KiB
+ * and the doorbell stride (CAP.DSTRD) is 0.
+ *
+ * See Documentation/vhost/vhost-nvme.rst.
+ */
+#ifndef _UAPI_LINUX_VHOST_NVME_H
+#define _UAPI_LINUX_VHOST_NVME_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+#include <linux/vhost.h>
+
+/**
+ * define VHOST_NVME_ABI_VERSION - version of this interface
+ *
+ * Reported in &struct vhost_nvme_info.abi_version.  It changes only if an
+ * existing ioctl changes incompatibly; additions are signalled by feature
+ * bits and by reserved fields becoming meaningful.
+ */
+#define VHOST_NVME_ABI_VERSION		1
+
+/*
+ * Feature bits, negotiated with VHOST_NVME_SET_FEATURES (or the generic
+ * VHOST_SET_FEATURES, which takes the same bits).  Unknown bits are
+ * rejected with EOPNOTSUPP.  Features can only change while no I/O queue
+ * exists.
+ */
+
+/**
+ * define VHOST_NVME_F_SHADOW_DB - NVMe 1.3 Doorbell Buffer Config
+ *
+ * VHOST_NVME_SET_DOORBELLS accepts %VHOST_NVME_DB_SHADOW: SQ tails and CQ
+ * heads are read from a shadow doorbell buffer in guest memory and EventIdx
+ * values are written back exactly as the Linux host driver's
+ * nvme_dbbuf_need_event() expects.
+ */
+#define VHOST_NVME_F_SHADOW_DB		(1ULL << 0)
+/**
+ * define VHOST_NVME_F_SGL - SGL data pointers
+ *
+ * I/O commands may use PSDT 01b (Data Block, Segment and Last Segment
+ * descriptors, dword aligned).  Without it, PSDT other than 00b gets
+ * Invalid Field in Command.
+ */
+#define VHOST_NVME_F_SGL		(1ULL << 1)
+/**
+ * define VHOST_NVME_F_DSM - Dataset Management
+ *
+ * Dataset Management with the Attribute - Deallocate bit discards the
+ * ranges on the backend.  Without it, the opcode is invalid.
+ */
+#define VHOST_NVME_F_DSM		(1ULL << 2)
+/**
+ * define VHOST_NVME_F_WRITE_ZEROES - Write Zeroes command
+ *
+ * Write Zeroes is executed with the block layer's zero-out helper (or
+ * fallocate for a file backend).  Without it, the opcode is invalid.
+ */
+#define VHOST_NVME_F_WRITE_ZEROES	(1ULL << 3)
+
+/** define VHOST_NVME_F_ALL - every feature this header knows of */
+#define VHOST_NVME_F_ALL	(VHOST_NVME_F_SHADOW_DB | VHOST_NVME_F_SGL | \
+				 VHOST_NVME_F_DSM | VHOST_NVME_F_WRITE_ZEROES)
+
+/**
+ * struct vhost_nvme_info - limits and features of the module
+ * @abi_version: %VHOST_NVME_ABI_VERSION
+ * @max_qid: highest I/O queue identifier accepted (queues 1..@max_qid)
+ * @max_qsize: largest queue size in entries (CAP.MQES + 1)
+ * @max_nsid: highest namespace identifier accepted (NN)
+ * @mdts: maximum data transfer size as a power of two in 4 KiB units (MDTS)
+ * @max_mem_regions: largest memory table accepted
+ * @features: the VHOST_NVME_F_* bits this module supports
+ * @reserved: zero
+ *
+ * Filled by VHOST_NVME_GET_INFO, which needs no owner.
+ */
+struct vhost_nvme_info {
+	__u32 abi_version;
+	__u32 max_qid;
+	__u32 max_qsize;
+	__u32 max_nsid;
+	__u32 mdts;
+	__u32 max_mem_regions;
+	__u64 features;
+	__u64 reserved[4];
+};
+
+/**
+ * struct vhost_nvme_features - feature negotiation
+ * @features: in: the bits wanted; out: the bits now in force
+ * @reserved: zero
+ */
+struct vhost_nvme_features {
+	__u64 features;
+	__u64 reserved[3];
+};
+
+/** define VHOST_NVME_NS_F_READ_ONLY - namespace is read-only */
+#define VHOST_NVME_NS_F_READ_ONLY	(1U << 0)
+
+/**
+ * struct vhost_nvme_ns - attach a namespace backend
+ * @nsid: namespace identifier, 1..max_nsid, not attached yet
+ * @fd: a block device, or a regular file (O_DIRECT is honoured if set)
+ * @flags: in: %VHOST_NVME_NS_F_READ_ONLY to export read-only; out: also set
+ *	   when the backend is read-only or the fd is not open for writing
+ * @lba_shift: in: 0 for the backend's logical block size, or 9..12 for a
+ *	       larger one (never smaller than the backend's); out: in force
+ * @reserved0: zero
+ * @nsze: out: capacity in logical blocks
+ * @reserved: zero
+ */
+struct vhost_nvme_ns {
+	__u32 nsid;
+	__s32 fd;
+	__u32 flags;
+	__u8 lba_shift;
+	__u8 reserved0[3];
+	__u64 nsze;
+	__u64 reserved[4];
+};
+
+/**
+ * struct vhost_nvme_nsid - names a namespace
+ * @nsid: namespace identifier
+ * @reserved: zero
+ */
+struct vhost_nvme_nsid {
+	__u32 nsid;
+	__u32 reserved[3];
+};
+
+/** define VHOST_NVME_CQ_F_IRQ_ENABLED - signal @irqfd on new entries (IEN) */
+#define VHOST_NVME_CQ_F_IRQ_ENABLED	(1U << 0)
+
+/**
+ * struct vhost_nvme_cq - create an I/O completion queue
+ * @qid: queue identifier, 1..max_qid, not in use by another CQ
+ * @size: entries, 2..max_qsize
+ * @flags: %VHOST_NVME_CQ_F_IRQ_ENABLED
+ * @addr: guest address of the queue, 4 KiB aligned, physically contiguous,
+ *	  inside one region of the memory table
+ * @irqfd: eventfd signalled (once per batch) when entries were posted, or
+ *	   -1; required if interrupts are enabled
+ * @kickfd: eventfd the VMM signals when the guest writes this queue's head
+ *	    doorbell, or -1 (any SQ kick also makes the worker re-read heads)
+ * @reserved: zero
+ */
+struct vhost_nvme_cq {
+	__u16 qid;
+	__u16 size;
+	__u32 flags;
+	__u64 addr;
+	__s32 irqfd;
+	__s32 kickfd;
+	__u64 reserved[4];
+};
+
+/**
+ * struct vhost_nvme_sq - create an I/O submission queue
+ * @qid: queue identifier, 1..max_qid, not in use by another SQ
+ * @size: entries, 2..max_qsize
+ * @cqid: the completion queue it posts to; must exist
+ * @reserved0: zero
+ * @flags: zero (queue priority is not implemented: round robin only)
+ * @kickfd: eventfd signalled by the VMM (ioeventfd) on tail doorbell writes
+ * @addr: guest address of the queue, 4 KiB aligned, physically contiguous,
+ *	  inside one region of the memory table
+ * @reserved: zero
+ */
+struct vhost_nvme_sq {
+	__u16 qid;
+	__u16 size;
+	__u16 cqid;
+	__u16 reserved0;
+	__u32 flags;
+	__s32 kickfd;
+	__u64 addr;
+	__u64 reserved[4];
+};
+
+/**
+ * struct vhost_nvme_qid - names a queue
+ * @qid: queue identifier
+ * @reserved0: zero
+ * @reserved: zero
+ */
+struct vhost_nvme_qid {
+	__u16 qid;
+	__u16 reserved0;
+	__u32 reserved[3];
+};
+
+/**
+ * define VHOST_NVME_DB_VMM - doorbell values come from a VMM page
+ *
+ * @db_addr is a page-aligned address in the owner's address space holding
+ * 4 KiB of __le32 doorbells laid out like the shadow doorbell buffer: SQ y
+ * tail at index 2y, CQ y head at index 2y + 1.  The VMM stores the value a
+ * guest wrote to a doorbell register there and then signals the queue's
+ * kick eventfd.  @ei_addr must be 0.  This is the mode for guests that
+ * never send Doorbell Buffer Config.
+ */
+#define VHOST_NVME_DB_VMM		1
+/**
+ * define VHOST_NVME_DB_SHADOW - NVMe shadow doorbell and EventIdx buffers
+ *
+ * @db_addr and @ei_addr are the guest addresses from Doorbell Buffer
+ * Config, 4 KiB aligned and inside the memory table.  Needs
+ * %VHOST_NVME_F_SHADOW_DB.  The current tail and head of every existing
+ * queue are written into the shadow buffer when the mode is set.
+ */
+#define VHOST_NVME_DB_SHADOW		2
+
+/**
+ * struct vhost_nvme_doorbells - where the worker reads doorbell values
+ * @mode: %VHOST_NVME_DB_VMM or %VHOST_NVME_DB_SHADOW
+ * @reserved0: zero
+ * @db_addr: doorbell page (see the modes)
+ * @ei_addr: EventIdx page (shadow mode only)
+ * @reserved: zero
+ */
+struct vhost_nvme_doorbells {
+	__u32 mode;
+	__u32 reserved0;
+	__u64 db_addr;
+	__u64 ei_addr;
+	__u64 reserved[4];
+};
+
+#define VHOST_NVME_QTYPE_SQ		0
+#define VHOST_NVME_QTYPE_CQ		1
+
+/** define VHOST_NVME_QS_ERROR - the queue stopped on an inaccessible ring */
+#define VHOST_NVME_QS_ERROR		(1U << 0)
+/** define VHOST_NVME_QS_CQ_FULL - CQ full: its SQs are not fetched */
+#define VHOST_NVME_QS_CQ_FULL		(1U << 1)
+
+/**
+ * struct vhost_nvme_queue_state - state and counters of one queue
+ * @qid: in: queue identifier
+ * @type: in: %VHOST_NVME_QTYPE_SQ or %VHOST_NVME_QTYPE_CQ
+ * @reserved0: zero
+ * @flags: out: VHOST_NVME_QS_*
+ * @size: out: entries
+ * @head: out: SQ: next entry the worker fetches; CQ: last head read from
+ *	  the doorbell
+ * @tail: out: SQ: last tail read from the doorbell; CQ: next entry posted
+ * @phase: out: CQ: phase tag of the next entry posted; SQ: 0
+ * @cqid: out: SQ: its completion queue; CQ: 0
+ * @reserved1: zero
+ * @inflight: out: commands fetched but not yet posted
+ * @commands: out: SQ: commands fetched; CQ: entries posted
+ * @errors: out: SQ: completions with non-zero status; CQ: doorbell
+ *	    writes ignored as invalid
+ * @reserved: zero
+ */
+struct vhost_nvme_queue_state {
+	__u16 qid;
+	__u8 type;
+	__u8 reserved0;
+	__u32 flags;
+	__u16 size;
+	__u16 head;
+	__u16 tail;
+	__u16 phase;
+	__u16 cqid;
+	__u16 reserved1;
+	__u32 inflight;
+	__u64 commands;
+	__u64 errors;
+	__u64 reserved[4];
+};
+
+/**
+ * struct vhost_nvme_quiesce - argument of QUIESCE and RESUME
+ * @flags: zero
+ * @reserved: zero
+ */
+struct vhost_nvme_quiesce {
+	__u32 flags;
+	__u32 reserved[3];
+};
+
+/*
+ * NVMe ioctls, in a range of the vhost magic (VHOST_VIRTIO) that no other
+ * vhost device uses.  The generic VHOST_SET_OWNER, VHOST_RESET_OWNER,
+ * VHOST_SET_MEM_TABLE, VHOST_GET_FEATURES and VHOST_SET_FEATURES keep their
+ * numbers and meaning.  Every ioctl but VHOST_NVME_GET_INFO and
+ * VHOST_GET_FEATURES needs the caller to be the owner (EPERM otherwise).
+ */
+#define VHOST_NVME_GET_INFO	_IOR(VHOST_VIRTIO, 0xA0, struct vhost_nvme_info)
+#define VHOST_NVME_SET_FEATURES	_IOWR(VHOST_VIRTIO, 0xA1, struct vhost_nvme_features)
+#define VHOST_NVME_ATTACH_NS	_IOWR(VHOST_VIRTIO, 0xA2, struct vhost_nvme_ns)
+#define VHOST_NVME_DETACH_NS	_IOW(VHOST_VIRTIO, 0xA3, struct vhost_nvme_nsid)
+#define VHOST_NVME_CREATE_CQ	_IOW(VHOST_VIRTIO, 0xA4, struct vhost_nvme_cq)
+#define VHOST_NVME_CREATE_SQ	_IOW(VHOST_VIRTIO, 0xA5, struct vhost_nvme_sq)
+#define VHOST_NVME_DELETE_SQ	_IOW(VHOST_VIRTIO, 0xA6, struct vhost_nvme_qid)
+#define VHOST_NVME_DELETE_CQ	_IOW(VHOST_VIRTIO, 0xA7, struct vhost_nvme_qid)
+#define VHOST_NVME_SET_DOORBELLS _IOW(VHOST_VIRTIO, 0xA8, struct vhost_nvme_doorbells)
+#define VHOST_NVME_GET_QUEUE_STATE _IOWR(VHOST_VIRTIO, 0xA9, struct vhost_nvme_queue_state)
+#define VHOST_NVME_QUIESCE	_IOW(VHOST_VIRTIO, 0xAA, struct vhost_nvme_quiesce)
+#define VHOST_NVME_RESUME	_IOW(VHOST_VIRTIO, 0xAB, struct vhost_nvme_quiesce)
+
+#endif /* _UAPI_LINUX_VHOST_NVME_H */
