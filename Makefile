@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vhost-nvme top-level Makefile. The module's objects are listed in Kbuild;
+# this file only drives the out-of-tree build and the test tooling.
+#
+#   make [all|modules]  build vhost_nvme.ko against Debian's 6.1 headers
+#   make clean          remove build products
+#   make deps           install build/test dependencies (tools/testing/deps.sh)
+#   make check          static checks + selftests in a VM (tools/testing/check.sh)
+#   make run            module + workload in a VM (tools/testing/run.sh)
+
+ifneq ($(KERNELRELEASE),)
+# Invoked by Kbuild without a Kbuild file: nothing to build.
+else
+
+KVER ?= $(shell ls /lib/modules 2>/dev/null | grep -E '^6\.1\.[0-9]+-[0-9]+-amd64$$' | sort -V | tail -n1)
+KDIR ?= /lib/modules/$(KVER)/build
+SELFTESTS := tools/testing/selftests/vhost_nvme
+
+.PHONY: all modules clean deps check run
+
+all: modules
+
+modules:
+	@test -f Kbuild || { echo "No Kbuild file: nothing to build yet" >&2; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+clean:
+	@if [ -f Kbuild ] && [ -d $(KDIR) ]; then $(MAKE) -C $(KDIR) M=$(CURDIR) clean; fi
+	@if [ -f $(SELFTESTS)/Makefile ]; then $(MAKE) -C $(SELFTESTS) clean || true; fi
+
+deps:
+	tools/testing/deps.sh
+
+check:
+	tools/testing/check.sh
+
+run:
+	tools/testing/run.sh
+
+endif

@@ -1,0 +1,167 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: deps -> module build -> static checks (checkpatch per file,
+# W=1 build, sparse C=2 build) -> selftest build -> one VM running
+# tools/testing/vm/guest-check.sh (module load, selftests, unload) with a
+# kernel-warning scan. Every step is a pass/fail/skip item; the selftests' TAP
+# lines are items too. Ends with "N passed, N failed, N skipped"; exits 1 if
+# anything failed. Logs go to $RESULTS (default results/check).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+RES=${RESULTS:-$REPO/results/check}
+rm -rf "$RES"
+mkdir -p "$RES"
+SUMMARY=$RES/summary.txt
+: > "$SUMMARY"
+PASS=0 FAIL=0 SKIP=0
+
+item() {	# item pass|fail|skip NAME [DETAIL]
+	case $1 in
+	pass) PASS=$((PASS + 1)); echo "check: PASS  $2" ;;
+	fail) FAIL=$((FAIL + 1)); echo "check: FAIL  $2${3:+ ($3)}" ;;
+	skip) SKIP=$((SKIP + 1)); echo "check: SKIP  $2${3:+ ($3)}" ;;
+	esac
+	echo "$1 $2${3:+ ($3)}" >> "$SUMMARY"
+}
+show() {	# show LOG [LINES]: indented tail of a log
+	tail -n "${2:-15}" "$1" | sed 's/^/    /'
+}
+run_logged() {	# run_logged LOG CMD...: 0 if CMD succeeded
+	local log=$1
+	shift
+	"$@" > "$log" 2>&1
+}
+
+# --- deps -------------------------------------------------------------------
+echo "check: deps"
+if run_logged "$RES/deps.log" tools/testing/deps.sh; then
+	item pass "deps"
+else
+	item fail "deps" "see $RES/deps.log"
+	show "$RES/deps.log"
+fi
+# shellcheck source=env.sh
+. tools/testing/env.sh
+
+# --- module build ------------------------------------------------------------
+echo "check: building module against $KDIR"
+built=0
+if [ ! -f Kbuild ]; then
+	item fail "build module" "no Kbuild file yet"
+elif run_logged "$RES/build.log" make -C "$KDIR" M="$REPO" modules; then
+	item pass "build module"
+	built=1
+else
+	item fail "build module" "see $RES/build.log"
+	grep -E 'error|warning' "$RES/build.log" | head -n 20 | sed 's/^/    /' || true
+fi
+
+# --- checkpatch ----------------------------------------------------------------
+echo "check: checkpatch --strict"
+mapfile -t srcs < <(find drivers include -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | LC_ALL=C sort)
+if [ ${#srcs[@]} -eq 0 ]; then
+	item skip "checkpatch" "no C sources under drivers/ include/"
+fi
+mkdir -p "$RES/checkpatch"
+for f in "${srcs[@]}"; do
+	log=$RES/checkpatch/${f//\//_}.log
+	if run_logged "$log" "$KSRC/scripts/checkpatch.pl" --strict --no-tree --no-summary \
+			--show-types --color=never -f "$f"; then
+		item pass "checkpatch $f"
+	else
+		item fail "checkpatch $f" "see $log"
+		grep -E '^(ERROR|WARNING|CHECK):' "$log" | head -n 10 | sed 's/^/    /' || true
+	fi
+done
+
+# --- W=1 and sparse builds -----------------------------------------------------
+if [ "$built" = 1 ]; then
+	echo "check: W=1 build"
+	# Kbuild rebuilds every object when the flags change, so these
+	# recompile the whole module.
+	if run_logged "$RES/build-w1.log" make -C "$KDIR" M="$REPO" W=1 modules &&
+	   ! grep -qE '(warning|error):' "$RES/build-w1.log"; then
+		item pass "W=1 build without warnings"
+	else
+		item fail "W=1 build without warnings" "see $RES/build-w1.log"
+		grep -E '(warning|error):' "$RES/build-w1.log" | head -n 20 | sed 's/^/    /' || true
+	fi
+
+	echo "check: sparse (C=2) build"
+	# Sparse lines look like gcc's but without a trailing [-Wflag].
+	sparse_re='(warning|error):'
+	if run_logged "$RES/build-sparse.log" make -C "$KDIR" M="$REPO" C=2 modules &&
+	   ! grep -E "$sparse_re" "$RES/build-sparse.log" | grep -qvE '\[-W[^]]*\]$'; then
+		item pass "sparse build without warnings"
+	else
+		item fail "sparse build without warnings" "see $RES/build-sparse.log"
+		grep -E "$sparse_re" "$RES/build-sparse.log" | head -n 20 | sed 's/^/    /' || true
+	fi
+else
+	item skip "W=1 build without warnings" "module did not build"
+	item skip "sparse build without warnings" "module did not build"
+fi
+
+# --- selftests -------------------------------------------------------------------
+ST=tools/testing/selftests/vhost_nvme
+if [ -f "$ST/Makefile" ]; then
+	echo "check: building selftests"
+	if run_logged "$RES/selftests-build.log" make -C "$ST" KSRC="$KSRC"; then
+		item pass "build selftests"
+	else
+		item fail "build selftests" "see $RES/selftests-build.log"
+		show "$RES/selftests-build.log"
+	fi
+else
+	item skip "build selftests" "no $ST/Makefile yet"
+fi
+
+# --- VM: module load + selftests ----------------------------------------------------
+echo "check: running tools/testing/vm/guest-check.sh in a VM"
+VMOUT=$RES/vm
+# shellcheck disable=SC2086
+tools/testing/vm/vm-run.sh ${VM_RUN_OPTS:-} --out "$VMOUT" tools/testing/vm/guest-check.sh \
+	2>&1 | sed 's/^/    /' || true
+vrc=0
+[ -f "$VMOUT/status" ] || vrc=1
+if [ "$vrc" = 0 ] && [ ! -s "$VMOUT/warnings.txt" ]; then
+	item pass "VM run without kernel warnings"
+elif [ "$vrc" = 0 ]; then
+	item fail "VM run without kernel warnings" "see $VMOUT/warnings.txt"
+else
+	item fail "VM run without kernel warnings" "no status; see $VMOUT/console.log"
+fi
+
+tap_items() {	# tap_items PREFIX FILE: add the TAP results in FILE as items
+	local line desc neg
+	[ -f "$2" ] || return 0
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		[[ $line =~ ^[[:space:]]*(not\ )?ok\ [0-9]+[[:space:]]*-?[[:space:]]*(.*)$ ]] || continue
+		neg=${BASH_REMATCH[1]}
+		desc="$1: ${BASH_REMATCH[2]}"
+		if [[ $line =~ \#[[:space:]]*[Ss][Kk][Ii][Pp] ]]; then
+			item skip "$desc"
+		elif [ -z "$neg" ]; then
+			item pass "$desc"
+		else
+			item fail "$desc"
+		fi
+	done < "$2"
+}
+if [ -f "$VMOUT/status" ]; then
+	before=$FAIL
+	tap_items guest "$VMOUT/guest-check.tap"
+	tap_items selftest "$VMOUT/selftests.tap"
+	st=$(cat "$VMOUT/status")
+	if [ "$st" != 0 ] && [ "$FAIL" = "$before" ]; then
+		item fail "guest-check.sh" "exit status $st without a failing TAP line"
+	fi
+fi
+
+echo "check: logs in $RES"
+echo "$PASS passed, $FAIL failed, $SKIP skipped"
+[ "$FAIL" -eq 0 ]
