@@ -23,6 +23,9 @@ echo "run: building module against $KDIR"
 make -C "$KDIR" M="$REPO" modules > "$RES/build.log" 2>&1 ||
 	{ tail -n 30 "$RES/build.log"; echo "run: build failed" >&2; exit 1; }
 
+make -C tools/vhost-nvme-load > "$RES/build-load.log" 2>&1 ||
+	{ cat "$RES/build-load.log"; echo "run: load tool build failed" >&2; exit 1; }
+
 echo "run: booting VM for tools/testing/vm/guest-run.sh"
 rc=0
 # shellcheck disable=SC2086
