@@ -1,0 +1,95 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run the vhost-nvme selftests inside the test VM (needs root).
+#
+# Creates the two namespace backends the data-path tests use:
+#   - /dev/nullb0: null_blk, memory backed, 1 GiB, discard, with a volatile
+#     write cache so that flushes reach the driver and are counted.  On 6.1
+#     null_blk only advertises a write cache when cache_size > 0 (sysfs
+#     "write back" is refused otherwise), which also makes it report FUA.
+#   - a loop device on a 256 MiB file in /tmp (tmpfs): write cache, no
+#     native FUA, discard by punching holes.
+# exports VHOST_NVME_NULLB and VHOST_NVME_LOOP, runs ./vhost_nvme_test and
+# removes the backends again.  Extra arguments go to the test program.
+
+ksft_skip=4
+cd "$(dirname "$0")" || exit 1
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run.sh: must be run as root" >&2
+	exit $ksft_skip
+fi
+if [ ! -x ./vhost_nvme_test ]; then
+	echo "run.sh: ./vhost_nvme_test not built (run make)" >&2
+	exit 1
+fi
+if [ ! -c /dev/vhost-nvme ]; then
+	modprobe vhost_nvme 2>/dev/null
+fi
+
+LOOPDEV=
+IMG=
+NULLB_LOADED=
+
+cleanup() {
+	if [ -n "$LOOPDEV" ]; then
+		losetup -d "$LOOPDEV" 2>/dev/null
+	fi
+	if [ -n "$IMG" ]; then
+		rm -f "$IMG"
+	fi
+	if [ -n "$NULLB_LOADED" ]; then
+		modprobe -r null_blk 2>/dev/null
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_dev() {
+	i=0
+	while [ ! -b "$1" ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -b "$1" ]
+}
+
+# null_blk: start from a fresh instance.
+modprobe -r null_blk 2>/dev/null
+if modprobe null_blk nr_devices=1 memory_backed=1 gb=1 discard=1 \
+		bs=512 cache_size=64; then
+	NULLB_LOADED=1
+	if wait_dev /dev/nullb0; then
+		if ! echo "write back" > /sys/block/nullb0/queue/write_cache; then
+			echo "run.sh: cannot enable the nullb0 write cache" >&2
+		fi
+		export VHOST_NVME_NULLB=/dev/nullb0
+	else
+		echo "run.sh: /dev/nullb0 did not appear" >&2
+	fi
+else
+	echo "run.sh: modprobe null_blk failed; nullb tests will be skipped" >&2
+fi
+
+# Loop device on a tmpfs file.
+IMG=$(mktemp /tmp/vhost-nvme-loop.XXXXXX) || exit 1
+if truncate -s 256M "$IMG" && LOOPDEV=$(losetup -f --show "$IMG") &&
+   wait_dev "$LOOPDEV"; then
+	export VHOST_NVME_LOOP="$LOOPDEV"
+else
+	echo "run.sh: losetup failed; loop tests will be skipped" >&2
+	LOOPDEV=
+fi
+
+echo "# VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-}"
+for d in ${VHOST_NVME_NULLB:-} ${VHOST_NVME_LOOP:-}; do
+	n=$(basename "$d")
+	echo "# $n: write_cache=$(cat /sys/block/"$n"/queue/write_cache 2>/dev/null)" \
+	     "fua=$(cat /sys/block/"$n"/queue/fua 2>/dev/null)" \
+	     "discard_max_bytes=$(cat /sys/block/"$n"/queue/discard_max_bytes 2>/dev/null)"
+done
+
+./vhost_nvme_test "$@"
+rc=$?
+exit $rc
