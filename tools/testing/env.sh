@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 # Sourceable: sets the paths every vhost-nvme build/test script agrees on.
 #

@@ -1,6 +1,8 @@
 #!/bin/bash
+# shellcheck disable=SC2317 # functions run through step()
 # SPDX-License-Identifier: GPL-2.0
-# Guest side of `make check` (run by vm-run.sh): load null_blk and loop, load
+# Guest side of `make check` (run by vm-run.sh): set up null_blk and loop
+# backends ($VHOST_NVME_NULLB, $VHOST_NVME_LOOP), load
 # the built vhost_nvme.ko, run the selftest binary and unload the module.
 # Writes its own steps as TAP to $VM_OUT/guest-check.tap and the selftest's
 # TAP output to $VM_OUT/selftests.tap. Exits non-zero if anything failed.
@@ -28,13 +30,32 @@ result() {	# result 0|1 DESCRIPTION
 step() {	# step DESCRIPTION CMD...
 	local d=$1
 	shift
+	local rc
 	echo "# $d: $*"
 	"$@"
-	result $? "$d"
+	rc=$?
+	result $rc "$d"
+	return $rc
 }
 
-step "load null_blk" modprobe null_blk nr_devices=1 memory_backed=1
-step "load loop" modprobe loop
+# Backends for the selftests' io variants (see the header of
+# vhost_nvme_test.c): a memory-backed null_blk with discard and a write-back
+# cache, and a loop device on a 256 MiB tmpfs file.
+setup_nullb() {
+	# cache_size gives null_blk a volatile (write-back) cache
+	modprobe null_blk nr_devices=1 memory_backed=1 gb=1 discard=1 cache_size=64 &&
+	[ -b /dev/nullb0 ] &&
+	grep -q "write back" /sys/block/nullb0/queue/write_cache
+}
+setup_loop() {
+	local img=/tmp/vhost-nvme-loop.img
+	modprobe loop &&
+	truncate -s 256M "$img" &&
+	VHOST_NVME_LOOP=$(losetup -f --show "$img") &&
+	[ -b "$VHOST_NVME_LOOP" ]
+}
+step "set up null_blk backend" setup_nullb && export VHOST_NVME_NULLB=/dev/nullb0
+step "set up loop backend" setup_loop && export VHOST_NVME_LOOP
 
 ko=$(vn_find_ko)
 loaded=1
@@ -50,7 +71,7 @@ fi
 if [ ! -x "$VN_SELFTEST" ]; then
 	result 1 "run selftests: $VN_SELFTEST not built"
 else
-	echo "# running $VN_SELFTEST"
+	echo "# running $VN_SELFTEST (VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-})"
 	timeout -k 10 "$SELFTEST_TIMEOUT" "./$VN_SELFTEST" 2>&1 | tee "$STAP"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -67,5 +88,6 @@ fi
 if [ "$loaded" -eq 0 ]; then
 	step "rmmod vhost_nvme" vn_unload_module
 fi
+[ -z "${VHOST_NVME_LOOP:-}" ] || losetup -d "$VHOST_NVME_LOOP"
 echo "1..$n" >> "$TAP"
 exit $failed

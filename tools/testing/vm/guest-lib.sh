@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # SPDX-License-Identifier: GPL-2.0
 # Helpers for guest scripts run by vm-run.sh (source it; cwd = repo root).
 

@@ -31,12 +31,14 @@ job=/run/vmrun/out/.vmrun/job
 if [ ! -r "$job" ]; then
 	echo "VMRUN: no job file"; off
 fi
-VMRUN_CWD= VMRUN_OUT= VMRUN_TIMEOUT=
+VMRUN_CWD='' VMRUN_OUT='' VMRUN_TIMEOUT=''
 VMRUN_ARGV=()
 # shellcheck disable=SC1090
 . "$job"
-mkdir -p "$VMRUN_OUT" && mount --bind /run/vmrun/out "$VMRUN_OUT" || {
-	echo "VMRUN: cannot bind the output share at $VMRUN_OUT"; off; }
+if ! mkdir -p "$VMRUN_OUT" || ! mount --bind /run/vmrun/out "$VMRUN_OUT"; then
+	echo "VMRUN: cannot bind the output share at $VMRUN_OUT"
+	off
+fi
 meta=$VMRUN_OUT/.vmrun
 
 (

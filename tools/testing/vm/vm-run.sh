@@ -27,7 +27,7 @@ VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=$VN_CACHE/vm
 LOCK=/tmp/vhost-nvme-vm.lock
 
-SMP=2 MEM=4G TIMEOUT=600 APPEND= OUT= VERBOSE=0
+SMP=2 MEM=4G TIMEOUT=600 APPEND='' OUT='' VERBOSE=0
 usage() {
 	sed -n 's/^# \{0,1\}//; 4,5p' "${BASH_SOURCE[0]}" >&2
 	exit 2
@@ -136,6 +136,7 @@ build_initramfs() {
 	install -m 0755 "$VM_DIR/stage2.sh" "$tmp/stage2.sh"
 	# Resolve the wanted modules and their dependencies from modules.dep,
 	# dependencies first; decompress .ko.xz/.ko.gz/.ko.zst at build time.
+	# shellcheck disable=SC2086
 	python3 - "/lib/modules/$KVER" "$tmp/modules" $MODS <<'PY' || { rm -rf "$tmp"; die "module resolution failed"; }
 import gzip, lzma, os, subprocess, sys
 mdir, dst, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -193,16 +194,16 @@ fi
 
 # --- accelerator ------------------------------------------------------------
 CMDLINE_BASE="console=ttyS0 tsc=reliable panic=-1 quiet loglevel=4"
-qemu_base() {	# $1 = accel
-	echo qemu-system-x86_64 -name vhost-nvme-test -machine pc -accel "$1" \
-		-cpu max -nodefaults -no-user-config -display none -no-reboot
+qemu_base() {	# qemu_base ACCEL: sets the array QBASE
+	QBASE=(qemu-system-x86_64 -name vhost-nvme-test -machine pc -accel "$1"
+	       -cpu max -nodefaults -no-user-config -display none -no-reboot)
 }
 
 probe_kvm() {	# exit 0 if a stock kernel boots to the initramfs under KVM
 	local log=$META/kvm-probe.log
 	[ -w /dev/kvm ] || return 1
-	# shellcheck disable=SC2046
-	( timeout -k 5 20 $(qemu_base kvm) -smp 1 -m 512M \
+	qemu_base kvm
+	( timeout -k 5 20 "${QBASE[@]}" -smp 1 -m 512M \
 		-chardev "file,id=con,path=$log" -serial chardev:con \
 		-kernel "$KERNEL" -initrd "$INITRD" \
 		-append "$CMDLINE_BASE vmrun.probe" </dev/null >"$META/kvm-probe.out" 2>&1 || true ) \
@@ -249,8 +250,9 @@ GUEST_WD=$((TIMEOUT - 30))
 CONSOLE=$OUT/console.log
 : > "$CONSOLE"
 P9="security_model=none,multidevs=remap"
-# shellcheck disable=SC2046
-QEMU=($(qemu_base "$ACCEL") -smp "$SMP" -m "$MEM"
+qemu_base "$ACCEL"
+# shellcheck disable=SC2054
+QEMU=("${QBASE[@]}" -smp "$SMP" -m "$MEM"
 	-chardev "file,id=con,path=$CONSOLE" -serial chardev:con
 	-kernel "$KERNEL" -initrd "$INITRD"
 	-append "$CMDLINE_BASE${APPEND:+ $APPEND}"
