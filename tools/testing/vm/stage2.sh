@@ -31,10 +31,23 @@ job=/run/vmrun/out/.vmrun/job
 if [ ! -r "$job" ]; then
 	echo "VMRUN: no job file"; off
 fi
-VMRUN_CWD='' VMRUN_OUT='' VMRUN_TIMEOUT=''
+VMRUN_CWD='' VMRUN_OUT='' VMRUN_TIMEOUT='' VMRUN_REPO_SHARE=''
 VMRUN_ARGV=()
 # shellcheck disable=SC1090
 . "$job"
+# A repo under the guest's own /tmp or /run: mount its share at its path,
+# read-only with a tmpfs overlay like the root.
+if [ -n "$VMRUN_REPO_SHARE" ]; then
+	r=/run/vmrun/repo
+	mkdir -p $r/lower $r/upper $r/work "$VMRUN_REPO_SHARE"
+	if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro \
+			vmrepo $r/lower ||
+	   ! mount -t overlay -o lowerdir=$r/lower,upperdir=$r/upper,workdir=$r/work \
+			overlay "$VMRUN_REPO_SHARE"; then
+		echo "VMRUN: cannot mount the repo share at $VMRUN_REPO_SHARE"
+		off
+	fi
+fi
 if ! mkdir -p "$VMRUN_OUT" || ! mount --bind /run/vmrun/out "$VMRUN_OUT"; then
 	echo "VMRUN: cannot bind the output share at $VMRUN_OUT"
 	off

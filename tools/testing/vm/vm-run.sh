@@ -117,7 +117,7 @@ INITRD=$CACHE/initramfs-$KVER.cpio
 
 initrd_inputs() {	# prints one line per input; its hash is the cache key
 	echo "format 1 $KVER $MODS"
-	sha256sum "$VM_DIR/initramfs-init" "$VM_DIR/stage2.sh" "$(command -v busybox)"
+	cat "$VM_DIR/initramfs-init" "$VM_DIR/stage2.sh" "$(command -v busybox)" | sha256sum
 	stat -c '%n %s %Y' "/lib/modules/$KVER/modules.dep"
 }
 
@@ -228,20 +228,27 @@ case $ACCEL in kvm|tcg) ;; *) die "VM_ACCEL must be tcg or kvm, not '$ACCEL'" ;;
 
 # --- job ----------------------------------------------------------------------
 REPO=$VN_REPO
-# The guest has its own /tmp, /run and /dev: a script from there is copied
-# into the output share and run from it.
+# The guest has its own /tmp, /run and /dev. A repo there (e.g. a CI clone
+# in /tmp) is shared separately and mounted at its path; a script from there
+# outside the repo is copied into the output share and run from it.
+hidden() { case $1 in /tmp/*|/run/*|/dev/*) return 0 ;; esac; return 1; }
+REPO_SHARE=
+if hidden "$REPO/"; then
+	REPO_SHARE=$REPO
+	case $REPO_SHARE in *[[:space:],]*) die "repo path must not contain spaces or commas" ;; esac
+fi
 GUEST_SCRIPT=$SCRIPT
-case $SCRIPT in
-/tmp/*|/run/*|/dev/*|/var/tmp/*)
+if hidden "$SCRIPT" && [ "${SCRIPT#"$REPO"/}" = "$SCRIPT" ]; then
 	cp "$SCRIPT" "$META/script"
-	GUEST_SCRIPT=$OUT/.vmrun/script ;;
-esac
+	GUEST_SCRIPT=$OUT/.vmrun/script
+fi
 GUEST_WD=$((TIMEOUT - 30))
 [ $GUEST_WD -ge 10 ] || GUEST_WD=10
 {
 	printf 'VMRUN_CWD=%q\n' "$REPO"
 	printf 'VMRUN_OUT=%q\n' "$OUT"
 	printf 'VMRUN_TIMEOUT=%q\n' "$GUEST_WD"
+	printf 'VMRUN_REPO_SHARE=%q\n' "$REPO_SHARE"
 	printf 'VMRUN_ARGV=('
 	printf '%q ' "$GUEST_SCRIPT" "$@"
 	printf ')\n'
@@ -260,6 +267,11 @@ QEMU=("${QBASE[@]}" -smp "$SMP" -m "$MEM"
 	-device virtio-9p-pci,fsdev=root,mount_tag=hostroot
 	-fsdev "local,id=out,path=$OUT,$P9"
 	-device virtio-9p-pci,fsdev=out,mount_tag=vmout)
+if [ -n "$REPO_SHARE" ]; then
+	# shellcheck disable=SC2054
+	QEMU+=(-fsdev "local,id=repo,path=$REPO_SHARE,$P9,readonly=on"
+	       -device virtio-9p-pci,fsdev=repo,mount_tag=vmrepo)
+fi
 printf '%q ' "${QEMU[@]}" > "$META/qemu-cmdline"
 
 log "booting $KVER ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s): ${SCRIPT#"$REPO"/} $*"
