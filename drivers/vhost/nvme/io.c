@@ -178,8 +178,110 @@ u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len)
 	return 0;
 }
 
+/*
+ * Bounce buffers, the slow path for data pointers the backend cannot take
+ * as they are: a block device needs each segment aligned to its DMA
+ * alignment and a multiple of its logical block size (so does direct I/O
+ * on a file), while NVMe allows any dword-aligned PRP offset or SGL block.
+ * Page-aligned guest buffers, what guests use, never bounce.
+ */
+static bool vnvme_needs_bounce(struct vnvme_cmd *cmd)
+{
+	struct vnvme_ns *ns = cmd->ns;
+	struct block_device *bdev = ns->bdev;
+	unsigned int addr_mask, len_mask, i;
+
+	if (!bdev) {
+		if (!(ns->file->f_flags & O_DIRECT))
+			return false;
+		bdev = file_inode(ns->file)->i_sb->s_bdev;
+		if (!bdev)
+			return false;
+	}
+	addr_mask = bdev_dma_alignment(bdev);
+	len_mask = bdev_logical_block_size(bdev) - 1;
+	for (i = 0; i < cmd->nr_bvecs; i++)
+		if ((cmd->bvecs[i].bv_offset & addr_mask) ||
+		    (cmd->bvecs[i].bv_len & len_mask))
+			return true;
+	return false;
+}
+
+/* Copy between the guest's pinned segments and the bounce pages. */
+static bool vnvme_bounce_copy(struct vnvme_cmd *cmd, bool to_guest)
+{
+	struct vnvme_bounce *b = cmd->bounce;
+	struct iov_iter iter;
+	unsigned int i;
+
+	iov_iter_bvec(&iter, to_guest ? ITER_DEST : ITER_SOURCE, cmd->bvecs,
+		      cmd->nr_bvecs, b->len);
+	for (i = 0; i < b->nr; i++) {
+		struct bio_vec *bv = &b->bv[i];
+		size_t done;
+
+		if (to_guest)
+			done = copy_page_to_iter(bv->bv_page, 0, bv->bv_len,
+						 &iter);
+		else
+			done = copy_page_from_iter(bv->bv_page, 0, bv->bv_len,
+						   &iter);
+		if (done != bv->bv_len)
+			return false;
+	}
+	return true;
+}
+
+static void vnvme_bounce_free(struct vnvme_cmd *cmd)
+{
+	struct vnvme_bounce *b = cmd->bounce;
+	unsigned int i;
+
+	for (i = 0; i < b->nr; i++)
+		__free_page(b->bv[i].bv_page);
+	kfree(b);
+	cmd->bounce = NULL;
+}
+
+static u16 vnvme_bounce_alloc(struct vnvme_cmd *cmd, u32 len, bool write)
+{
+	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE);
+	struct vnvme_bounce *b;
+	u32 left = len;
+
+	b = kzalloc(struct_size(b, bv, nr), GFP_KERNEL);
+	if (!b)
+		return NVME_SC_INTERNAL;
+	cmd->bounce = b;
+	b->len = len;
+	for (b->nr = 0; b->nr < nr; b->nr++) {
+		struct page *page = alloc_page(GFP_KERNEL);
+
+		if (!page)
+			goto out_free;
+		b->bv[b->nr].bv_page = page;
+		b->bv[b->nr].bv_offset = 0;
+		b->bv[b->nr].bv_len = min_t(u32, left, PAGE_SIZE);
+		left -= b->bv[b->nr].bv_len;
+	}
+	if (write && !vnvme_bounce_copy(cmd, false))
+		goto out_free;
+	return 0;
+
+out_free:
+	vnvme_bounce_free(cmd);
+	return NVME_SC_INTERNAL;
+}
+
 static void vnvme_release_data(struct vnvme_cmd *cmd)
 {
+	if (cmd->bounce) {
+		/* A failed copy back leaves the guest buffer unchanged. */
+		if ((cmd->flags & VNVME_CMD_DIRTY) && !cmd->status &&
+		    !vnvme_bounce_copy(cmd, true))
+			cmd->status = NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
+		vnvme_bounce_free(cmd);
+	}
 	if (cmd->nr_pages) {
 		if (cmd->flags & VNVME_CMD_DIRTY)
 			unpin_user_pages_dirty_lock(cmd->pages, cmd->nr_pages,
@@ -338,13 +440,14 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 {
 	struct vnvme_sq *sq = cmd->sq;
 
-	vnvme_release_data(cmd);
+	cmd->status = status;
+	vnvme_release_data(cmd);	/* may fail a bounced read */
 	if (cmd->ns) {
 		vnvme_ns_put(cmd->ns);
 		cmd->ns = NULL;
 	}
-	vnvme_post_cqe(sq, cmd, status);
-	if (status)
+	vnvme_post_cqe(sq, cmd, cmd->status);
+	if (cmd->status)
 		sq->errors++;
 	sq->cq->reserved--;
 	cmd->next_free = sq->free;
@@ -355,8 +458,6 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 		wake_up_all(&dev->wq);
 }
 
-static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd);
-
 /* Worker: post everything the backend finished. */
 static void vnvme_reap(struct vnvme_dev *dev)
 {
@@ -364,16 +465,8 @@ static void vnvme_reap(struct vnvme_dev *dev)
 	struct vnvme_cmd *cmd, *tmp;
 
 	list = llist_reverse_order(list);
-	llist_for_each_entry_safe(cmd, tmp, list, lnode) {
-		if (!cmd->status && (cmd->flags & VNVME_CMD_FLUSH_AFTER)) {
-			/* FUA on a backend path without it: flush now. */
-			cmd->flags &= ~VNVME_CMD_FLUSH_AFTER;
-			vnvme_release_data(cmd);
-			vnvme_submit_flush(dev, cmd);
-			continue;
-		}
+	llist_for_each_entry_safe(cmd, tmp, list, lnode)
 		vnvme_finish(dev, cmd, cmd->status);
-	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -435,12 +528,23 @@ static void vnvme_kiocb_end(struct kiocb *iocb, long ret)
 	vnvme_cmd_done(cmd);
 }
 
-static void vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
-			    bool write, bool fua)
+static u16 vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
+			   bool write, bool fua)
 {
 	struct vnvme_ns *ns = cmd->ns;
+	struct bio_vec *bvecs = cmd->bvecs;
+	unsigned int nr_bvecs = cmd->nr_bvecs;
 	struct iov_iter iter;
 	ssize_t ret;
+
+	if (vnvme_needs_bounce(cmd)) {
+		u16 status = vnvme_bounce_alloc(cmd, len, write);
+
+		if (status)
+			return status;
+		bvecs = cmd->bounce->bv;
+		nr_bvecs = cmd->bounce->nr;
+	}
 
 	if (ns->bdev) {
 		blk_opf_t opf = write ? REQ_OP_WRITE | REQ_SYNC | REQ_IDLE :
@@ -448,15 +552,15 @@ static void vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
 
 		if (fua)
 			opf |= REQ_FUA;
-		bio_init(&cmd->bio, ns->bdev, cmd->bvecs, VNVME_MAX_BVECS, opf);
+		bio_init(&cmd->bio, ns->bdev, bvecs, nr_bvecs, opf);
 		cmd->flags |= VNVME_CMD_BIO;
-		cmd->bio.bi_vcnt = cmd->nr_bvecs;
+		cmd->bio.bi_vcnt = nr_bvecs;
 		cmd->bio.bi_iter.bi_size = len;
 		cmd->bio.bi_iter.bi_sector = slba << (ns->lba_shift - SECTOR_SHIFT);
 		cmd->bio.bi_private = cmd;
 		cmd->bio.bi_end_io = vnvme_bio_end;
 		submit_bio(&cmd->bio);
-		return;
+		return VNVME_STATUS_ASYNC;
 	}
 
 	init_sync_kiocb(&cmd->iocb, ns->file);
@@ -464,14 +568,15 @@ static void vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
 	cmd->iocb.ki_complete = vnvme_kiocb_end;
 	if (fua)
 		cmd->iocb.ki_flags |= IOCB_DSYNC;
-	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, cmd->bvecs,
-		      cmd->nr_bvecs, len);
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvecs, nr_bvecs,
+		      len);
 	if (write)
 		ret = call_write_iter(ns->file, &cmd->iocb, &iter);
 	else
 		ret = call_read_iter(ns->file, &cmd->iocb, &iter);
 	if (ret != -EIOCBQUEUED)
 		vnvme_kiocb_end(&cmd->iocb, ret);
+	return VNVME_STATUS_ASYNC;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -526,27 +631,44 @@ static u16 vnvme_exec_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	status = vnvme_map_data(dev, cmd, len, !write, NULL);
 	if (status)
 		return status;
-	vnvme_submit_rw(cmd, slba, len, write, control & NVME_RW_FUA);
-	return VNVME_STATUS_ASYNC;
+	return vnvme_submit_rw(cmd, slba, len, write, control & NVME_RW_FUA);
 }
 
-static void vnvme_file_zero_work(struct work_struct *work)
+/*
+ * Write Zeroes runs in a work item: the blocking helpers fall back to
+ * writing zero pages when a device that claims Write Zeroes refuses it
+ * (a loop device over a file system without FALLOC_FL_ZERO_RANGE does).
+ */
+static void vnvme_zero_work(struct work_struct *work)
 {
 	struct vnvme_cmd *cmd = container_of(work, struct vnvme_cmd, work);
 	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
+	u16 control = le16_to_cpu(wz->control);
 	struct vnvme_ns *ns = cmd->ns;
-	loff_t off = le64_to_cpu(wz->slba) << ns->lba_shift;
-	loff_t len = (loff_t)(le16_to_cpu(wz->length) + 1) << ns->lba_shift;
+	u64 slba = le64_to_cpu(wz->slba);
+	u64 nlb = le16_to_cpu(wz->length) + 1;
+	loff_t off = slba << ns->lba_shift;
+	loff_t len = nlb << ns->lba_shift;
+	u8 shift = ns->lba_shift - SECTOR_SHIFT;
 	int ret;
 
-	ret = vfs_fallocate(ns->file, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-			    off, len);
-	if (ret == -EOPNOTSUPP)
+	if (ns->bdev) {
+		/* Deallocate (DEAC) lets the device unmap; else keep blocks. */
+		ret = blkdev_issue_zeroout(ns->bdev, slba << shift, nlb << shift,
+					   GFP_KERNEL, (control & BIT(9)) ? 0 :
+					   BLKDEV_ZERO_NOUNMAP);
+		if (!ret && (control & NVME_RW_FUA))
+			ret = blkdev_issue_flush(ns->bdev);
+	} else {
 		ret = vfs_fallocate(ns->file,
-				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 				    off, len);
-	if (!ret && (wz->control & cpu_to_le16(NVME_RW_FUA)))
-		ret = vfs_fsync_range(ns->file, off, off + len - 1, 1);
+		if (ret == -EOPNOTSUPP)
+			ret = vfs_fallocate(ns->file, FALLOC_FL_PUNCH_HOLE |
+					    FALLOC_FL_KEEP_SIZE, off, len);
+		if (!ret && (control & NVME_RW_FUA))
+			ret = vfs_fsync_range(ns->file, off, off + len - 1, 1);
+	}
 	cmd->status = vnvme_errno_status(ret, nvme_cmd_write_zeroes);
 	vnvme_cmd_done(cmd);
 }
@@ -562,10 +684,7 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 	u64 slba = le64_to_cpu(wz->slba);
 	u32 nlb = le16_to_cpu(wz->length) + 1;
 	struct vnvme_ns *ns = cmd->ns;
-	struct bio *bio = NULL;
-	unsigned int flags;
 	u16 status;
-	int ret;
 
 	if (control & ~VNVME_WZ_CONTROL_OK)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
@@ -575,30 +694,8 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 	if (ns->read_only)
 		return NVME_SC_NS_WRITE_PROTECTED | NVME_SC_DNR;
 
-	cmd->status = 0;
-	if (!ns->bdev) {
-		INIT_WORK(&cmd->work, vnvme_file_zero_work);
-		queue_work(system_unbound_wq, &cmd->work);
-		return VNVME_STATUS_ASYNC;
-	}
-	/* Deallocate (DEAC) lets the device unmap; otherwise keep blocks. */
-	flags = (control & BIT(9)) ? 0 : BLKDEV_ZERO_NOUNMAP;
-	ret = __blkdev_issue_zeroout(ns->bdev,
-				     slba << (ns->lba_shift - SECTOR_SHIFT),
-				     (sector_t)nlb << (ns->lba_shift - SECTOR_SHIFT),
-				     GFP_KERNEL, &bio, flags);
-	if (control & NVME_RW_FUA)
-		cmd->flags |= VNVME_CMD_FLUSH_AFTER;
-	if (!bio)
-		return vnvme_errno_status(ret, nvme_cmd_write_zeroes);
-	bio->bi_private = cmd;
-	bio->bi_end_io = vnvme_bio_end_put;
-	if (ret) {
-		cmd->status = vnvme_errno_status(ret, nvme_cmd_write_zeroes);
-		bio_io_error(bio);
-	} else {
-		submit_bio(bio);
-	}
+	INIT_WORK(&cmd->work, vnvme_zero_work);
+	queue_work(system_unbound_wq, &cmd->work);
 	return VNVME_STATUS_ASYNC;
 }
 

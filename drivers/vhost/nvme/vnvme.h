@@ -116,7 +116,18 @@ struct vnvme_ns {
 
 #define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */
 #define VNVME_CMD_DIRTY		BIT(1)	/* device wrote the pages */
-#define VNVME_CMD_FLUSH_AFTER	BIT(2)	/* flush before completing (FUA) */
+
+/**
+ * struct vnvme_bounce - bounce pages for a misaligned data pointer
+ * @len: bytes
+ * @nr: pages in @bv
+ * @bv: one full page each, the last one partly used
+ */
+struct vnvme_bounce {
+	u32 len;
+	unsigned int nr;
+	struct bio_vec bv[];
+};
 
 /**
  * struct vnvme_cmd - a command slot of a submission queue
@@ -130,6 +141,7 @@ struct vnvme_ns {
  * @nr_bvecs: entries used in @bvecs
  * @pages: pinned guest pages
  * @bvecs: the data, as segments of @pages
+ * @bounce: bounce pages the backend reads or writes instead, or NULL
  * @bio: inline bio for data and flush commands on a block device
  * @iocb: kiocb for read and write on a regular file
  * @work: synchronous file operations (flush, fallocate)
@@ -149,6 +161,7 @@ struct vnvme_cmd {
 	unsigned int nr_bvecs;
 	struct page **pages;
 	struct bio_vec *bvecs;
+	struct vnvme_bounce *bounce;
 	struct bio bio;
 	struct kiocb iocb;
 	struct work_struct work;
