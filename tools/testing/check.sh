@@ -140,9 +140,9 @@ tap_items() {	# tap_items PREFIX FILE: add the TAP results in FILE as items
 	[ -f "$2" ] || return 0
 	while IFS= read -r line; do
 		line=${line%$'\r'}
-		[[ $line =~ ^[[:space:]]*(not\ )?ok\ [0-9]+[[:space:]]*-?[[:space:]]*(.*)$ ]] || continue
+		[[ $line =~ ^[[:space:]]*(not\ )?ok\ ([0-9]+)[[:space:]]*-?[[:space:]]*(.*)$ ]] || continue
 		neg=${BASH_REMATCH[1]}
-		desc="$1: ${BASH_REMATCH[2]}"
+		desc="$1 ${BASH_REMATCH[2]}: ${BASH_REMATCH[3]}"
 		if [[ $line =~ \#[[:space:]]*[Ss][Kk][Ii][Pp] ]]; then
 			item skip "$desc"
 		elif [ -z "$neg" ]; then

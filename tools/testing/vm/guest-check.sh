@@ -1,9 +1,10 @@
 #!/bin/bash
 # shellcheck disable=SC2317 # functions run through step()
 # SPDX-License-Identifier: GPL-2.0
-# Guest side of `make check` (run by vm-run.sh): set up null_blk and loop
-# backends ($VHOST_NVME_NULLB, $VHOST_NVME_LOOP), load
-# the built vhost_nvme.ko, run the selftest binary and unload the module.
+# Guest side of `make check` (run by vm-run.sh): load the built vhost_nvme.ko,
+# run the selftests (through tools/testing/selftests/vhost_nvme/run.sh, which
+# creates the null_blk and loop backends, or, without it, the binary with
+# backends set up here) and unload the module.
 # Writes its own steps as TAP to $VM_OUT/guest-check.tap and the selftest's
 # TAP output to $VM_OUT/selftests.tap. Exits non-zero if anything failed.
 set -uo pipefail
@@ -49,13 +50,19 @@ setup_nullb() {
 }
 setup_loop() {
 	local img=/tmp/vhost-nvme-loop.img
-	modprobe loop &&
 	truncate -s 256M "$img" &&
 	VHOST_NVME_LOOP=$(losetup -f --show "$img") &&
 	[ -b "$VHOST_NVME_LOOP" ]
 }
-step "set up null_blk backend" setup_nullb && export VHOST_NVME_NULLB=/dev/nullb0
-step "set up loop backend" setup_loop && export VHOST_NVME_LOOP
+# The selftests' own run.sh sets the backends up (and tears them down) when
+# it exists; otherwise do it here and run the binary directly.
+ST_RUN=tools/testing/selftests/vhost_nvme/run.sh
+# No udev here: /dev/loop-control only appears once loop is loaded.
+step "load loop" modprobe loop
+if [ ! -f "$ST_RUN" ]; then
+	step "set up null_blk backend" setup_nullb && export VHOST_NVME_NULLB=/dev/nullb0
+	step "set up loop backend" setup_loop && export VHOST_NVME_LOOP
+fi
 
 ko=$(vn_find_ko)
 loaded=1
@@ -71,8 +78,13 @@ fi
 if [ ! -x "$VN_SELFTEST" ]; then
 	result 1 "run selftests: $VN_SELFTEST not built"
 else
-	echo "# running $VN_SELFTEST (VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-})"
-	timeout -k 10 "$SELFTEST_TIMEOUT" "./$VN_SELFTEST" 2>&1 | tee "$STAP"
+	if [ -f "$ST_RUN" ]; then
+		cmd=(sh "$ST_RUN")
+	else
+		cmd=("./$VN_SELFTEST")
+	fi
+	echo "# running ${cmd[*]} (VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-})"
+	timeout -k 10 "$SELFTEST_TIMEOUT" "${cmd[@]}" 2>&1 | tee "$STAP"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		result 1 "selftests finished within ${SELFTEST_TIMEOUT}s"
