@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Userspace shim for <linux/blkdev.h>: declarations compat.h names. */
+#ifndef _SHIM_LINUX_BLKDEV_H
+#define _SHIM_LINUX_BLKDEV_H
+
+#include <linux/fs.h>
+
+#define GFP_KERNEL	0u
+
+struct block_device *I_BDEV(struct inode *inode);
+int __blkdev_issue_discard(struct block_device *bdev, sector_t sector,
+			   sector_t nr_sects, gfp_t gfp_mask, struct bio **biop);
+
+#endif
