@@ -8,6 +8,8 @@
 #   make deps           install build/test dependencies (tools/testing/deps.sh)
 #   make check          static checks + selftests in a VM (tools/testing/check.sh)
 #   make run            module + workload in a VM (tools/testing/run.sh)
+#   make fuzz           fuzz the data pointer walker in userspace for
+#                       FUZZ_SECONDS (default 60; tools/testing/fuzz)
 
 ifneq ($(KERNELRELEASE),)
 # Invoked by Kbuild without a Kbuild file: nothing to build.
@@ -16,8 +18,9 @@ else
 KVER ?= $(shell ls /lib/modules 2>/dev/null | grep -E '^6\.1\.[0-9]+-[0-9]+-amd64$$' | sort -V | tail -n1)
 KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
+FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check run
+.PHONY: all modules clean deps check run fuzz
 
 all: modules
 
@@ -37,5 +40,8 @@ check:
 
 run:
 	tools/testing/run.sh
+
+fuzz:
+	$(MAKE) -C tools/testing/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 endif
