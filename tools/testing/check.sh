@@ -4,9 +4,11 @@
 # `make check`: deps -> module build -> static checks (checkpatch per file,
 # W=1 build, sparse C=2 build) -> selftest build -> one VM running
 # tools/testing/vm/guest-check.sh (module load, selftests, unload) with a
-# kernel-warning scan. Every step is a pass/fail/skip item; the selftests' TAP
-# lines are items too. Ends with "N passed, N failed, N skipped"; exits 1 if
-# anything failed. Logs go to $RESULTS (default results/check).
+# kernel-warning scan -> userspace unit tests and a short fuzz run of dptr.c
+# (FUZZ_CHECK_SECONDS, default 20). Every step is a pass/fail/skip item; the
+# selftests' and unit tests' TAP lines are items too. Ends with "N passed,
+# N failed, N skipped"; exits 1 if anything failed. Logs go to $RESULTS
+# (default results/check).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -160,6 +162,31 @@ if [ -f "$VMOUT/status" ]; then
 	if [ "$st" != 0 ] && [ "$FAIL" = "$before" ]; then
 		item fail "guest-check.sh" "exit status $st without a failing TAP line"
 	fi
+fi
+
+# --- userspace unit tests and fuzzing of dptr.c (tools/testing/unit, fuzz) -------
+echo "check: unit tests"
+if run_logged "$RES/unit-build.log" make -C tools/testing/unit; then
+	before=$FAIL
+	urc=0
+	tools/testing/unit/build/dptr_test > "$RES/unit.tap" 2>&1 || urc=$?
+	tap_items unit "$RES/unit.tap"
+	if [ "$urc" != 0 ] && [ "$FAIL" = "$before" ]; then
+		item fail "unit dptr_test" "exit status $urc; see $RES/unit.tap"
+	fi
+else
+	item fail "build unit tests" "see $RES/unit-build.log"
+	show "$RES/unit-build.log"
+fi
+fz=${FUZZ_CHECK_SECONDS:-20}
+echo "check: fuzzing dptr.c for ${fz}s"
+if run_logged "$RES/fuzz.log" make -C tools/testing/fuzz run FUZZ_SECONDS="$fz"; then
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$RES/fuzz.log")
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$RES/fuzz.log")
+	item pass "fuzz dptr ${fz}s: ${execs:-?} execs, ${rate:-?}/s"
+else
+	item fail "fuzz dptr ${fz}s" "see $RES/fuzz.log and tools/testing/fuzz/build/crash-*"
+	grep -E 'ERROR|invariant|SUMMARY' "$RES/fuzz.log" | head -n 10 | sed 's/^/    /' || true
 fi
 
 echo "check: logs in $RES"
