@@ -15,8 +15,6 @@
 #include <linux/slab.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
-#include <linux/kthread.h>
-#include <linux/cgroup.h>
 #include <linux/uaccess.h>
 #include <linux/sort.h>
 #include <linux/overflow.h>
@@ -57,6 +55,30 @@ module_param_cb(max_mem_regions, &max_mem_regions_ops, &max_mem_regions,
 		0644);
 MODULE_PARM_DESC(max_mem_regions,
 		 "Largest memory table per device, 1-1024 (default: 64)");
+
+static unsigned int poll_us;
+static int poll_us_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, VNVME_MAX_POLL_US);
+}
+
+static const struct kernel_param_ops poll_us_ops = {
+	.set = poll_us_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(poll_us, &poll_us_ops, &poll_us, 0644);
+MODULE_PARM_DESC(poll_us,
+		 "Default SQ polling budget in microseconds, 0-1000000 (default: 0, no polling)");
+
+/* The memory table of a device that has none. */
+static const struct vnvme_memtable vnvme_no_mem;
+
+static void vnvme_mem_free(const struct vnvme_memtable *mem)
+{
+	if (mem != &vnvme_no_mem)
+		kvfree(mem);
+}
 
 static bool vnvme_zeroed(const void *p, size_t len)
 {
@@ -153,22 +175,22 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	}
 	ns->nsze = bytes >> ns->lba_shift;
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	if (dev->ns[arg.nsid]) {
-		mutex_unlock(&dev->io_mutex);
+		up_write(&dev->io_lock);
 		ret = -EEXIST;
 		goto out_put_file;
 	}
 	dev->ns[arg.nsid] = ns;
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 
 	arg.lba_shift = ns->lba_shift;
 	arg.nsze = ns->nsze;
 	arg.flags = ns->read_only ? VHOST_NVME_NS_F_READ_ONLY : 0;
 	if (copy_to_user(argp, &arg, sizeof(arg))) {
-		mutex_lock(&dev->io_mutex);
+		down_write(&dev->io_lock);
 		dev->ns[arg.nsid] = NULL;
-		mutex_unlock(&dev->io_mutex);
+		up_write(&dev->io_lock);
 		vnvme_ns_free(ns);
 		return -EFAULT;
 	}
@@ -195,10 +217,10 @@ static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
 		return -EINVAL;
 	nsid = array_index_nospec(arg.nsid, VNVME_MAX_NSID + 1);
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	ns = dev->ns[nsid];
 	dev->ns[nsid] = NULL;
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	if (!ns)
 		return -ENOENT;
 	vnvme_ns_free(ns);
@@ -239,7 +261,7 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
+	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
 	    (arg.flags & ~VHOST_NVME_CQ_F_IRQ_ENABLED))
 		return -EINVAL;
 	ret = vnvme_check_qid(dev, arg.qid);
@@ -260,7 +282,7 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 	cq->phase = 1;
 	cq->gpa = arg.addr;
 	cq->ien = arg.flags & VHOST_NVME_CQ_F_IRQ_ENABLED;
-	vnvme_kick_init(&cq->kick, dev);
+	vnvme_kick_init(&cq->kick, NULL);
 	if (arg.irqfd >= 0) {
 		cq->irq = eventfd_ctx_fdget(arg.irqfd);
 		if (IS_ERR(cq->irq)) {
@@ -270,11 +292,19 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 		}
 	}
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	if (dev->cq[qid]) {
 		ret = -EEXIST;
 		goto out_unlock;
 	}
+	/* nr_workers only grows while there is an owner */
+	if (arg.worker >= dev->nr_workers) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	cq->worker = dev->workers[array_index_nospec(arg.worker,
+						     dev->nr_workers)];
+	cq->kick.worker = cq->worker;
 	cq->ring = vnvme_gpa_to_uaddr(dev->mem, cq->gpa,
 				      (u64)cq->size * VNVME_CQE_SIZE);
 	if (!cq->ring) {
@@ -287,11 +317,11 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 			goto out_unlock;
 	}
 	dev->cq[qid] = cq;
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	return 0;
 
 out_unlock:
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 out_free_cq:
 	vnvme_cq_free(cq);
 	return ret;
@@ -362,15 +392,12 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 	sq->qid = qid;
 	sq->size = arg.size;
 	sq->gpa = arg.addr;
-	vnvme_kick_init(&sq->kick, dev);
+	vnvme_kick_init(&sq->kick, NULL);
 	ret = vnvme_sq_alloc_cmds(sq);
 	if (ret)
 		goto out_free_sq;
-	ret = vnvme_kick_start(&sq->kick, arg.kickfd);
-	if (ret)
-		goto out_free_sq;
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	if (dev->sq[qid]) {
 		ret = -EEXIST;
 		goto out_unlock;
@@ -386,15 +413,21 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 		ret = -EFAULT;
 		goto out_unlock;
 	}
+	/* A CQ and its SQs are served by one worker. */
+	sq->worker = cq->worker;
+	sq->kick.worker = cq->worker;
+	ret = vnvme_kick_start(&sq->kick, arg.kickfd);
+	if (ret)
+		goto out_unlock;
 	sq->cq = cq;
 	cq->nr_sqs++;
 	dev->sq[qid] = sq;
-	mutex_unlock(&dev->io_mutex);
-	vnvme_wake(dev);
+	up_write(&dev->io_lock);
+	vnvme_wake(sq->worker);
 	return 0;
 
 out_unlock:
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 out_free_sq:
 	vnvme_sq_free(sq);
 	return ret;
@@ -403,16 +436,16 @@ out_free_sq:
 /* Stop fetching from @sq, wait for its commands, unlink and free it. */
 static void vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq)
 {
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	sq->deleting = true;
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 
 	wait_event(dev->wq, !READ_ONCE(sq->inflight));
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	dev->sq[sq->qid] = NULL;
 	sq->cq->nr_sqs--;
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	vnvme_sq_free(sq);
 }
 
@@ -440,9 +473,9 @@ static long vnvme_delete_sq(struct vnvme_dev *dev, void __user *argp)
 	ret = vnvme_copy_qid(dev, argp, &qid);
 	if (ret)
 		return ret;
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	sq = dev->sq[qid];
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	if (!sq)
 		return -ENOENT;
 	/* dev->mutex is held: nobody else can delete @sq meanwhile. */
@@ -459,7 +492,7 @@ static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
 	ret = vnvme_copy_qid(dev, argp, &qid);
 	if (ret)
 		return ret;
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	cq = dev->cq[qid];
 	if (!cq) {
 		ret = -ENOENT;
@@ -469,7 +502,7 @@ static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
 		dev->cq[qid] = NULL;
 		ret = 0;
 	}
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	if (!ret)
 		vnvme_cq_free(cq);
 	return ret;
@@ -492,7 +525,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		return -EINVAL;
 	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	if (arg.type == VHOST_NVME_QTYPE_SQ) {
 		struct vnvme_sq *sq = dev->sq[qid];
 
@@ -529,7 +562,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		arg.errors = cq->bad_db;
 	}
 out_unlock:
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	if (!ret && copy_to_user(argp, &arg, sizeof(arg)))
 		ret = -EFAULT;
 	return ret;
@@ -554,9 +587,9 @@ static bool vnvme_aligned(u64 v)
 
 /*
  * Check that @mem covers every live ring and doorbell buffer, and if
- * @commit, point them into @mem.  Caller holds io_mutex.
+ * @commit, point them into @mem.  Caller holds io_lock for write.
  */
-static int vnvme_remap(struct vnvme_dev *dev, struct vnvme_memtable *mem,
+static int vnvme_remap(struct vnvme_dev *dev, const struct vnvme_memtable *mem,
 		       bool commit)
 {
 	void __user *dbs = NULL, *eis = NULL;
@@ -600,7 +633,8 @@ static int vnvme_remap(struct vnvme_dev *dev, struct vnvme_memtable *mem,
 static long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_memory_region __user *uregions;
-	struct vnvme_memtable *mem, *old;
+	const struct vnvme_memtable *old;
+	struct vnvme_memtable *mem;
 	struct vhost_memory hdr;
 	unsigned int i;
 	long ret;
@@ -651,17 +685,17 @@ static long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
 		}
 	}
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	ret = vnvme_remap(dev, mem, false);
 	if (ret) {
-		mutex_unlock(&dev->io_mutex);
+		up_write(&dev->io_lock);
 		goto out_free;
 	}
 	vnvme_remap(dev, mem, true);
 	old = dev->mem;
 	dev->mem = mem;
-	mutex_unlock(&dev->io_mutex);
-	kvfree(old);
+	up_write(&dev->io_lock);
+	vnvme_mem_free(old);
 	return 0;
 
 out_free:
@@ -680,20 +714,20 @@ static long vnvme_set_doorbells(struct vnvme_dev *dev, void __user *argp)
 	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
 
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	switch (arg.mode) {
 	case VHOST_NVME_DB_VMM:
 		if (arg.ei_addr || !vnvme_aligned(arg.db_addr))
 			goto out_inval;
 		dbs = u64_to_user_ptr(arg.db_addr);
 		if (!access_ok(dbs, VNVME_PAGE_SIZE)) {
-			mutex_unlock(&dev->io_mutex);
+			up_write(&dev->io_lock);
 			return -EFAULT;
 		}
 		break;
 	case VHOST_NVME_DB_SHADOW:
 		if (!(dev->features & VHOST_NVME_F_SHADOW_DB)) {
-			mutex_unlock(&dev->io_mutex);
+			up_write(&dev->io_lock);
 			return -EOPNOTSUPP;
 		}
 		if (!vnvme_aligned(arg.db_addr) || !vnvme_aligned(arg.ei_addr))
@@ -701,7 +735,7 @@ static long vnvme_set_doorbells(struct vnvme_dev *dev, void __user *argp)
 		dbs = vnvme_gpa_to_uaddr(dev->mem, arg.db_addr, VNVME_PAGE_SIZE);
 		eis = vnvme_gpa_to_uaddr(dev->mem, arg.ei_addr, VNVME_PAGE_SIZE);
 		if (!dbs || !eis) {
-			mutex_unlock(&dev->io_mutex);
+			up_write(&dev->io_lock);
 			return -EFAULT;
 		}
 		/* The guest's shadow starts from the current values. */
@@ -724,15 +758,15 @@ static long vnvme_set_doorbells(struct vnvme_dev *dev, void __user *argp)
 	dev->ei_gpa = arg.ei_addr;
 	dev->dbs = dbs;
 	dev->eis = eis;
-	mutex_unlock(&dev->io_mutex);
-	vnvme_wake(dev);
+	up_write(&dev->io_lock);
+	vnvme_wake_all(dev);
 	return 0;
 
 out_fault:
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	return -EFAULT;
 out_inval:
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	return -EINVAL;
 }
 
@@ -755,7 +789,7 @@ static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
 
 	if (features & ~VHOST_NVME_F_ALL)
 		return -EOPNOTSUPP;
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	if (features != dev->features && vnvme_has_queues(dev))
 		ret = -EBUSY;
 	else if (!(features & VHOST_NVME_F_SHADOW_DB) &&
@@ -763,7 +797,7 @@ static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
 		ret = -EBUSY;
 	else
 		dev->features = features;
-	mutex_unlock(&dev->io_mutex);
+	up_write(&dev->io_lock);
 	return ret;
 }
 
@@ -786,10 +820,10 @@ static long vnvme_set_features_ioctl(struct vnvme_dev *dev, void __user *argp)
 
 static void vnvme_quiesce(struct vnvme_dev *dev)
 {
-	mutex_lock(&dev->io_mutex);
+	down_write(&dev->io_lock);
 	dev->quiesced = true;
-	mutex_unlock(&dev->io_mutex);
-	wait_event(dev->wq, !READ_ONCE(dev->inflight));
+	up_write(&dev->io_lock);
+	wait_event(dev->wq, !atomic_read(&dev->inflight));
 }
 
 static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
@@ -804,10 +838,10 @@ static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
 	if (quiesce) {
 		vnvme_quiesce(dev);
 	} else {
-		mutex_lock(&dev->io_mutex);
+		down_write(&dev->io_lock);
 		dev->quiesced = false;
-		mutex_unlock(&dev->io_mutex);
-		vnvme_wake(dev);
+		up_write(&dev->io_lock);
+		vnvme_wake_all(dev);
 	}
 	return 0;
 }
@@ -822,6 +856,8 @@ static long vnvme_get_info(struct vnvme_dev *dev, void __user *argp)
 		.mdts = VNVME_MDTS,
 		.max_mem_regions = dev->max_regions,
 		.features = VHOST_NVME_F_ALL,
+		.max_workers = VNVME_MAX_WORKERS,
+		.max_poll_us = VNVME_MAX_POLL_US,
 	};
 
 	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
@@ -832,35 +868,106 @@ static long vnvme_get_info(struct vnvme_dev *dev, void __user *argp)
 
 static long vnvme_set_owner(struct vnvme_dev *dev)
 {
-	struct task_struct *worker;
+	struct vnvme_worker *worker;
 	struct mm_struct *mm;
-	long ret;
 
 	if (dev->mm)
 		return -EBUSY;
 	mm = get_task_mm(current);
 	if (!mm)
 		return -EINVAL;
-	/* The worker wakes on kicks and completions from now on. */
-	worker = kthread_create(vnvme_worker, dev, "vhost-nvme-%d",
-				current->pid);
-	if (IS_ERR(worker)) {
-		ret = PTR_ERR(worker);
-		goto out_mmput;
-	}
-	/* Charge the worker's work to the owner's cgroups. */
-	ret = cgroup_attach_task_all(current, worker);
-	if (ret)
-		goto out_stop;
 	dev->mm = mm;
-	dev->worker = worker;
-	wake_up_process(worker);
+	worker = vnvme_worker_create(dev);
+	if (IS_ERR(worker)) {
+		dev->mm = NULL;
+		mmput(mm);
+		return PTR_ERR(worker);
+	}
+	down_write(&dev->io_lock);
+	dev->workers[0] = worker;
+	dev->nr_workers = 1;
+	dev->poll_ns = (u64)READ_ONCE(poll_us) * NSEC_PER_USEC;
+	up_write(&dev->io_lock);
 	return 0;
+}
 
-out_stop:
-	kthread_stop(worker);
-out_mmput:
-	mmput(mm);
+static long vnvme_new_worker(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_worker arg;
+	struct vnvme_worker *worker;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.id || arg.reserved0 ||
+	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (!(dev->features & VHOST_NVME_F_WORKERS))
+		return -EOPNOTSUPP;
+	if (dev->nr_workers == VNVME_MAX_WORKERS)
+		return -ENOSPC;
+	worker = vnvme_worker_create(dev);
+	if (IS_ERR(worker))
+		return PTR_ERR(worker);
+	down_write(&dev->io_lock);
+	worker->id = dev->nr_workers;
+	dev->workers[dev->nr_workers++] = worker;
+	up_write(&dev->io_lock);
+	arg.id = worker->id;
+	/* The worker stays until the owner goes, like the queues it serves. */
+	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
+}
+
+static long vnvme_set_poll(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_poll arg;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (arg.poll_us > VNVME_MAX_POLL_US)
+		return -EINVAL;
+	if (!(dev->features & VHOST_NVME_F_POLL))
+		return -EOPNOTSUPP;
+	down_write(&dev->io_lock);
+	WRITE_ONCE(dev->poll_ns, (u64)arg.poll_us * NSEC_PER_USEC);
+	up_write(&dev->io_lock);
+	vnvme_wake_all(dev);
+	return 0;
+}
+
+static long vnvme_set_irq_coalescing(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_irq_coalescing arg;
+	struct vnvme_cq *cq;
+	unsigned int qid;
+	long ret = 0;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || arg.reserved1 ||
+	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (vnvme_check_qid(dev, arg.qid) || arg.threshold > VNVME_MAX_QSIZE ||
+	    arg.time_us > VNVME_MAX_POLL_US)
+		return -EINVAL;
+	if (!(dev->features & VHOST_NVME_F_IRQ_COALESCING))
+		return -EOPNOTSUPP;
+	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+
+	down_write(&dev->io_lock);
+	cq = dev->cq[qid];
+	if (cq) {
+		cq->coal_thr = arg.threshold;
+		cq->coal_ns = (u64)arg.time_us * NSEC_PER_USEC;
+		if (cq->pending && cq->coal_ns)
+			cq->first_pending = ktime_get();
+	} else {
+		ret = -ENOENT;
+	}
+	up_write(&dev->io_lock);
+	if (cq)
+		vnvme_wake(cq->worker);
 	return ret;
 }
 
@@ -870,7 +977,6 @@ out_mmput:
  */
 static void vnvme_reset(struct vnvme_dev *dev)
 {
-	struct vnvme_memtable *mem;
 	unsigned int i;
 
 	if (!dev->mm)
@@ -892,19 +998,21 @@ static void vnvme_reset(struct vnvme_dev *dev)
 		}
 	}
 	/*
-	 * No kick can wake the worker any more, and once the completers that
+	 * No kick can wake a worker any more, and once the completers that
 	 * posted the last commands have left vnvme_cmd_done() (an RCU read
 	 * side section), nothing else can.
 	 */
 	synchronize_rcu();
-	kthread_stop(dev->worker);
-	dev->worker = NULL;
+	for (i = 0; i < dev->nr_workers; i++) {
+		vnvme_worker_destroy(dev->workers[i]);
+		dev->workers[i] = NULL;
+	}
+	dev->nr_workers = 0;
 	mmput(dev->mm);
 	dev->mm = NULL;
 
-	mem = kvzalloc(struct_size(mem, r, 0), GFP_KERNEL | __GFP_NOFAIL);
-	kvfree(dev->mem);
-	dev->mem = mem;
+	vnvme_mem_free(dev->mem);
+	dev->mem = &vnvme_no_mem;
 	dev->features = 0;
 	dev->db_mode = 0;
 	dev->db_gpa = 0;
@@ -912,8 +1020,7 @@ static void vnvme_reset(struct vnvme_dev *dev)
 	dev->dbs = NULL;
 	dev->eis = NULL;
 	dev->quiesced = false;
-	dev->rr = 0;
-	dev->flags = 0;
+	dev->poll_ns = 0;
 }
 
 static int vnvme_open(struct inode *inode, struct file *f)
@@ -924,25 +1031,22 @@ static int vnvme_open(struct inode *inode, struct file *f)
 	if (!dev)
 		return -ENOMEM;
 	mutex_init(&dev->mutex);
-	mutex_init(&dev->io_mutex);
-	init_llist_head(&dev->done);
+	init_rwsem(&dev->io_lock);
 	init_waitqueue_head(&dev->wq);
+	atomic_set(&dev->inflight, 0);
 	dev->max_qid = READ_ONCE(max_io_queues);
 	dev->max_regions = READ_ONCE(max_mem_regions);
+	dev->mem = &vnvme_no_mem;
 	dev->sq = kcalloc(dev->max_qid + 1, sizeof(*dev->sq),
 			  GFP_KERNEL_ACCOUNT);
 	dev->cq = kcalloc(dev->max_qid + 1, sizeof(*dev->cq),
 			  GFP_KERNEL_ACCOUNT);
-	dev->mem = kvzalloc(struct_size(dev->mem, r, 0), GFP_KERNEL_ACCOUNT);
-	dev->scratch = kmalloc(2 * VNVME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
-	if (!dev->sq || !dev->cq || !dev->mem || !dev->scratch)
+	if (!dev->sq || !dev->cq)
 		goto out_free;
 	f->private_data = dev;
 	return 0;
 
 out_free:
-	kfree(dev->scratch);
-	kvfree(dev->mem);
 	kfree(dev->cq);
 	kfree(dev->sq);
 	kfree(dev);
@@ -956,8 +1060,6 @@ static int vnvme_release(struct inode *inode, struct file *f)
 	mutex_lock(&dev->mutex);
 	vnvme_reset(dev);
 	mutex_unlock(&dev->mutex);
-	kfree(dev->scratch);
-	kvfree(dev->mem);
 	kfree(dev->cq);
 	kfree(dev->sq);
 	kfree(dev);
@@ -1038,6 +1140,15 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 	case VHOST_NVME_RESUME:
 		ret = vnvme_quiesce_ioctl(dev, argp, false);
 		break;
+	case VHOST_NVME_SET_POLL:
+		ret = vnvme_set_poll(dev, argp);
+		break;
+	case VHOST_NVME_NEW_WORKER:
+		ret = vnvme_new_worker(dev, argp);
+		break;
+	case VHOST_NVME_SET_IRQ_COALESCING:
+		ret = vnvme_set_irq_coalescing(dev, argp);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -1074,6 +1185,9 @@ static int __init vnvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_doorbells) != 56);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_queue_state) != 72);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_quiesce) != 16);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_poll) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_worker) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_irq_coalescing) != 32);
 	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
 	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);
 	return misc_register(&vnvme_misc);

@@ -13,6 +13,7 @@
 #include <linux/file.h>
 #include <linux/uio.h>
 #include <linux/bsearch.h>
+#include <linux/cgroup.h>
 
 #include "vnvme.h"
 
@@ -316,11 +317,12 @@ static u16 vnvme_map_data(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	case 0:
 		status = vnvme_walk_prp(&m, le64_to_cpu(c->dptr.prp1),
 					le64_to_cpu(c->dptr.prp2), len,
-					dev->scratch);
+					cmd->sq->worker->scratch);
 		break;
 	case NVME_CMD_SGL_METABUF:
 		/* checked by vnvme_check_flags(): SGL was negotiated */
-		status = vnvme_walk_sgl(&m, &c->dptr.sgl, len, dev->scratch);
+		status = vnvme_walk_sgl(&m, &c->dptr.sgl, len,
+					cmd->sq->worker->scratch);
 		break;
 	default:
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
@@ -362,16 +364,16 @@ static u16 vnvme_blk_status(blk_status_t sts, u8 opcode)
 /*
  * Any context: hand a finished command back to the worker.  Once it is on
  * the list the worker may post it and teardown may proceed: the RCU read
- * side section keeps @dev alive until vnvme_wake() returns (see
+ * side section keeps the worker alive until vnvme_wake() returns (see
  * vnvme_reset()).
  */
 static void vnvme_cmd_done(struct vnvme_cmd *cmd)
 {
-	struct vnvme_dev *dev = cmd->sq->dev;
+	struct vnvme_worker *worker = cmd->sq->worker;
 
 	rcu_read_lock();
-	llist_add(&cmd->lnode, &dev->done);
-	vnvme_wake(dev);
+	llist_add(&cmd->lnode, &worker->done);
+	vnvme_wake(worker);
 	rcu_read_unlock();
 }
 
@@ -427,6 +429,8 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, struct vnvme_cmd *cmd,
 		cq->phase ^= 1;
 	}
 	cq->posted++;
+	if (!cq->pending++ && cq->coal_ns)
+		cq->first_pending = ktime_get();
 	cq->need_irq = true;
 	return;
 fault:
@@ -453,20 +457,21 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	cmd->next_free = sq->free;
 	sq->free = cmd - sq->cmds;
 	sq->inflight--;
-	dev->inflight--;
-	if (!sq->inflight)
+	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
 		wake_up_all(&dev->wq);
 }
 
 /* Worker: post everything the backend finished. */
-static void vnvme_reap(struct vnvme_dev *dev)
+static bool vnvme_reap(struct vnvme_worker *worker)
 {
-	struct llist_node *list = llist_del_all(&dev->done);
+	struct llist_node *list = llist_del_all(&worker->done);
+	struct vnvme_dev *dev = worker->dev;
 	struct vnvme_cmd *cmd, *tmp;
 
 	list = llist_reverse_order(list);
 	llist_for_each_entry_safe(cmd, tmp, list, lnode)
 		vnvme_finish(dev, cmd, cmd->status);
+	return list;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -728,7 +733,8 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	struct nvme_dsm_cmd *dsm = &cmd->sqe.dsm;
 	unsigned int i, nr = (le32_to_cpu(dsm->nr) & 0xff) + 1;
 	/* The first scratch page may hold SGL segments while mapping. */
-	struct nvme_dsm_range *range = dev->scratch + VNVME_PAGE_SIZE;
+	struct nvme_dsm_range *range = cmd->sq->worker->scratch +
+				       VNVME_PAGE_SIZE;
 	struct vnvme_ns *ns = cmd->ns;
 	struct bio *bio = NULL;
 	u16 status;
@@ -923,6 +929,7 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 				   unsigned int budget, bool *more)
 {
 	struct vnvme_cq *cq = sq->cq;
+	bool polling = sq->worker->polling;
 	unsigned int n = 0;
 
 	if (sq->deleting || sq->broken || cq->broken)
@@ -951,7 +958,7 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 			sq->free = cmd->next_free;
 			sq->head = (sq->head + 1) % sq->size;
 			sq->inflight++;
-			dev->inflight++;
+			atomic_inc(&dev->inflight);
 			sq->fetched++;
 			n++;
 			cmd->flags = 0;
@@ -959,7 +966,8 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 			if (status != VNVME_STATUS_ASYNC)
 				vnvme_finish(dev, cmd, status);
 		}
-		if (!dev->eis)
+		/* While polling nobody needs the guest to ring. */
+		if (!dev->eis || polling)
 			break;
 		/*
 		 * Drained: the guest must ring the doorbell for the next entry.
@@ -977,103 +985,225 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 	return n;
 }
 
-static bool vnvme_fetch_all(struct vnvme_dev *dev)
+static bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n)
 {
+	struct vnvme_dev *dev = worker->dev;
 	unsigned int total = 0, i, qid;
 	bool more = false;
 
 	for (i = 0; i < dev->max_qid; i++) {
 		struct vnvme_sq *sq;
 
-		qid = (dev->rr + i) % dev->max_qid + 1;
+		qid = (worker->rr + i) % dev->max_qid + 1;
 		sq = dev->sq[qid];
-		if (!sq)
+		if (!sq || sq->worker != worker)
 			continue;
 		total += vnvme_fetch_sq(dev, sq, VNVME_SQ_BURST, &more);
 		if (total >= VNVME_PASS_WEIGHT) {
-			dev->rr = qid % dev->max_qid;
-			return true;
+			worker->rr = qid % dev->max_qid;
+			more = true;
+			break;
 		}
 	}
+	*n = total;
 	return more;
 }
 
-static void vnvme_signal_cqs(struct vnvme_dev *dev)
+/*
+ * Signal the irqfd of each CQ of @worker that got entries, unless
+ * interrupt coalescing holds it back: then arm the timer for the earliest
+ * deadline.
+ */
+static void vnvme_signal_cqs(struct vnvme_worker *worker)
 {
+	struct vnvme_dev *dev = worker->dev;
+	ktime_t now = 0, next = KTIME_MAX;
 	unsigned int qid;
 
 	for (qid = 1; qid <= dev->max_qid; qid++) {
 		struct vnvme_cq *cq = dev->cq[qid];
 
-		if (!cq || !cq->need_irq)
+		if (!cq || cq->worker != worker || !cq->need_irq)
 			continue;
+		if (cq->coal_thr > 1 && cq->pending < cq->coal_thr &&
+		    !cq->full) {
+			if (!cq->coal_ns)
+				continue;
+			if (!now)
+				now = ktime_get();
+			if (ktime_before(now, cq->first_pending + cq->coal_ns)) {
+				next = min(next, cq->first_pending + cq->coal_ns);
+				continue;
+			}
+		}
 		cq->need_irq = false;
+		cq->pending = 0;
 		if (cq->ien && cq->irq)
 			vnvme_eventfd_signal(cq->irq);
 	}
+	if (next != KTIME_MAX)
+		hrtimer_start(&worker->coal_timer, next, HRTIMER_MODE_ABS);
 }
 
-/* One pass of the worker; returns true if it should run again at once. */
-static bool vnvme_run(struct vnvme_dev *dev)
+/*
+ * One pass of a worker.  Returns true if it should run again at once
+ * (budget exhausted); sets *@work if it fetched or posted anything.
+ */
+static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 {
+	struct vnvme_dev *dev = worker->dev;
+	unsigned int fetched = 0;
 	struct blk_plug plug;
 	bool more = false;
 
-	mutex_lock(&dev->io_mutex);
-	vnvme_reap(dev);
+	down_read(&dev->io_lock);
+	*work = vnvme_reap(worker);
 	if (!dev->quiesced && dev->dbs) {
 		blk_start_plug(&plug);
-		more = vnvme_fetch_all(dev);
+		more = vnvme_fetch_all(worker, &fetched);
 		blk_finish_plug(&plug);
-		vnvme_reap(dev);
+		*work |= vnvme_reap(worker) || fetched;
 	}
-	vnvme_signal_cqs(dev);
-	mutex_unlock(&dev->io_mutex);
+	vnvme_signal_cqs(worker);
+	up_read(&dev->io_lock);
 	return more;
 }
 
 /**
- * vnvme_wake - make the worker run a pass
- * @dev: the device
+ * vnvme_wake - make a worker run a pass
+ * @worker: the worker
  *
  * Any context.
  */
-void vnvme_wake(struct vnvme_dev *dev)
+void vnvme_wake(struct vnvme_worker *worker)
 {
-	set_bit(VNVME_KICKED, &dev->flags);
-	wake_up_process(dev->worker);
+	set_bit(VNVME_KICKED, &worker->flags);
+	wake_up_process(worker->task);
 }
 
 /**
- * vnvme_worker - the worker thread of a device
- * @data: the device
- *
- * Runs in the owner's address space until kthread_stop().
- *
- * Return: 0
+ * vnvme_wake_all - make every worker of a device run a pass
+ * @dev: the device; caller holds dev->mutex
  */
-int vnvme_worker(void *data)
+void vnvme_wake_all(struct vnvme_dev *dev)
 {
-	struct vnvme_dev *dev = data;
+	unsigned int i;
+
+	for (i = 0; i < dev->nr_workers; i++)
+		vnvme_wake(dev->workers[i]);
+}
+
+/*
+ * The worker thread.  It runs in the owner's address space until
+ * kthread_stop().  After a pass that found work it keeps polling for
+ * dev->poll_ns (leaving EventIdx alone), then runs one pass that re-arms
+ * EventIdx and sleeps until a kick, a completion or the coalescing timer.
+ */
+static int vnvme_worker_fn(void *data)
+{
+	struct vnvme_worker *worker = data;
+	struct vnvme_dev *dev = worker->dev;
 
 	kthread_use_mm(dev->mm);
 	for (;;) {
+		u64 poll_ns;
+		bool work;
+
 		set_current_state(TASK_INTERRUPTIBLE);
 		if (kthread_should_stop()) {
 			__set_current_state(TASK_RUNNING);
 			break;
 		}
-		if (!test_and_clear_bit(VNVME_KICKED, &dev->flags)) {
+		if (!test_and_clear_bit(VNVME_KICKED, &worker->flags) &&
+		    !worker->polling) {
 			schedule();
 			continue;
 		}
 		__set_current_state(TASK_RUNNING);
-		if (vnvme_run(dev))
-			set_bit(VNVME_KICKED, &dev->flags);
+		if (vnvme_run(worker, &work))
+			set_bit(VNVME_KICKED, &worker->flags);
+		if (work)
+			worker->last_work = ktime_get();
+		poll_ns = READ_ONCE(dev->poll_ns);
+		if (poll_ns && ktime_get() - worker->last_work < poll_ns) {
+			worker->polling = true;
+		} else if (worker->polling) {
+			/* Stop polling: one more pass to re-arm EventIdx. */
+			worker->polling = false;
+			set_bit(VNVME_KICKED, &worker->flags);
+		}
 		cond_resched();
 	}
 	kthread_unuse_mm(dev->mm);
 	return 0;
+}
+
+static enum hrtimer_restart vnvme_coal_timer_fn(struct hrtimer *timer)
+{
+	struct vnvme_worker *worker = container_of(timer, struct vnvme_worker,
+						   coal_timer);
+
+	vnvme_wake(worker);
+	return HRTIMER_NORESTART;
+}
+
+/**
+ * vnvme_worker_create - create and start a worker for a device
+ * @dev: the device; the caller is its owner and holds dev->mutex
+ *
+ * The worker runs in the owner's address space and is attached to the
+ * owner's cgroups, so its work is charged to the VMM.
+ *
+ * Return: the worker or an ERR_PTR().
+ */
+struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev)
+{
+	struct vnvme_worker *worker;
+	int ret;
+
+	worker = kzalloc(sizeof(*worker), GFP_KERNEL_ACCOUNT);
+	if (!worker)
+		return ERR_PTR(-ENOMEM);
+	worker->dev = dev;
+	init_llist_head(&worker->done);
+	hrtimer_init(&worker->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
+	worker->coal_timer.function = vnvme_coal_timer_fn;
+	worker->scratch = kmalloc(2 * VNVME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!worker->scratch) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	worker->task = kthread_create(vnvme_worker_fn, worker, "vhost-nvme-%d",
+				      current->pid);
+	if (IS_ERR(worker->task)) {
+		ret = PTR_ERR(worker->task);
+		goto out_free;
+	}
+	ret = cgroup_attach_task_all(current, worker->task);
+	if (ret)
+		goto out_stop;
+	wake_up_process(worker->task);
+	return worker;
+
+out_stop:
+	kthread_stop(worker->task);
+out_free:
+	kfree(worker->scratch);
+	kfree(worker);
+	return ERR_PTR(ret);
+}
+
+/**
+ * vnvme_worker_destroy - stop and free a worker
+ * @worker: a worker with nothing in flight and no kick left that could
+ *	    wake it
+ */
+void vnvme_worker_destroy(struct vnvme_worker *worker)
+{
+	hrtimer_cancel(&worker->coal_timer);
+	kthread_stop(worker->task);
+	kfree(worker->scratch);
+	kfree(worker);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1089,7 +1219,7 @@ static int vnvme_kick_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 		return 0;
 	/* Called with the eventfd's wait queue lock held. */
 	eventfd_ctx_do_read(kick->ctx, &cnt);
-	vnvme_wake(kick->dev);
+	vnvme_wake(kick->worker);
 	return 0;
 }
 
@@ -1105,11 +1235,11 @@ static void vnvme_kick_queue_proc(struct file *file, wait_queue_head_t *wqh,
 /**
  * vnvme_kick_init - prepare a kick that is not polled yet
  * @kick: the kick
- * @dev: the device whose worker it wakes
+ * @worker: the worker it wakes
  */
-void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_dev *dev)
+void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_worker *worker)
 {
-	kick->dev = dev;
+	kick->worker = worker;
 	kick->wqh = NULL;
 	kick->file = NULL;
 	kick->ctx = NULL;
@@ -1142,7 +1272,7 @@ int vnvme_kick_start(struct vnvme_kick *kick, int fd)
 	kick->ctx = ctx;
 	mask = vfs_poll(file, &kick->table);
 	if (mask & EPOLLIN)
-		vnvme_wake(kick->dev);
+		vnvme_wake(kick->worker);
 	return 0;
 }
 

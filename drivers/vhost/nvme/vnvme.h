@@ -2,16 +2,20 @@
 /*
  * vhost-nvme internal definitions.
  *
- * Locking (order: dev->mutex, then dev->io_mutex):
+ * Locking (order: dev->mutex, then dev->io_lock):
  * - dev->mutex serializes the control ioctls, owner changes and release.
- * - dev->io_mutex is held by the worker for a whole processing pass and by
- *   every ioctl that changes what the worker reads: the memory table, the
- *   namespace table, the queue tables, the doorbell buffers, the features
- *   and the quiesce flag.  Everything marked "io_mutex" below is protected
- *   by it.
- * - Completed commands travel from bio/kiocb completion (any context) to the
- *   worker over the lock-free llist dev->done; nothing else is touched in
- *   completion context.
+ * - dev->io_lock is an rw_semaphore.  Each worker holds it for read for a
+ *   whole processing pass; every ioctl that changes what workers read (the
+ *   memory table, the namespace table, the queue tables, the doorbell
+ *   buffers, the features, the quiesce flag, polling and coalescing) holds
+ *   it for write.  Fields marked "io_lock" are written only under the write
+ *   lock.  Fields marked "worker" belong to the worker serving the queue:
+ *   it changes them under the read lock, everyone else reads or writes them
+ *   under the write lock.  A CQ and every SQ posting to it are served by one
+ *   worker, so no queue state is shared between workers.
+ * - Completed commands travel from bio/kiocb completion (any context) to
+ *   their worker over the lock-free llist worker->done; nothing else is
+ *   touched in completion context.
  */
 #ifndef _VHOST_NVME_VNVME_H
 #define _VHOST_NVME_VNVME_H
@@ -23,6 +27,8 @@
 #include <linux/kref.h>
 #include <linux/llist.h>
 #include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/hrtimer.h>
 #include <linux/nvme.h>
 #include <linux/poll.h>
 #include <linux/completion.h>
@@ -44,6 +50,8 @@
 #define VNVME_MAX_QSIZE		1024
 #define VNVME_MAX_NSID		32
 #define VNVME_MAX_SGL_DESCS	256
+#define VNVME_MAX_WORKERS	16
+#define VNVME_MAX_POLL_US	1000000
 #define VNVME_SQE_SIZE		64
 #define VNVME_CQE_SIZE		16
 
@@ -51,6 +59,7 @@
 #define VNVME_STATUS_ASYNC	0xffff
 
 struct vnvme_dev;
+struct vnvme_worker;
 
 /**
  * struct vnvme_region - one memory table entry
@@ -81,7 +90,7 @@ struct vnvme_memtable {
  * @table: poll table used to find @wqh
  * @ctx: the eventfd
  * @file: reference on the eventfd's file
- * @dev: the device whose worker is woken
+ * @worker: the worker it wakes
  */
 struct vnvme_kick {
 	wait_queue_entry_t wait;
@@ -89,7 +98,7 @@ struct vnvme_kick {
 	poll_table table;
 	struct eventfd_ctx *ctx;
 	struct file *file;
-	struct vnvme_dev *dev;
+	struct vnvme_worker *worker;
 };
 
 /**
@@ -169,7 +178,7 @@ struct vnvme_cmd {
 };
 
 /**
- * struct vnvme_cq - an I/O completion queue (all fields: io_mutex)
+ * struct vnvme_cq - an I/O completion queue (fields: worker)
  * @qid: queue identifier
  * @size: entries
  * @head: last valid head read from the doorbell
@@ -187,6 +196,11 @@ struct vnvme_cmd {
  * @reserved: commands fetched for this CQ but not yet posted
  * @posted: entries posted
  * @bad_db: invalid head doorbell values ignored
+ * @worker: the worker serving this CQ and its SQs (set at creation)
+ * @coal_thr: interrupt coalescing threshold in entries, <= 1 for none
+ * @coal_ns: interrupt coalescing time, 0 for none
+ * @pending: entries posted since the irqfd was last signalled
+ * @first_pending: when the oldest of them was posted
  */
 struct vnvme_cq {
 	u16 qid;
@@ -206,16 +220,22 @@ struct vnvme_cq {
 	unsigned int reserved;
 	u64 posted;
 	u64 bad_db;
+	struct vnvme_worker *worker;
+	u32 coal_thr;
+	u64 coal_ns;
+	u32 pending;
+	ktime_t first_pending;
 };
 
 /**
- * struct vnvme_sq - an I/O submission queue (all fields: io_mutex)
+ * struct vnvme_sq - an I/O submission queue (fields: worker)
  * @dev: the device
  * @qid: queue identifier
  * @size: entries
  * @head: next entry to fetch
  * @tail: last valid tail read from the doorbell
  * @cq: completion queue it posts to
+ * @worker: @cq's worker
  * @gpa: guest address of the ring
  * @ring: the ring in the owner's address space
  * @kick: the tail doorbell's eventfd
@@ -237,6 +257,7 @@ struct vnvme_sq {
 	u16 head;
 	u16 tail;
 	struct vnvme_cq *cq;
+	struct vnvme_worker *worker;
 	u64 gpa;
 	void __user *ring;
 	struct vnvme_kick kick;
@@ -251,47 +272,70 @@ struct vnvme_sq {
 	u64 bad_db;
 };
 
-#define VNVME_KICKED	0	/* dev->flags: the worker has work */
+#define VNVME_KICKED	0	/* worker->flags: the worker has work */
+
+/**
+ * struct vnvme_worker - a worker thread and what only it touches
+ * @dev: the device
+ * @task: the thread
+ * @id: index in dev->workers
+ * @flags: VNVME_KICKED
+ * @done: commands finished by the backend, for the worker to post
+ * @rr: submission queue the next pass starts with (worker)
+ * @polling: the worker is polling: EventIdx is left alone (worker)
+ * @last_work: when a pass last found work (worker)
+ * @coal_timer: wakes the worker when a coalesced interrupt is due
+ * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
+ */
+struct vnvme_worker {
+	struct vnvme_dev *dev;
+	struct task_struct *task;
+	unsigned int id;
+	unsigned long flags;
+	struct llist_head done;
+	unsigned int rr;
+	bool polling;
+	ktime_t last_work;
+	struct hrtimer coal_timer;
+	void *scratch;
+};
 
 /**
  * struct vnvme_dev - one open /dev/vhost-nvme: one controller's I/O queues
  * @mutex: serializes ioctls and release
- * @io_mutex: see the locking comment at the top of this file
+ * @io_lock: see the locking comment at the top of this file
  * @mm: owner's address space (mmget), NULL until VHOST_SET_OWNER (@mutex)
- * @worker: the worker thread (@mutex)
- * @flags: VNVME_KICKED
- * @done: commands finished by the backend, for the worker to post
+ * @workers: the worker threads; [0] exists while there is an owner (@mutex
+ *	     and io_lock)
+ * @nr_workers: entries used in @workers (@mutex and io_lock)
  * @wq: waiters for @inflight or a queue's inflight to drop to zero
  * @max_qid: highest I/O queue identifier (module parameter at open)
  * @max_regions: largest memory table (module parameter at open)
- * @mem: memory table (io_mutex; never NULL)
- * @ns: namespaces, by nsid (io_mutex)
- * @sq: submission queues, by qid (io_mutex)
- * @cq: completion queues, by qid (io_mutex)
- * @features: negotiated VHOST_NVME_F_* (io_mutex)
+ * @mem: memory table (io_lock; never NULL)
+ * @ns: namespaces, by nsid (io_lock)
+ * @sq: submission queues, by qid (io_lock)
+ * @cq: completion queues, by qid (io_lock)
+ * @features: negotiated VHOST_NVME_F_* (io_lock)
  * @db_mode: 0 (none yet), VHOST_NVME_DB_VMM or VHOST_NVME_DB_SHADOW
- *	     (io_mutex)
- * @db_gpa: shadow doorbell buffer guest address (io_mutex)
- * @ei_gpa: EventIdx buffer guest address (io_mutex)
- * @dbs: doorbell values in the owner's address space (io_mutex)
- * @eis: EventIdx values in the owner's address space, or NULL (io_mutex)
- * @quiesced: nothing is fetched (io_mutex)
- * @inflight: commands fetched and not yet posted (io_mutex; read
- *	      locklessly by waiters)
- * @rr: submission queue the next pass starts with (io_mutex)
- * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (io_mutex)
+ *	     (io_lock)
+ * @db_gpa: shadow doorbell buffer guest address (io_lock)
+ * @ei_gpa: EventIdx buffer guest address (io_lock)
+ * @dbs: doorbell values in the owner's address space (io_lock)
+ * @eis: EventIdx values in the owner's address space, or NULL (io_lock)
+ * @quiesced: nothing is fetched (io_lock)
+ * @poll_ns: polling budget, 0 for none (io_lock)
+ * @inflight: commands fetched and not yet posted, all workers
  */
 struct vnvme_dev {
 	struct mutex mutex;	/* see the top of this file */
-	struct mutex io_mutex;	/* see the top of this file */
+	struct rw_semaphore io_lock;
 	struct mm_struct *mm;
-	struct task_struct *worker;
-	unsigned long flags;
-	struct llist_head done;
+	struct vnvme_worker *workers[VNVME_MAX_WORKERS];
+	unsigned int nr_workers;
 	wait_queue_head_t wq;
 	unsigned int max_qid;
 	unsigned int max_regions;
-	struct vnvme_memtable *mem;
+	const struct vnvme_memtable *mem;
 	struct vnvme_ns *ns[VNVME_MAX_NSID + 1];
 	struct vnvme_sq **sq;
 	struct vnvme_cq **cq;
@@ -302,9 +346,8 @@ struct vnvme_dev {
 	__le32 __user *dbs;
 	__le32 __user *eis;
 	bool quiesced;
-	unsigned int inflight;
-	unsigned int rr;
-	void *scratch;
+	u64 poll_ns;
+	atomic_t inflight;
 };
 
 /**
@@ -340,9 +383,11 @@ u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len);
 u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len);
 void __user *vnvme_gpa_to_uaddr(const struct vnvme_memtable *mem, u64 gpa,
 				u64 len);
-int vnvme_worker(void *data);
-void vnvme_wake(struct vnvme_dev *dev);
-void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_dev *dev);
+struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev);
+void vnvme_worker_destroy(struct vnvme_worker *worker);
+void vnvme_wake(struct vnvme_worker *worker);
+void vnvme_wake_all(struct vnvme_dev *dev);
+void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_worker *worker);
 int vnvme_kick_start(struct vnvme_kick *kick, int fd);
 void vnvme_kick_stop(struct vnvme_kick *kick);
 void vnvme_ns_put(struct vnvme_ns *ns);

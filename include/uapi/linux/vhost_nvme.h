@@ -72,9 +72,35 @@
  */
 #define VHOST_NVME_F_WRITE_ZEROES	(1ULL << 3)
 
+/**
+ * define VHOST_NVME_F_POLL - SQ polling
+ *
+ * VHOST_NVME_SET_POLL sets a busy-poll budget: after doing work a worker
+ * keeps polling its doorbells for that long before it goes back to waiting
+ * for kicks, and while it polls it leaves EventIdx alone so that the guest
+ * does not ring doorbells nobody waits for.
+ */
+#define VHOST_NVME_F_POLL		(1ULL << 4)
+/**
+ * define VHOST_NVME_F_WORKERS - more than one worker thread
+ *
+ * VHOST_NVME_NEW_WORKER creates another worker; &struct vhost_nvme_cq
+ * names the worker that serves a CQ and the SQs posting to it.
+ */
+#define VHOST_NVME_F_WORKERS		(1ULL << 5)
+/**
+ * define VHOST_NVME_F_IRQ_COALESCING - interrupt coalescing per CQ
+ *
+ * VHOST_NVME_SET_IRQ_COALESCING sets an aggregation threshold and time for
+ * a CQ, as the NVMe Interrupt Coalescing feature (FID 08h) describes.
+ */
+#define VHOST_NVME_F_IRQ_COALESCING	(1ULL << 6)
+
 /** define VHOST_NVME_F_ALL - every feature this header knows of */
 #define VHOST_NVME_F_ALL	(VHOST_NVME_F_SHADOW_DB | VHOST_NVME_F_SGL | \
-				 VHOST_NVME_F_DSM | VHOST_NVME_F_WRITE_ZEROES)
+				 VHOST_NVME_F_DSM | VHOST_NVME_F_WRITE_ZEROES | \
+				 VHOST_NVME_F_POLL | VHOST_NVME_F_WORKERS | \
+				 VHOST_NVME_F_IRQ_COALESCING)
 
 /**
  * struct vhost_nvme_info - limits and features of the module
@@ -85,6 +111,8 @@
  * @mdts: maximum data transfer size as a power of two in 4 KiB units (MDTS)
  * @max_mem_regions: largest memory table accepted
  * @features: the VHOST_NVME_F_* bits this module supports
+ * @max_workers: most worker threads per device, the first one included
+ * @max_poll_us: largest polling budget accepted
  * @reserved: zero
  *
  * Filled by VHOST_NVME_GET_INFO, which needs no owner.
@@ -97,7 +125,9 @@ struct vhost_nvme_info {
 	__u32 mdts;
 	__u32 max_mem_regions;
 	__u64 features;
-	__u64 reserved[4];
+	__u32 max_workers;
+	__u32 max_poll_us;
+	__u64 reserved[3];
 };
 
 /**
@@ -159,6 +189,10 @@ struct vhost_nvme_nsid {
  *	   -1; required if interrupts are enabled
  * @kickfd: eventfd the VMM signals when the guest writes this queue's head
  *	    doorbell, or -1 (any SQ kick also makes the worker re-read heads)
+ * @worker: the worker that serves this CQ and every SQ posting to it: 0,
+ *	    the one created by VHOST_SET_OWNER, or one returned by
+ *	    VHOST_NVME_NEW_WORKER (needs %VHOST_NVME_F_WORKERS)
+ * @reserved0: zero
  * @reserved: zero
  */
 struct vhost_nvme_cq {
@@ -168,7 +202,9 @@ struct vhost_nvme_cq {
 	__u64 addr;
 	__s32 irqfd;
 	__s32 kickfd;
-	__u64 reserved[4];
+	__u32 worker;
+	__u32 reserved0;
+	__u64 reserved[3];
 };
 
 /**
@@ -297,6 +333,54 @@ struct vhost_nvme_quiesce {
 	__u32 reserved[3];
 };
 
+/**
+ * struct vhost_nvme_poll - SQ polling budget
+ * @poll_us: microseconds a worker keeps polling after its last work; 0
+ *	     turns polling off (the default comes from the module parameter
+ *	     poll_us); at most &struct vhost_nvme_info.max_poll_us
+ * @reserved0: zero
+ * @reserved: zero
+ */
+struct vhost_nvme_poll {
+	__u32 poll_us;
+	__u32 reserved0;
+	__u64 reserved[3];
+};
+
+/**
+ * struct vhost_nvme_worker - a new worker thread
+ * @id: out: its identifier, for &struct vhost_nvme_cq.worker
+ * @reserved0: zero
+ * @reserved: zero
+ */
+struct vhost_nvme_worker {
+	__u32 id;
+	__u32 reserved0;
+	__u64 reserved[3];
+};
+
+/**
+ * struct vhost_nvme_irq_coalescing - interrupt coalescing of one CQ
+ * @qid: the completion queue
+ * @reserved0: zero
+ * @threshold: signal the irqfd once this many entries are pending (the
+ *	       NVMe field THR plus one); 0 or 1 turns coalescing off
+ * @time_us: or once the oldest pending entry is this old (NVMe TIME is in
+ *	     100 us units); 0 means no time limit beyond the threshold
+ * @reserved: zero
+ *
+ * Entries are always signalled at once while the CQ is full, so that a
+ * guest waiting for room is never left waiting for the timer.
+ */
+struct vhost_nvme_irq_coalescing {
+	__u16 qid;
+	__u16 reserved0;
+	__u32 threshold;
+	__u32 time_us;
+	__u32 reserved1;
+	__u64 reserved[2];
+};
+
 /*
  * NVMe ioctls, in a range of the vhost magic (VHOST_VIRTIO) that no other
  * vhost device uses.  The generic VHOST_SET_OWNER, VHOST_RESET_OWNER,
@@ -316,5 +400,8 @@ struct vhost_nvme_quiesce {
 #define VHOST_NVME_GET_QUEUE_STATE _IOWR(VHOST_VIRTIO, 0xA9, struct vhost_nvme_queue_state)
 #define VHOST_NVME_QUIESCE	_IOW(VHOST_VIRTIO, 0xAA, struct vhost_nvme_quiesce)
 #define VHOST_NVME_RESUME	_IOW(VHOST_VIRTIO, 0xAB, struct vhost_nvme_quiesce)
+#define VHOST_NVME_SET_POLL	_IOW(VHOST_VIRTIO, 0xAC, struct vhost_nvme_poll)
+#define VHOST_NVME_NEW_WORKER	_IOWR(VHOST_VIRTIO, 0xAD, struct vhost_nvme_worker)
+#define VHOST_NVME_SET_IRQ_COALESCING _IOW(VHOST_VIRTIO, 0xAE, struct vhost_nvme_irq_coalescing)
 
 #endif /* _UAPI_LINUX_VHOST_NVME_H */

@@ -35,6 +35,7 @@
  * fresh device file and is its own owner (ownership is by mm).
  */
 #include <endian.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -908,7 +909,9 @@ TEST_F(ctl, get_info)
 	EXPECT_EQ(6U, i.mdts);
 	EXPECT_LE(1U, i.max_mem_regions);
 	EXPECT_EQ(VHOST_NVME_F_ALL, i.features);
-	for (k = 0; k < 4; k++)
+	EXPECT_LE(2U, i.max_workers);
+	EXPECT_LE(1000U, i.max_poll_us);
+	for (k = 0; k < 3; k++)
 		EXPECT_EQ(0ULL, i.reserved[k]);
 	TH_LOG("max_qid %u max_qsize %u max_nsid %u mdts %u max_mem_regions %u",
 	       i.max_qid, i.max_qsize, i.max_nsid, i.mdts, i.max_mem_regions);
@@ -1182,14 +1185,19 @@ TEST_F(ctl, reserved_queues)
 	ctl_ready(_metadata, g);
 	cqring = g_alloc(g, PG);
 	sqring = g_alloc(g, PG);
-	for (k = 0; k < 4; k++) {
+	for (k = 0; k < 5; k++) {
 		c = (struct vhost_nvme_cq){ .qid = 1, .size = 16, .addr = cqring,
 					    .irqfd = efd, .kickfd = -1,
 					    .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
-		c.reserved[k] = 1;
+		if (k < 3)
+			c.reserved[k] = 1;
+		else if (k == 3)
+			c.reserved0 = 1;
+		else
+			c.worker = 1;	/* no such worker */
 		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
 	}
-	c.reserved[3] = 0;
+	c.worker = 0;
 	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
 	for (k = 0; k < 5; k++) {
 		s = (struct vhost_nvme_sq){ .qid = 1, .size = 16, .cqid = 1,
@@ -3134,6 +3142,296 @@ TEST_F(io, kill_owner_with_io_in_flight)
 	/* Our own device still works, and a new one can be set up. */
 	ASSERT_EQ(SC_OK, RW(OP_READ, 20000, 8, self->buf));
 	fresh_owner_works(_metadata, self->bfd);
+}
+
+/* ---- polling, workers, interrupt coalescing ------------------------ */
+
+static int g_poll(struct guest *g, uint32_t us)
+{
+	struct vhost_nvme_poll p = { .poll_us = us };
+
+	return xioctl(g->fd, VHOST_NVME_SET_POLL, &p);
+}
+
+static int g_coalesce(struct guest *g, uint16_t qid, uint32_t thr,
+		      uint32_t us)
+{
+	struct vhost_nvme_irq_coalescing c = {
+		.qid = qid, .threshold = thr, .time_us = us,
+	};
+
+	return xioctl(g->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
+}
+
+/* Threads whose name is the worker name of this process. */
+static int count_workers(void)
+{
+	char want[32], path[300], comm[32];
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	snprintf(want, sizeof(want), "vhost-nvme-%d", getpid());
+	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
+	while ((de = readdir(d))) {
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = '\0';
+			n += !strcmp(comm, want);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Is the irqfd of @cqid signalled within @ms?  Consumes the signal. */
+static bool irq_within(struct guest *g, uint16_t cqid, long ms)
+{
+	struct pollfd p = { .fd = g->cq[cqid].irqfd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	return read(p.fd, &v, sizeof(v)) == sizeof(v);
+}
+
+TEST_F(ctl, poll_errors)
+{
+	struct vhost_nvme_poll p = { .poll_us = 10 };
+
+	g_owner(_metadata, &self->g, 0);
+	EXPECT_EQ(-EOPNOTSUPP, g_poll(&self->g, 10));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_POLL, NULL));
+	EXPECT_EQ(-EINVAL, g_poll(&self->g, self->g.info.max_poll_us + 1));
+	p.reserved0 = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_POLL, &p));
+	p.reserved0 = 0;
+	p.reserved[2] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_POLL, &p));
+	EXPECT_EQ(0, g_poll(&self->g, self->g.info.max_poll_us));
+	EXPECT_EQ(0, g_poll(&self->g, 0));
+}
+
+TEST_F(ctl, new_worker)
+{
+	struct vhost_nvme_worker w = { 0 };
+	unsigned int k;
+
+	g_owner(_metadata, &self->g, 0);
+	EXPECT_EQ(1, count_workers());
+	EXPECT_EQ(-EOPNOTSUPP, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_WORKERS, NULL));
+	w.reserved0 = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
+	w = (struct vhost_nvme_worker){ .id = 3 };
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
+	for (k = 1; k < self->g.info.max_workers; k++) {
+		w = (struct vhost_nvme_worker){ 0 };
+		ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
+		EXPECT_EQ(k, w.id);
+	}
+	w = (struct vhost_nvme_worker){ 0 };
+	EXPECT_EQ(-ENOSPC, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
+	EXPECT_EQ((int)self->g.info.max_workers, count_workers());
+	/* Every worker goes with the owner. */
+	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_RESET_OWNER, NULL));
+	EXPECT_EQ(0, count_workers());
+}
+
+TEST_F(ctl, irq_coalescing_errors)
+{
+	struct vhost_nvme_irq_coalescing c = { .qid = 1, .threshold = 4 };
+
+	g_owner(_metadata, &self->g, 0);
+	ASSERT_EQ(0, g_db_vmm(&self->g));
+	EXPECT_EQ(-EOPNOTSUPP, g_coalesce(&self->g, 1, 4, 0));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_IRQ_COALESCING, NULL));
+	EXPECT_EQ(-ENOENT, g_coalesce(&self->g, 1, 4, 0));
+	ASSERT_EQ(0, g_create_cq(&self->g, 1, 16, true));
+	EXPECT_EQ(-EINVAL, g_coalesce(&self->g, 0, 4, 0));
+	EXPECT_EQ(-EINVAL, g_coalesce(&self->g, self->g.info.max_qid + 1, 4, 0));
+	EXPECT_EQ(-EINVAL, g_coalesce(&self->g, 1, 1025, 0));
+	EXPECT_EQ(-EINVAL, g_coalesce(&self->g, 1, 4, 1000001));
+	c.reserved0 = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_IRQ_COALESCING, &c));
+	c.reserved0 = 0;
+	c.reserved1 = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_IRQ_COALESCING, &c));
+	c.reserved1 = 0;
+	c.reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_IRQ_COALESCING, &c));
+	EXPECT_EQ(0, g_coalesce(&self->g, 1, 4, 100));
+	EXPECT_EQ(0, g_coalesce(&self->g, 1, 0, 0));
+}
+
+/* Store the SQ tail without kicking: only a polling worker sees it. */
+static uint16_t put_silently(struct guest *g, uint16_t qid,
+			     struct nvme_sqe *sqe)
+{
+	uint16_t cid = sq_put(g, qid, sqe);
+
+	__atomic_store_n(&g->db[2 * qid], htole32(g->sq[qid].tail),
+			 __ATOMIC_RELEASE);
+	return cid;
+}
+
+TEST_F(io, polling_needs_no_kick)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint16_t cid;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_poll(&self->g, 300000));
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 100, 8, self->buf));
+	/* The worker polls for 300 ms after that: no kick needed. */
+	rw_sqe(&sqe, OP_READ, 1, 100, 8);
+	sqe.prp1 = self->buf2;
+	cid = put_silently(&self->g, 1, &sqe);
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(cid, cqe.cid);
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 4096));
+	/* Once the budget has passed, the worker waits for kicks again. */
+	msleep(900);
+	cid = put_silently(&self->g, 1, &sqe);
+	EXPECT_EQ(-ETIMEDOUT, wait_cqe(&self->g, 1, &cqe, QUIET_MS));
+	kick(self->g.sq[1].kickfd);
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(cid, cqe.cid);
+	/* Polling off: back to kicks only. */
+	ASSERT_EQ(0, g_poll(&self->g, 0));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 100, 8, self->buf2));
+	cid = put_silently(&self->g, 1, &sqe);
+	EXPECT_EQ(-ETIMEDOUT, wait_cqe(&self->g, 1, &cqe, QUIET_MS));
+	kick(self->g.sq[1].kickfd);
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+}
+
+TEST_F(io, polling_leaves_eventidx_then_rearms)
+{
+	uint64_t db = g_alloc(&self->g, PG), ei = g_alloc(&self->g, PG);
+	uint32_t *eis = HVA(ei);
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint32_t ev;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_db_shadow(&self->g, db, ei));
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 200, 8, self->buf));
+	ASSERT_EQ(0, wait_u32(&eis[2], self->g.sq[1].tail, WAIT_MS));
+	ASSERT_EQ(0, g_poll(&self->g, 300000));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 200, 8, self->buf2));
+	/*
+	 * Polling now (the worker started when the budget was set or with
+	 * that read): an entry stored without a kick is taken, and EventIdx
+	 * stays where it was.
+	 */
+	ev = le32toh(eis[2]);
+	rw_sqe(&sqe, OP_READ, 1, 200, 8);
+	sqe.prp1 = self->buf2;
+	put_silently(&self->g, 1, &sqe);
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(ev, le32toh(eis[2]));
+	EXPECT_NE(self->g.sq[1].tail, le32toh(eis[2]));
+	/* When polling stops, EventIdx is re-armed at the consumed head. */
+	EXPECT_EQ(0, wait_u32(&eis[2], self->g.sq[1].tail, 3000));
+}
+
+TEST_F(io, two_workers)
+{
+	struct vhost_nvme_worker w = { 0 };
+	struct vhost_nvme_cq c = { .qid = 2, .size = 16, .kickfd = -1,
+				   .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
+	struct q *cq = &self->g.cq[2];
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
+	ASSERT_EQ(1U, w.id);
+	EXPECT_EQ(2, count_workers());
+	cq->gpa = g_alloc(&self->g, 16 * 16);
+	cq->ring = HVA(cq->gpa);
+	cq->irqfd = new_eventfd();
+	cq->kickfd = new_eventfd();
+	c.addr = cq->gpa;
+	c.irqfd = cq->irqfd;
+	c.kickfd = cq->kickfd;
+	c.worker = 1;
+	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_CREATE_CQ, &c));
+	cq->live = true;
+	cq->size = 16;
+	cq->head = 0;
+	cq->phase = 1;
+	ASSERT_EQ(0, g_create_sq(&self->g, 2, 16, 2));
+	fill(HVA(self->buf), 8192, 31);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 2, OP_WRITE, 1, 300, 16,
+			      self->buf, 0));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 300, 16, self->buf2));
+	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 8192));
+	memset(HVA(self->buf2), 0, 8192);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 2, OP_READ, 1, 300, 16,
+			      self->buf2, 0));
+	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 8192));
+}
+
+TEST_F(io, irq_coalescing_threshold)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	int k;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_coalesce(&self->g, 1, 4, 0));
+	irq_within(&self->g, 1, 0);	/* drain */
+	for (k = 0; k < 3; k++) {
+		rw_sqe(&sqe, OP_READ, 1, 8 * k, 8);
+		sqe.prp1 = self->buf + k * PG;
+		sq_put(&self->g, 1, &sqe);
+	}
+	sq_ring(&self->g, 1);
+	/* Three entries posted, below the threshold: no interrupt. */
+	ASSERT_EQ(0, wait_visible(&self->g, 1, 3, WAIT_MS));
+	EXPECT_FALSE(irq_within(&self->g, 1, QUIET_MS));
+	rw_sqe(&sqe, OP_READ, 1, 24, 8);
+	sqe.prp1 = self->buf + 3 * PG;
+	sq_put(&self->g, 1, &sqe);
+	sq_ring(&self->g, 1);
+	/* The fourth reaches the threshold. */
+	EXPECT_TRUE(irq_within(&self->g, 1, WAIT_MS));
+	for (k = 0; k < 4; k++)
+		ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	/* Coalescing off again: every completion interrupts. */
+	ASSERT_EQ(0, g_coalesce(&self->g, 1, 0, 0));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 0, 8, self->buf));
+}
+
+TEST_F(io, irq_coalescing_time)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_coalesce(&self->g, 1, 64, 50000));
+	irq_within(&self->g, 1, 0);	/* drain */
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = self->buf;
+	sq_put(&self->g, 1, &sqe);
+	sq_ring(&self->g, 1);
+	ASSERT_EQ(0, wait_visible(&self->g, 1, 1, WAIT_MS));
+	/* One entry, far below the threshold: the 50 ms timer signals it. */
+	EXPECT_TRUE(irq_within(&self->g, 1, WAIT_MS));
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
 }
 
 TEST_HARNESS_MAIN
