@@ -11,6 +11,7 @@
 set -euo pipefail
 
 VN_CACHE=${VN_CACHE:-/var/cache/vhost-nvme}
+mkdir -p "$VN_CACHE"
 FIO_SRC=${FIO_SRC:-$VN_CACHE/fio-src}
 log() { echo "fio-src: $*" >&2; }
 
@@ -22,9 +23,11 @@ done
 if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || { log "need root to install: ${need[*]}"; exit 1; }
 	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 \
-		"${need[@]}" >/dev/null
+	if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o Dpkg::Use-Pty=0 "${need[@]}"; } >"$VN_CACHE/fio-src-apt.log" 2>&1; then
+		cat "$VN_CACHE/fio-src-apt.log" >&2
+		exit 1
+	fi
 fi
 
 ver=$(dpkg-query -W -f='${Version}' fio)
@@ -62,7 +65,7 @@ if ! have_deb_src; then
 	fi
 	chmod 644 "$dst".*
 	log "added deb-src entries ($(ls "$dst".*))"
-	apt-get update -qq
+	apt-get update -qq >/dev/null 2>&1 || true
 fi
 
 log "fetching the source of fio $ver into $FIO_SRC"
@@ -74,13 +77,16 @@ if ! (cd "$work" && apt-get source -qq "fio=$ver" >apt-source.log 2>&1); then
 	# headers of the suite's version must then do (same ABI in a suite).
 	log "fio=$ver not available as source; trying the suite's fio"
 	(cd "$work" && apt-get source -qq fio >apt-source.log 2>&1) ||
-		{ cat "$work/apt-source.log" >&2; apt-get update -qq; 
-		  (cd "$work" && apt-get source -qq fio >apt-source.log 2>&1) ||
-		  { cat "$work/apt-source.log" >&2; exit 1; }; }
+		{ cat "$work/apt-source.log" >&2; exit 1; }
 fi
 src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'fio-*' | head -n1)
-[ -n "$src" ] && [ -f "$src/ioengines.h" ] || { log "unexpected source layout"; exit 1; }
-(cd "$src" && ./configure --disable-native >configure.log 2>&1) ||
+if [ -z "$src" ] || [ ! -f "$src/ioengines.h" ]; then
+	log "unexpected source layout"
+	exit 1
+fi
+# As debian/rules configures it, less gfio and libnbd (engines only: the
+# structures an engine sees are the same).
+(cd "$src" && ./configure --disable-native --prefix=/usr >configure.log 2>&1) ||
 	{ tail -n 20 "$src/configure.log" >&2; exit 1; }
 [ -f "$src/config-host.h" ] || { log "configure wrote no config-host.h"; exit 1; }
 echo "$ver" > "$src/.vhost-nvme-fio-src"
