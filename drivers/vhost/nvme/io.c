@@ -124,6 +124,9 @@ u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len)
 {
 	const struct vnvme_memtable *mem = m->dev->mem;
 
+	/* A range that wraps past the top of the address space is bogus. */
+	if (gpa + len - 1 < gpa)
+		return NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
 	while (len) {
 		const struct vnvme_region *r = vnvme_find_region(mem, gpa);
 		u64 uaddr;

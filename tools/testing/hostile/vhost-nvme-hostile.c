@@ -1,0 +1,887 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-nvme-hostile: a hostile guest and a hostile VMM against the module.
+ *
+ * Phases (each bounded in count and time):
+ *  storm  - random and crafted SQEs on four SQs sharing two CQs: garbage,
+ *	     bad opcodes, namespaces, flags, LBA ranges, PRP offsets, PRP
+ *	     lists that loop or leave the memory table, SGL segments that loop,
+ *	     bad SGL types, lengths and granularity, CID reuse, over-MDTS, plus
+ *	     valid I/O; every crafted command must complete with the status
+ *	     the NVMe specification names, every command exactly once.  While
+ *	     it runs, the memory table is replaced and an SQ with commands in
+ *	     flight is deleted and re-created, again and again.
+ *  faults - I/O to a namespace whose backend fails (device-mapper error
+ *	     target, given as argv[2]): every command completes with a media
+ *	     error status.
+ *  ioctls - random ioctl numbers, sizes and argument bytes on another fd.
+ *  kills  - a child sets up a device and keeps 64 commands in flight; it
+ *	     is SIGKILLed at a random moment; and the same with close().
+ *
+ * Afterwards every page pinned has been unpinned (nr_foll_pin_* in
+ * /proc/vmstat).  Prints one line:
+ *   hostile: N commands, N ioctls, N kills, N faults, N errors
+ * and exits non-zero on any error.
+ *
+ *   vhost-nvme-hostile [-n commands] [-i ioctls] [-k kills] BACKEND [FAULTY]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <linux/vhost_nvme.h>
+
+#define PG		4096ULL
+#define R0_GPA		0x10000000ULL	/* rings and lists */
+#define R1_GPA		0x80000000ULL	/* data */
+#define HOLE_GPA	0x40000000ULL	/* between them, not in the table */
+#define R_SIZE		(16ULL << 20)
+#define NSQ		4
+#define SQ_SIZE		128
+#define QD		32
+#define ANY		0xffff		/* any status is acceptable */
+#define DNR		0x4000
+
+struct sqe {
+	uint8_t opcode, flags;
+	uint16_t cid;
+	uint32_t nsid, cdw2, cdw3;
+	uint64_t mptr, prp1, prp2;
+	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
+};
+
+struct cqe {
+	uint32_t result, rsvd;
+	uint16_t sq_head, sq_id, cid, status;
+};
+
+struct sgl {
+	uint64_t addr;
+	uint32_t len;
+	uint8_t rsvd[3], type;
+};
+
+static unsigned long errors;
+static uint64_t rnd_state = 88172645463325252ULL;
+
+#define fail(...) do { fprintf(stderr, "hostile: " __VA_ARGS__); \
+		       fputc('\n', stderr); errors++; } while (0)
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static uint64_t below(uint64_t n)
+{
+	return n ? rnd() % n : 0;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t vmstat(const char *key)
+{
+	char line[128];
+	uint64_t v = 0;
+	size_t n = strlen(key);
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ' ')
+			v = strtoull(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* ---- one device: the VMM side ---------------------------------------- */
+
+struct queue {
+	uint64_t gpa;
+	void *ring;
+	int kickfd, irqfd;
+	uint16_t tail, head, size, cqid;
+	uint8_t phase;
+};
+
+struct dev {
+	int fd;
+	uint8_t *r0, *r1;
+	uint32_t *db;
+	uint64_t nsze, nsze2;
+	uint64_t brk;		/* bump allocator in r0 */
+	struct queue sq[NSQ + 1], cq[3];
+};
+
+static void *hva(struct dev *d, uint64_t gpa)
+{
+	if (gpa >= R0_GPA && gpa < R0_GPA + R_SIZE)
+		return d->r0 + (gpa - R0_GPA);
+	return d->r1 + (gpa - R1_GPA);
+}
+
+static uint64_t r0_alloc(struct dev *d, uint64_t len)
+{
+	uint64_t gpa = R0_GPA + d->brk;
+
+	d->brk += (len + PG - 1) & ~(PG - 1);
+	if (d->brk > R_SIZE) {
+		fprintf(stderr, "hostile: out of ring memory\n");
+		exit(2);
+	}
+	return gpa;
+}
+
+static int set_mem(struct dev *d, bool reversed)
+{
+	struct {
+		struct vhost_memory hdr;
+		struct vhost_memory_region r[2];
+	} t = { .hdr.nregions = 2 };
+	int a = reversed, b = !reversed;
+
+	t.r[a] = (struct vhost_memory_region){ R0_GPA, R_SIZE,
+					       (uintptr_t)d->r0, 0 };
+	t.r[b] = (struct vhost_memory_region){ R1_GPA, R_SIZE,
+					       (uintptr_t)d->r1, 0 };
+	return ioctl(d->fd, VHOST_SET_MEM_TABLE, &t);
+}
+
+static void create_cq(struct dev *d, uint16_t qid, uint16_t size)
+{
+	struct queue *q = &d->cq[qid];
+	struct vhost_nvme_cq c = { .qid = qid, .size = size,
+				   .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
+
+	q->gpa = r0_alloc(d, size * 16ULL);
+	q->ring = hva(d, q->gpa);
+	memset(q->ring, 0, size * 16);
+	q->irqfd = eventfd(0, EFD_NONBLOCK);
+	q->kickfd = eventfd(0, EFD_NONBLOCK);
+	q->size = size;
+	q->head = 0;
+	q->phase = 1;
+	c.addr = q->gpa;
+	c.irqfd = q->irqfd;
+	c.kickfd = q->kickfd;
+	if (ioctl(d->fd, VHOST_NVME_CREATE_CQ, &c))
+		die("CREATE_CQ");
+}
+
+static void create_sq(struct dev *d, uint16_t qid, uint16_t cqid)
+{
+	struct queue *q = &d->sq[qid];
+	struct vhost_nvme_sq s = { .qid = qid, .size = SQ_SIZE, .cqid = cqid };
+
+	if (!q->gpa)
+		q->gpa = r0_alloc(d, SQ_SIZE * 64ULL);
+	q->ring = hva(d, q->gpa);
+	if (!q->kickfd)
+		q->kickfd = eventfd(0, EFD_NONBLOCK);
+	q->size = SQ_SIZE;
+	q->tail = 0;
+	q->cqid = cqid;
+	d->db[2 * qid] = 0;
+	s.addr = q->gpa;
+	s.kickfd = q->kickfd;
+	if (ioctl(d->fd, VHOST_NVME_CREATE_SQ, &s))
+		die("CREATE_SQ");
+}
+
+static void dev_open(struct dev *d, int bfd, int bfd2)
+{
+	struct vhost_nvme_features f = { .features = VHOST_NVME_F_ALL };
+	struct vhost_nvme_ns ns = { .nsid = 1, .fd = bfd };
+	struct vhost_nvme_doorbells dbs = { .mode = VHOST_NVME_DB_VMM };
+
+	memset(d, 0, sizeof(*d));
+	d->fd = open("/dev/vhost-nvme", O_RDWR);
+	if (d->fd < 0)
+		die("/dev/vhost-nvme");
+	if (ioctl(d->fd, VHOST_SET_OWNER) ||
+	    ioctl(d->fd, VHOST_NVME_SET_FEATURES, &f))
+		die("owner/features");
+	d->r0 = mmap(NULL, R_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	d->r1 = mmap(NULL, R_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	d->db = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (d->r0 == MAP_FAILED || d->r1 == MAP_FAILED || d->db == MAP_FAILED)
+		die("mmap");
+	if (set_mem(d, false))
+		die("SET_MEM_TABLE");
+	if (ioctl(d->fd, VHOST_NVME_ATTACH_NS, &ns))
+		die("ATTACH_NS");
+	d->nsze = ns.nsze;
+	if (bfd2 >= 0) {
+		ns = (struct vhost_nvme_ns){ .nsid = 2, .fd = bfd2 };
+		if (ioctl(d->fd, VHOST_NVME_ATTACH_NS, &ns))
+			die("ATTACH_NS 2");
+		d->nsze2 = ns.nsze;
+	}
+	dbs.db_addr = (uintptr_t)d->db;
+	if (ioctl(d->fd, VHOST_NVME_SET_DOORBELLS, &dbs))
+		die("SET_DOORBELLS");
+	create_cq(d, 1, 128);
+	create_cq(d, 2, 64);
+	create_sq(d, 1, 1);
+	create_sq(d, 2, 1);
+	create_sq(d, 3, 2);
+	create_sq(d, 4, 2);
+}
+
+static void kick(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, 8) != 8)
+		die("kick");
+}
+
+static void sq_submit(struct dev *d, uint16_t qid, const struct sqe *e)
+{
+	struct queue *q = &d->sq[qid];
+
+	memcpy((struct sqe *)q->ring + q->tail, e, sizeof(*e));
+	q->tail = (q->tail + 1) % q->size;
+}
+
+static void sq_ring(struct dev *d, uint16_t qid)
+{
+	__atomic_store_n(&d->db[2 * qid], d->sq[qid].tail, __ATOMIC_SEQ_CST);
+	kick(d->sq[qid].kickfd);
+}
+
+static bool cq_pop(struct dev *d, uint16_t cqid, struct cqe *out)
+{
+	struct queue *q = &d->cq[cqid];
+	struct cqe *e = (struct cqe *)q->ring + q->head;
+
+	if ((__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1) != q->phase)
+		return false;
+	*out = *e;
+	if (++q->head == q->size) {
+		q->head = 0;
+		q->phase ^= 1;
+	}
+	__atomic_store_n(&d->db[2 * cqid + 1], q->head, __ATOMIC_SEQ_CST);
+	kick(q->kickfd);
+	return true;
+}
+
+/* ---- storm: crafted and random commands ------------------------------ */
+
+struct pending {
+	int count;
+	uint16_t expect;
+};
+
+static struct pending pend[NSQ + 1][65536];
+static unsigned int inflight[NSQ + 1];
+static uint16_t next_cid[NSQ + 1];
+static unsigned long cats[32];
+
+/* A data buffer in the data region, dword aligned, inside one page run. */
+static uint64_t data_gpa(uint64_t len)
+{
+	uint64_t off = below(R_SIZE - len - PG) & ~3ULL;
+
+	return R1_GPA + off;
+}
+
+static void rw(struct sqe *e, uint8_t op, uint64_t slba, uint32_t nlb)
+{
+	e->opcode = op;
+	e->nsid = 1;
+	e->cdw10 = (uint32_t)slba;
+	e->cdw11 = slba >> 32;
+	e->cdw12 = (nlb - 1) & 0xffff;
+}
+
+/* Fill @e with one hostile or valid command; returns the status expected. */
+static uint16_t craft(struct dev *d, struct sqe *e, uint64_t list_gpa)
+{
+	uint64_t *list = hva(d, list_gpa);
+	struct sgl *sg = (struct sgl *)&e->prp1;
+	unsigned int cat = below(20), i;
+	uint64_t slba = below(d->nsze - 64);
+
+	memset(e, 0, sizeof(*e));
+	cats[cat]++;
+	switch (cat) {
+	case 0:		/* garbage */
+	case 1:
+		for (i = 0; i < 16; i++)
+			((uint32_t *)e)[i] = rnd();
+		if (below(2))
+			e->nsid = below(3);
+		return ANY;
+	case 2:		/* invalid opcode */
+		do
+			e->opcode = rnd();
+		while (e->opcode <= 2 || e->opcode == 8 || e->opcode == 9);
+		e->nsid = 1;
+		return 0x01 | DNR;
+	case 3:		/* invalid namespace */
+		rw(e, 1 + below(2), slba, 1);
+		e->nsid = below(2) ? 0 : 3 + below(0xfffffffcU);
+		e->prp1 = data_gpa(512);
+		return 0x0b | DNR;
+	case 4:		/* FUSE or reserved CDW0 bits, or PSDT 10b/11b */
+		rw(e, 2, slba, 1);
+		e->prp1 = data_gpa(512);
+		e->flags = below(2) ? 1 + below(0x3f) : 0x80 | (below(2) << 6);
+		return 0x02 | DNR;
+	case 5:		/* LBA out of range, with 64-bit overflow */
+		rw(e, 1 + below(2), below(2) ? d->nsze - below(4) :
+		   ~0ULL - below(8), 8);
+		e->prp1 = data_gpa(4096);
+		return 0x80 | DNR;
+	case 6:		/* PRP1 not dword aligned */
+		rw(e, 2, slba, 1);
+		e->prp1 = data_gpa(512) | (1 + below(3));
+		return 0x13 | DNR;
+	case 7:		/* PRP2 data pointer with an offset */
+		rw(e, 2, slba, 16);
+		e->prp1 = data_gpa(8192) & ~(PG - 1);
+		e->prp2 = (data_gpa(4096) & ~(PG - 1)) | (4 << below(10));
+		return 0x13 | DNR;
+	case 8:		/* PRP list pointer not qword aligned */
+		rw(e, 2, slba, 64);
+		e->prp1 = data_gpa(PG) & ~(PG - 1);
+		e->prp2 = list_gpa | (1 + below(7));
+		return 0x13 | DNR;
+	case 9:		/* PRP list chaining to itself at its page end */
+		rw(e, 2, slba, 64);
+		e->prp1 = data_gpa(PG) & ~(PG - 1);
+		e->prp2 = list_gpa + PG - 16;
+		list[510] = data_gpa(PG) & ~(PG - 1);
+		list[511] = list_gpa;		/* loops to its own page */
+		for (i = 0; i < 510; i++)
+			list[i] = 0;		/* not in the table */
+		return ANY;
+	case 10:	/* PRP entries outside the table or in the hole */
+		rw(e, 1 + below(2), slba, 32);
+		e->prp1 = data_gpa(PG) & ~(PG - 1);
+		e->prp2 = list_gpa;
+		for (i = 0; i < 15; i++)
+			list[i] = (data_gpa(PG) & ~(PG - 1));
+		list[below(3)] = below(2) ? HOLE_GPA + below(64) * PG :
+			(R1_GPA + R_SIZE + below(1 << 20) * PG);
+		return 0x04 | DNR;
+	case 11:	/* SGL segment that points to itself */
+		rw(e, 2, slba, 8);
+		e->flags = 0x40;
+		sg->addr = list_gpa;
+		sg->len = 16 * (1 + below(4));
+		sg->type = 0x20;
+		for (i = 0; i < 4; i++)
+			((struct sgl *)list)[i] = *sg;
+		/*
+		 * One descriptor: it loops until the descriptor limit.  More:
+		 * a segment descriptor before the end of a segment is invalid.
+		 */
+		return (sg->len == 16 ? 0x0e : 0x0d) | DNR;
+	case 12:	/* SGL descriptor type not supported */
+		rw(e, 2, slba, 8);
+		e->flags = 0x40;
+		sg->addr = data_gpa(4096) & ~3ULL;
+		sg->len = 4096;
+		sg->type = (1 + below(15)) << 4;
+		if (sg->type == 0x20 || sg->type == 0x30)
+			sg->type = 0x10;
+		return 0x11 | DNR;
+	case 13:	/* SGL length not what the command transfers */
+		rw(e, 2, slba, 8);
+		e->flags = 0x40;
+		sg->addr = data_gpa(8192) & ~3ULL;
+		sg->len = below(2) ? 4096 - 4 * (1 + below(64)) : 4096 + 4;
+		return 0x0f | DNR;
+	case 14:	/* SGL granularity */
+		rw(e, 2, slba, 8);
+		e->flags = 0x40;
+		sg->addr = (data_gpa(8192) & ~3ULL) | (1 + below(3));
+		sg->len = 4096;
+		return 0x1e | DNR;
+	case 15:	/* over MDTS (inside the capacity) */
+		rw(e, 2, below(d->nsze - 4096), 513 + below(2000));
+		e->prp1 = data_gpa(PG) & ~(PG - 1);
+		e->prp2 = list_gpa;
+		return 0x02 | DNR;
+	case 16:	/* DSM with a range out of capacity */
+		e->opcode = 9;
+		e->nsid = 1;
+		e->cdw11 = 4;
+		e->cdw10 = 1;
+		e->prp1 = list_gpa;
+		memset(list, 0, 32);
+		list[1] = 8 * 1ULL << 32;
+		list[2] = 0;
+		list[3] = d->nsze - 2;
+		((uint32_t *)list)[5] = 8;	/* range 1: nlb 8 */
+		list[3] = d->nsze - 2;		/* range 1: slba */
+		list[1] = 8ULL << 32;		/* range 0: nlb 8, cattr 0 */
+		return 0x80 | DNR;
+	default: {	/* valid I/O, PRP or SGL, any dword-aligned offset */
+		uint32_t nlb = 1 + below(64);
+		uint64_t buf = (data_gpa(PG * 34) & ~3ULL);
+		uint64_t len = nlb * 512ULL, first = PG - (buf & (PG - 1));
+
+		rw(e, 1 + below(2), slba, nlb);
+		if (below(4) == 0) {
+			e->flags = 0x40;
+			sg->addr = buf;
+			sg->len = len;
+			return 0;
+		}
+		e->prp1 = buf;
+		if (len > first) {
+			uint64_t next = (buf & ~(PG - 1)) + PG;
+			uint64_t n = (len - first + PG - 1) / PG;
+
+			if (n == 1) {
+				e->prp2 = next;
+			} else {
+				e->prp2 = list_gpa;
+				for (i = 0; i < n; i++)
+					list[i] = next + i * PG;
+			}
+		}
+		return 0;
+	}
+	}
+}
+
+static bool status_ok(uint16_t got, uint16_t expect)
+{
+	if (expect == ANY)
+		return true;
+	if (got == expect)
+		return true;
+	/* A list that loops or leaves the table may fail either way. */
+	return false;
+}
+
+static void reap(struct dev *d, uint16_t cqid, unsigned long *done)
+{
+	struct cqe c;
+
+	while (cq_pop(d, cqid, &c)) {
+		uint16_t sq = c.sq_id, st = c.status >> 1;
+		struct pending *p;
+
+		if (sq < 1 || sq > NSQ || d->sq[sq].cqid != cqid) {
+			fail("CQE on CQ %u names SQ %u", cqid, sq);
+			continue;
+		}
+		p = &pend[sq][c.cid];
+		if (!p->count) {
+			fail("completion for SQ %u CID %u not outstanding", sq,
+			     c.cid);
+			continue;
+		}
+		if (!status_ok(st, p->expect))
+			fail("SQ %u CID %u: status %#x, expected %#x", sq,
+			     c.cid, st, p->expect);
+		p->count--;
+		inflight[sq]--;
+		(*done)++;
+	}
+}
+
+static bool wait_irq(struct dev *d, long ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = d->cq[1].irqfd, .events = POLLIN },
+		{ .fd = d->cq[2].irqfd, .events = POLLIN },
+	};
+	uint64_t v;
+	int n = poll(p, 2, ms);
+
+	if (n <= 0)
+		return false;
+	for (n = 0; n < 2; n++)
+		if (p[n].revents && read(p[n].fd, &v, 8) < 0 && errno != EAGAIN)
+			die("irqfd");
+	return true;
+}
+
+static unsigned long storm(int bfd, unsigned long target)
+{
+	static struct dev d;
+	unsigned long submitted = 0, done = 0, rounds = 0, dropped = 0;
+	unsigned long deletes = 0;
+	uint64_t lists[NSQ + 1][QD];
+	long deadline = now_ms() + 20 * 60 * 1000;
+
+	dev_open(&d, bfd, -1);
+	for (int q = 1; q <= NSQ; q++)
+		for (int k = 0; k < QD; k++)
+			lists[q][k] = r0_alloc(&d, PG);
+
+	while (done + dropped < target) {
+		rounds++;
+		for (uint16_t q = 1; q <= NSQ && submitted < target; q++) {
+			unsigned int n = 0;
+
+			while (inflight[q] < QD && submitted < target) {
+				struct sqe e;
+				uint16_t expect, cid;
+				struct pending *p;
+
+				/* one list page per outstanding slot */
+				expect = craft(&d, &e, lists[q][next_cid[q] % QD]);
+				cid = next_cid[q];
+				if (below(100) == 0 && pend[q][(uint16_t)(cid - 1)].count &&
+				    pend[q][(uint16_t)(cid - 1)].expect == ANY &&
+				    expect == ANY) {
+					cid--;	/* CID reuse */
+					cats[31]++;
+				} else {
+					next_cid[q]++;
+				}
+				p = &pend[q][cid];
+				if (p->count && p->expect != expect)
+					break;	/* keep reuse unambiguous */
+				/* the list page of this CID must not be live */
+				e.cid = cid;
+				p->expect = expect;
+				p->count++;
+				inflight[q]++;
+				submitted++;
+				sq_submit(&d, q, &e);
+				n++;
+				if (n >= 16)
+					break;
+			}
+			if (n)
+				sq_ring(&d, q);
+		}
+		if (!wait_irq(&d, 10000)) {
+			fail("no interrupt for 10 s with %u/%u/%u/%u in flight",
+			     inflight[1], inflight[2], inflight[3], inflight[4]);
+			break;
+		}
+		reap(&d, 1, &done);
+		reap(&d, 2, &done);
+
+		if (rounds % 64 == 0 && set_mem(&d, rounds % 128 == 0))
+			fail("SET_MEM_TABLE under load: %s", strerror(errno));
+		if (rounds % 97 == 0) {
+			/* Delete SQ 4 with commands in flight, then re-create. */
+			struct vhost_nvme_qid del = { .qid = 4 };
+
+			if (ioctl(d.fd, VHOST_NVME_DELETE_SQ, &del))
+				fail("DELETE_SQ under load: %s", strerror(errno));
+			/*
+			 * Every command fetched has been posted by now; those
+			 * the worker had not fetched yet are dropped (NVMe
+			 * lets the controller complete them implicitly).
+			 */
+			reap(&d, 2, &done);
+			dropped += inflight[4];
+			inflight[4] = 0;
+			memset(pend[4], 0, sizeof(pend[4]));
+			deletes++;
+			create_sq(&d, 4, 2);
+		}
+		if (now_ms() > deadline) {
+			fail("storm did not finish in time");
+			break;
+		}
+	}
+	/* Drain. */
+	for (long end = now_ms() + 10000; now_ms() < end;) {
+		unsigned int left = inflight[1] + inflight[2] + inflight[3] +
+				    inflight[4];
+
+		if (!left)
+			break;
+		wait_irq(&d, 1000);
+		reap(&d, 1, &done);
+		reap(&d, 2, &done);
+	}
+	if (inflight[1] + inflight[2] + inflight[3] + inflight[4])
+		fail("%u commands never completed",
+		     inflight[1] + inflight[2] + inflight[3] + inflight[4]);
+	close(d.fd);
+	munmap(d.r0, R_SIZE);
+	munmap(d.r1, R_SIZE);
+	munmap(d.db, PG);
+	printf("# storm: %lu submitted, %lu completed, %lu dropped unfetched by %lu SQ deletions under load; categories:",
+	       submitted, done, dropped, deletes);
+	for (int c = 0; c < 20; c++)
+		printf(" %lu", cats[c]);
+	printf(", CID reuse %lu\n", cats[31]);
+	return done;
+}
+
+/* ---- faults: a backend that fails every I/O --------------------------- */
+
+static unsigned long faults(int bfd, int ffd, unsigned int n)
+{
+	static struct dev d;
+	unsigned long seen = 0;
+
+	dev_open(&d, bfd, ffd);
+	memset(pend, 0, sizeof(pend));
+	memset(inflight, 0, sizeof(inflight));
+	for (unsigned int i = 0; i < n; i++) {
+		struct sqe e = { 0 };
+		struct cqe c;
+		bool write = i & 1;
+		long end = now_ms() + 10000;
+
+		rw(&e, write ? 1 : 2, below(d.nsze2 - 8), 8);
+		e.nsid = 2;
+		e.cid = i;
+		e.prp1 = data_gpa(PG) & ~(PG - 1);
+		sq_submit(&d, 1, &e);
+		sq_ring(&d, 1);
+		while (!cq_pop(&d, 1, &c)) {
+			if (now_ms() > end) {
+				fail("fault %u: no completion", i);
+				goto out;
+			}
+			wait_irq(&d, 1000);
+		}
+		/* Unrecovered Read Error (281h) / Write Fault (280h). */
+		if ((c.status >> 1) != (write ? 0x280 : 0x281))
+			fail("fault %u: status %#x", i, c.status >> 1);
+		else
+			seen++;
+	}
+out:
+	close(d.fd);
+	munmap(d.r0, R_SIZE);
+	munmap(d.r1, R_SIZE);
+	munmap(d.db, PG);
+	return seen;
+}
+
+/* ---- ioctls: random numbers, sizes and bytes -------------------------- */
+
+static unsigned long ioctls(unsigned long n)
+{
+	uint8_t *buf = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned long done = 0;
+	int fd = -1;
+
+	if (buf == MAP_FAILED)
+		die("mmap");
+	for (unsigned long i = 0; i < n; i++) {
+		unsigned long req, size = below(4) ? 8 * below(12) : below(300);
+		void *arg;
+
+		if (fd < 0 || below(2000) == 0) {
+			if (fd >= 0)
+				close(fd);
+			fd = open("/dev/vhost-nvme", O_RDWR);
+			if (fd < 0)
+				die("/dev/vhost-nvme");
+			if (below(4))
+				ioctl(fd, VHOST_SET_OWNER);
+		}
+		for (unsigned int k = 0; k < 2 * PG / 8; k++)
+			((uint64_t *)buf)[k] = below(3) ? rnd() : below(4);
+		switch (below(8)) {
+		case 0:
+			arg = NULL;
+			break;
+		case 1:
+			arg = (void *)0x1000;
+			break;
+		case 2:		/* ends at an unmapped page */
+			arg = buf + 2 * PG - below(64);
+			munmap(buf + PG, PG);
+			mmap(buf + PG, PG, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			break;
+		default:
+			arg = buf + 8 * below(32);
+		}
+		req = _IOC(below(4), VHOST_VIRTIO, below(4) ? 0xA0 + below(16) :
+			   below(256), size);
+		if (below(2)) {
+			/* a real request number, random bytes */
+			static const unsigned long real[] = {
+				VHOST_SET_MEM_TABLE, VHOST_NVME_SET_FEATURES,
+				VHOST_NVME_ATTACH_NS, VHOST_NVME_DETACH_NS,
+				VHOST_NVME_CREATE_CQ, VHOST_NVME_CREATE_SQ,
+				VHOST_NVME_DELETE_SQ, VHOST_NVME_DELETE_CQ,
+				VHOST_NVME_SET_DOORBELLS,
+				VHOST_NVME_GET_QUEUE_STATE, VHOST_NVME_QUIESCE,
+				VHOST_NVME_RESUME, VHOST_NVME_SET_POLL,
+				VHOST_NVME_NEW_WORKER,
+				VHOST_NVME_SET_IRQ_COALESCING,
+				VHOST_SET_FEATURES, VHOST_GET_FEATURES,
+				VHOST_NVME_GET_INFO, VHOST_RESET_OWNER,
+			};
+			req = real[below(sizeof(real) / sizeof(real[0]))];
+		}
+		ioctl(fd, req, arg);
+		done++;
+	}
+	close(fd);
+	munmap(buf, 2 * PG);
+	return done;
+}
+
+/* ---- kills: owner killed, or fd closed, with I/O in flight ----------- */
+
+static void busy_child(int bfd, bool close_it) __attribute__((noreturn));
+static void busy_child(int bfd, bool close_it)
+{
+	static struct dev d;
+
+	dev_open(&d, bfd, -1);
+	for (;;) {
+		for (uint16_t q = 1; q <= NSQ; q++) {
+			for (int k = 0; k < 16; k++) {
+				struct sqe e = { 0 };
+
+				rw(&e, 1 + below(2), below(d.nsze - 64), 64);
+				e.prp1 = R1_GPA + below(64) * PG;
+				e.prp2 = R1_GPA + (1 << 20);
+				for (int i = 0; i < 15; i++)
+					((uint64_t *)hva(&d, e.prp2))[i] =
+						R1_GPA + (2 + i) * PG;
+				e.cid = k;
+				sq_submit(&d, q, &e);
+			}
+			sq_ring(&d, q);
+		}
+		if (close_it) {
+			close(d.fd);	/* with 64 commands in flight */
+			_exit(0);
+		}
+		wait_irq(&d, 100);
+		for (uint16_t c = 1; c <= 2; c++) {
+			struct cqe e;
+
+			while (cq_pop(&d, c, &e))
+				;
+		}
+	}
+}
+
+static unsigned long kills(int bfd, unsigned int n)
+{
+	unsigned long done = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		bool close_it = i & 1;
+		pid_t pid = fork();
+		int st;
+
+		if (pid < 0)
+			die("fork");
+		if (!pid) {
+			rnd_state += i * 7919;
+			busy_child(bfd, close_it);
+		}
+		if (!close_it) {
+			usleep(20000 + below(200000));
+			kill(pid, SIGKILL);
+		}
+		if (waitpid(pid, &st, 0) != pid)
+			die("waitpid");
+		if (close_it ? !WIFEXITED(st) || WEXITSTATUS(st) :
+			       !WIFSIGNALED(st)) {
+			fail("child %u ended with status %#x", i, st);
+			continue;
+		}
+		done++;
+	}
+	return done;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long ncmd = 1000000, nioctl = 100000, nkill = 40, nfault = 100;
+	unsigned long cmds, ios, kls, fls = 0;
+	uint64_t pin0, unpin0, pinned, unpinned;
+	int opt, bfd, ffd = -1;
+
+	while ((opt = getopt(argc, argv, "n:i:k:f:s:")) != -1) {
+		switch (opt) {
+		case 'n': ncmd = strtoul(optarg, NULL, 0); break;
+		case 'i': nioctl = strtoul(optarg, NULL, 0); break;
+		case 'k': nkill = strtoul(optarg, NULL, 0); break;
+		case 'f': nfault = strtoul(optarg, NULL, 0); break;
+		case 's': rnd_state = strtoull(optarg, NULL, 0) | 1; break;
+		default:
+			fprintf(stderr, "usage: %s [-n cmds] [-i ioctls] [-k kills] [-f faults] [-s seed] BACKEND [FAULTY]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (optind >= argc)
+		return 2;
+	bfd = open(argv[optind], O_RDWR);
+	if (bfd < 0)
+		die(argv[optind]);
+	if (optind + 1 < argc) {
+		ffd = open(argv[optind + 1], O_RDWR);
+		if (ffd < 0)
+			die(argv[optind + 1]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	pin0 = vmstat("nr_foll_pin_acquired");
+	unpin0 = vmstat("nr_foll_pin_released");
+
+	printf("# seed %#llx\n", (unsigned long long)rnd_state);
+	fflush(stdout);
+	cmds = storm(bfd, ncmd);
+	printf("# storm done\n");
+	fflush(stdout);
+	if (ffd >= 0)
+		fls = faults(bfd, ffd, nfault);
+	ios = ioctls(nioctl);
+	printf("# ioctls done\n");
+	fflush(stdout);
+	kls = kills(bfd, nkill);
+
+	/* Every page the module pinned has been unpinned. */
+	sleep(1);
+	pinned = vmstat("nr_foll_pin_acquired") - pin0;
+	unpinned = vmstat("nr_foll_pin_released") - unpin0;
+	printf("# pages pinned %llu, unpinned %llu\n",
+	       (unsigned long long)pinned, (unsigned long long)unpinned);
+	if (pinned != unpinned)
+		fail("%llu pages still pinned",
+		     (unsigned long long)(pinned - unpinned));
+	printf("hostile: %lu commands, %lu ioctls, %lu kills, %lu faults, %lu errors\n",
+	       cmds, ios, kls, fls, errors);
+	return errors ? 1 : 0;
+}
