@@ -3,7 +3,8 @@
 #
 # `make check`: deps -> module build -> static checks (checkpatch per file,
 # W=1 build, sparse C=2 build) -> selftest build -> one VM running
-# tools/testing/vm/guest-check.sh (module load, selftests, unload) with a
+# tools/testing/vm/guest-check.sh (module load, selftests, unload) and one
+# running the hostile suite (guest-hostile.sh), each with a
 # kernel-warning scan -> userspace unit tests and a short fuzz run of dptr.c
 # (FUZZ_CHECK_SECONDS, default 20). Every step is a pass/fail/skip item; the
 # selftests' and unit tests' TAP lines are items too. Ends with "N passed,
@@ -164,6 +165,28 @@ if [ -f "$VMOUT/status" ]; then
 	fi
 fi
 
+# --- VM: the hostile suite (tools/testing/hostile) ------------------------------
+HOSTILE_ARGS=${HOSTILE_ARGS:--n 1000000 -i 100000 -k 40 -f 100}
+echo "check: building the hostile suite"
+if run_logged "$RES/hostile-build.log" make -C tools/testing/hostile; then
+	echo "check: running tools/testing/vm/guest-hostile.sh $HOSTILE_ARGS in a VM"
+	HOUT=$RES/vm-hostile
+	hrc=0
+	# shellcheck disable=SC2086
+	tools/testing/vm/vm-run.sh ${VM_RUN_OPTS:-} --timeout 1200 --out "$HOUT" \
+		tools/testing/vm/guest-hostile.sh $HOSTILE_ARGS 2>&1 | sed 's/^/    /' ||
+		hrc=1
+	if [ "$hrc" = 0 ] && [ -s "$HOUT/hostile.summary" ]; then
+		item pass "hostile suite: $(cat "$HOUT/hostile.summary")"
+	else
+		item fail "hostile suite" "see $HOUT/guest.log and $HOUT/console.log"
+		grep -E '^hostile' "$HOUT/guest.log" 2>/dev/null | head -n 20 | sed 's/^/    /' || true
+	fi
+else
+	item fail "build the hostile suite" "see $RES/hostile-build.log"
+	show "$RES/hostile-build.log"
+fi
+
 # --- userspace unit tests and fuzzing of dptr.c (tools/testing/unit, fuzz) -------
 echo "check: unit tests"
 if run_logged "$RES/unit-build.log" make -C tools/testing/unit; then
@@ -190,5 +213,6 @@ else
 fi
 
 echo "check: logs in $RES"
+[ ! -s "${HOUT:-/nonexistent}/hostile.summary" ] || cat "$HOUT/hostile.summary"
 echo "$PASS passed, $FAIL failed, $SKIP skipped"
 [ "$FAIL" -eq 0 ]

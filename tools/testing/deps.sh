@@ -7,7 +7,7 @@ set -euo pipefail
 
 PKGS=(linux-headers-amd64 linux-image-amd64 linux-source-6.1 qemu-system-x86
       sparse fio nvme-cli busybox-static kmod cpio xz-utils python3 gcc make
-      e2fsprogs util-linux perl
+      e2fsprogs util-linux perl dmsetup
       clang libclang-rt-dev)	# libFuzzer + sanitizers for tools/testing/fuzz
 
 log() { echo "deps: $*"; }
