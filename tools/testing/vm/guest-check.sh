@@ -97,6 +97,16 @@ else
 	fi
 fi
 
+# The fio ioengine's verify jobs (tools/fio-vhost-nvme/guest-test.sh), one
+# item each, while the module is loaded.
+FIO_TEST=tools/fio-vhost-nvme/guest-test.sh
+if [ "$loaded" -eq 0 ] && [ -f "$FIO_TEST" ]; then
+	bash "$FIO_TEST" "$VM_OUT/fio-engine.res"
+	while read -r rc desc; do
+		result "$rc" "$desc"
+	done < "$VM_OUT/fio-engine.res"
+fi
+
 if [ "$loaded" -eq 0 ]; then
 	step "rmmod vhost_nvme" vn_unload_module
 fi
