@@ -10,6 +10,8 @@
 #   make run            module + workload in a VM (tools/testing/run.sh)
 #   make fuzz           fuzz the data pointer walker in userspace for
 #                       FUZZ_SECONDS (default 60; tools/testing/fuzz)
+#   make bench          fio: native vs vhost-nvme vs the userspace baseline in a
+#                       VM, results/bench.{json,md,png} (tools/bench/bench.sh)
 
 ifneq ($(KERNELRELEASE),)
 # Invoked by Kbuild without a Kbuild file: nothing to build.
@@ -20,7 +22,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check run fuzz
+.PHONY: all modules clean deps check run fuzz bench
 
 all: modules
 
@@ -43,5 +45,8 @@ run:
 
 fuzz:
 	$(MAKE) -C tools/testing/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+bench:
+	tools/bench/bench.sh
 
 endif

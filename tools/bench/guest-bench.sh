@@ -1,0 +1,148 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest side of `make bench` (run by tools/bench/bench.sh through vm-run.sh):
+# loads vhost_nvme.ko, creates null_blk (memory_backed=0 irqmode=0: the
+# backend costs next to nothing, so the figures are the I/O path's) and
+# runs fio, interleaving the modes and repeating every configuration:
+#
+#   native           fio's io_uring engine on /dev/nullb0 (the limit)
+#   vhost-nvme       the fio engine on the module, shadow doorbells, irqfd
+#   vhost-nvme-poll  the same with the module's SQ polling (sq_poll_us)
+#   vhost-nvme-2w    2 jobs, each its own device (worker) and queue pair
+#   userspace        the same engine and rings, a userspace controller
+#                    thread with io_uring instead of the module
+#
+# for 4K random reads at each QD of BENCH_QDS and 128K sequential reads at
+# BENCH_SEQ_QD. Raw fio JSON goes to $VM_OUT/raw/REP-MODE-RW-qdQD-bsBS.json,
+# notes to $VM_OUT/notes.txt, the environment to $VM_OUT/env.txt. Progress
+# lines start with "bench:".
+set -uo pipefail
+: "${VM_OUT:?run this through tools/bench/bench.sh}"
+# shellcheck source=../testing/vm/guest-lib.sh
+. tools/testing/vm/guest-lib.sh
+# Settings from bench.sh (the guest inherits no environment from the host).
+# shellcheck disable=SC1091
+[ -f "$VM_OUT/bench.env" ] && . "$VM_OUT/bench.env"
+
+RUNTIME=${BENCH_RUNTIME:-3}
+RAMP=${BENCH_RAMP:-1}
+REPS=${BENCH_REPS:-3}
+QDS=${BENCH_QDS:-1 4 16 64}
+SEQ_QD=${BENCH_SEQ_QD:-16}
+POLL_US=${BENCH_POLL_US:-50}
+MODES=${BENCH_MODES:-native vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace}
+ENGINE=$PWD/tools/fio-vhost-nvme/fio-vhost-nvme.so
+RAW=$VM_OUT/raw
+NOTES=$VM_OUT/notes.txt
+DEV=/dev/nullb0
+mkdir -p "$RAW"
+: > "$NOTES"
+
+say() { echo "bench: $*"; }
+note() {	# once per distinct text
+	grep -qxF -- "$*" "$NOTES" && return
+	echo "$*" >> "$NOTES"
+	say "note: $*"
+}
+
+say "loading vhost_nvme.ko and null_blk (memory_backed=0 irqmode=0)"
+vn_load_module || { say "FAILED: cannot load vhost_nvme.ko"; exit 1; }
+modprobe null_blk nr_devices=1 memory_backed=0 irqmode=0 gb=16 ||
+	{ say "FAILED: cannot load null_blk"; exit 1; }
+[ -b "$DEV" ] || { say "FAILED: no $DEV"; exit 1; }
+[ -f "$ENGINE" ] || { say "FAILED: $ENGINE not built"; exit 1; }
+
+{
+	echo "guest_kernel=$(uname -r)"
+	echo "guest_cpus=$(nproc)"
+	echo "guest_cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+	echo "fio=$(fio --version)"
+	for p in /sys/module/vhost_nvme/parameters/*; do
+		[ -f "$p" ] && echo "vhost_nvme.${p##*/}=$(cat "$p")"
+	done
+	for p in memory_backed irqmode queue_mode hw_queue_depth submit_queues; do
+		echo "null_blk.$p=$(cat /sys/module/null_blk/parameters/$p 2>/dev/null)"
+	done
+} > "$VM_OUT/env.txt"
+
+# fio arguments of a mode (QD is per job).
+mode_args() {	# mode_args MODE QD
+	local eng="--ioengine=external:$ENGINE --shadow_db=1"
+	case $1 in
+	native)          echo "--ioengine=io_uring --direct=1 --iodepth=$2" ;;
+	vhost-nvme)      echo "$eng --iodepth=$2" ;;
+	vhost-nvme-poll) echo "$eng --sq_poll_us=$POLL_US --iodepth=$2" ;;
+	vhost-nvme-2w)   echo "$eng --numjobs=2 --iodepth=$2" ;;
+	userspace)       echo "$eng --userspace=1 --iodepth=$2" ;;
+	*)               return 1 ;;
+	esac
+}
+
+# One fio run; prints its summary line.
+run_one() {	# run_one REP MODE RW BS QD
+	local rep=$1 mode=$2 rw=$3 bs=$4 qd=$5 out args rc
+	out=$RAW/$rep-$mode-$rw-qd$qd-bs$bs.json
+	args=$(mode_args "$mode" "$qd") || return 1
+	# shellcheck disable=SC2086
+	timeout -k 5 $((RUNTIME + RAMP + 60)) fio --name="$mode" --filename="$DEV" \
+		--rw="$rw" --bs="$bs" --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
+		--norandommap --randrepeat=0 --group_reporting --lat_percentiles=1 \
+		--output-format=json --output="$out" $args > "$out.err" 2>&1
+	rc=$?
+	if grep -q 'unused' "$out.err"; then
+		note "$mode: $(grep -m1 'unused' "$out.err")"
+	fi
+	[ -s "$out.err" ] || rm -f "$out.err"
+	if [ $rc -ne 0 ]; then
+		say "FAILED: $mode $rw bs=$bs qd=$qd (fio exit $rc): $(head -c 300 "$out.err" 2>/dev/null)"
+		mv "$out" "$out.failed" 2>/dev/null
+		return 1
+	fi
+	python3 tools/bench/report.py --one "$out"
+}
+
+# Configurations: 4K randread at each QD, then 128K sequential read.
+configs=()
+for qd in $QDS; do configs+=("randread 4096 $qd"); done
+configs+=("read 131072 $SEQ_QD")
+read -ra modes <<< "$MODES"
+total=$((REPS * ${#configs[@]} * ${#modes[@]}))
+n=0 failed=0 t0=$(date +%s)
+say "$total runs: ${#modes[@]} modes x ${#configs[@]} configurations x $REPS repetitions, ${RUNTIME}s + ${RAMP}s ramp each"
+for ((rep = 1; rep <= REPS; rep++)); do
+	for ((c = 0; c < ${#configs[@]}; c++)); do
+		read -r rw bs qd <<< "${configs[c]}"
+		# Interleave, and rotate the order so no mode always goes first.
+		for ((m = 0; m < ${#modes[@]}; m++)); do
+			mode=${modes[(m + rep + c) % ${#modes[@]}]}
+			n=$((n + 1))
+			line=$(run_one "$rep" "$mode" "$rw" "$bs" "$qd") || failed=$((failed + 1))
+			say "[$n/$total $(( $(date +%s) - t0 ))s] rep $rep ${line:-$mode $rw bs=$bs qd=$qd FAILED}"
+		done
+	done
+done
+
+# ---------------------------------------------------------------------------
+# HOOK: guest-level modes (guest-vhost-nvme, guest-nvme, guest-virtio-blk).
+# They need a nested QEMU inside this VM (tools/qemu/, tools/testing/e2e/,
+# being built by another engineer). When tools/bench/guest-level.sh exists
+# it is sourced here with RAW, RUNTIME, RAMP, REPS, QDS, SEQ_QD, DEV and the
+# functions say/note in scope, and must write one fio JSON file per run to
+# $RAW/REP-MODE-RW-qdQD-bsBS.json (modes guest-*), plus whatever it wants
+# recorded next to the figures (vCPUs, kvm_amd options) with note. Nothing
+# is reported for a mode it did not measure.
+GUEST_LEVEL=tools/bench/guest-level.sh
+if [ -f "$GUEST_LEVEL" ]; then
+	say "guest-level modes: $GUEST_LEVEL"
+	# shellcheck disable=SC1090
+	. "$GUEST_LEVEL" || note "guest-level modes: $GUEST_LEVEL failed (status $?)"
+else
+	note "guest-level modes guest-vhost-nvme, guest-nvme, guest-virtio-blk: not measured ($GUEST_LEVEL does not exist yet: it needs the nested QEMU of tools/qemu and tools/testing/e2e)"
+fi
+# ---------------------------------------------------------------------------
+
+rmmod null_blk
+vn_unload_module
+say "done: $n runs, $failed failed, $(( $(date +%s) - t0 ))s"
+[ "$failed" -eq 0 ]
