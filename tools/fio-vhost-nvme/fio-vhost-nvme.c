@@ -227,6 +227,15 @@ static int vn_in_regions(const struct vn_region *r, unsigned int n,
 	return 0;
 }
 
+static inline void vn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 static inline uint64_t vn_now_ns(void)
 {
 	struct timespec ts;
@@ -1353,7 +1362,7 @@ static int vn_getevents(struct thread_data *td, unsigned int min, unsigned int m
 		if (d->o->cq_poll) {
 			if (t && !(++spins & 255) && vn_now_ns() >= deadline)
 				break;
-			__builtin_ia32_pause();
+			vn_cpu_relax();
 			continue;
 		}
 		if (t) {
