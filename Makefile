@@ -7,6 +7,7 @@
 #   make clean          remove build products
 #   make deps           install build/test dependencies (tools/testing/deps.sh)
 #   make check          static checks + selftests in a VM (tools/testing/check.sh)
+#   make check-e2e      QEMU -device vhost-nvme with a nested guest (tools/testing/e2e)
 #   make run            module + workload in a VM (tools/testing/run.sh)
 #   make fuzz           fuzz the data pointer walker in userspace for
 #                       FUZZ_SECONDS (default 60; tools/testing/fuzz)
@@ -22,7 +23,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check run fuzz bench
+.PHONY: all modules clean deps check check-e2e run fuzz bench
 
 all: modules
 
@@ -39,6 +40,9 @@ deps:
 
 check:
 	tools/testing/check.sh
+
+check-e2e:
+	tools/testing/e2e/e2e.sh
 
 run:
 	tools/testing/run.sh

@@ -117,6 +117,7 @@ struct VhostNvme {
     OnOffAuto dsm;
     OnOffAuto write_zeroes;
     uint8_t lba_shift;
+    bool debug;
 
     /* module */
     int vfd;
@@ -170,6 +171,13 @@ struct VhostNvme {
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
+
+/* x-debug=on: queue, doorbell and interrupt events on stderr (for tests). */
+#define vn_debug(n, fmt, ...) do { \
+        if ((n)->debug) { \
+            info_report("vhost-nvme: " fmt, ## __VA_ARGS__); \
+        } \
+    } while (0)
 
 static int vn_ioctl(VhostNvme *n, unsigned long req, void *arg)
 {
@@ -447,10 +455,14 @@ static void vn_cq_irq_setup(VhostNvme *n, VNQueue *cq)
     }
     if (n->use_irqfd && msix_enabled(pdev) && !msix_is_masked(pdev, cq->iv) &&
         vn_cq_irqfd_on(n, cq, NULL)) {
+        vn_debug(n, "CQ %u vector %u: interrupts via KVM irqfd (GSI %d)",
+                 cq->qid, cq->iv, cq->virq);
         return;
     }
     /* TCG, or the vector is masked: the main loop raises the vector. */
     vn_cq_set_handler(cq, true);
+    vn_debug(n, "CQ %u vector %u: interrupts via the main-loop eventfd handler%s",
+             cq->qid, cq->iv, n->use_irqfd ? " until the vector is unmasked" : "");
 }
 
 static void vn_cq_irq_teardown(VhostNvme *n, VNQueue *cq)
@@ -468,10 +480,17 @@ static int vn_vector_use(PCIDevice *pdev, unsigned int vector, MSIMessage msg)
     for (qid = 1; qid <= n->max_ioqpairs; qid++) {
         VNQueue *cq = &n->cq[qid];
 
-        if (cq->exists && cq->ien && cq->iv == vector &&
-            !vn_cq_irqfd_on(n, cq, &msg)) {
+        if (!cq->exists || !cq->ien || cq->iv != vector) {
+            continue;
+        }
+        if (vn_cq_irqfd_on(n, cq, &msg)) {
+            vn_debug(n, "CQ %u vector %u unmasked: interrupts via KVM irqfd "
+                     "(GSI %d)", qid, vector, cq->virq);
+        } else {
             vn_cq_irqfd_off(n, cq);
             vn_cq_set_handler(cq, true);
+            vn_debug(n, "CQ %u vector %u: no KVM route, interrupts via the "
+                     "main-loop eventfd handler", qid, vector);
         }
     }
     return 0;
@@ -622,6 +641,7 @@ static uint16_t vn_create_cq(VhostNvme *n, NvmeCmd *cmd)
         return vn_errno_status(n, ret, qid, size);
     }
     cq->exists = true;
+    vn_debug(n, "CQ %u created: %u entries at 0x%" PRIx64, qid, size, addr);
     vn_cq_irq_setup(n, cq);
     if (n->shadow) {
         vn_queue_ioeventfd(n, cq, true, true);
@@ -674,6 +694,8 @@ static uint16_t vn_create_sq(VhostNvme *n, NvmeCmd *cmd)
         return vn_errno_status(n, ret, qid, size);
     }
     sq->exists = true;
+    vn_debug(n, "SQ %u created: %u entries at 0x%" PRIx64 ", CQ %u", qid, size,
+             addr, cqid);
     n->cq[cqid].nr_sqs++;
     if (n->shadow) {
         vn_queue_ioeventfd(n, sq, false, true);
@@ -1129,6 +1151,8 @@ static uint16_t vn_dbbuf_config(VhostNvme *n, NvmeCmd *cmd)
     n->shadow = true;
     n->dbbuf_dbs = dbs;
     n->dbbuf_eis = eis;
+    vn_debug(n, "Doorbell Buffer Config: shadow doorbells at 0x%" PRIx64
+             ", EventIdx at 0x%" PRIx64 "; I/O doorbells are ioeventfds", dbs, eis);
     /* The admin queue's entries: kept current by the MMIO handler. */
     v[0] = cpu_to_le32(n->asq_tail);
     v[1] = cpu_to_le32(n->acq_head);
@@ -1284,6 +1308,7 @@ static void vn_ctrl_reset(VhostNvme *n)
     if (n->vfd < 0) {
         return;
     }
+    vn_debug(n, "controller reset");
     if (!n->quiesced) {
         ret = vn_ioctl(n, VHOST_NVME_QUIESCE, &q);
         if (ret) {
@@ -1349,6 +1374,7 @@ static void vn_shutdown(VhostNvme *n)
     if (n->bfd >= 0 && fdatasync(n->bfd) < 0) {
         error_report("vhost-nvme: fdatasync(%s): %s", n->backend, strerror(errno));
     }
+    vn_debug(n, "shutdown: backend flushed");
 }
 
 static void vn_write_cc(VhostNvme *n, uint32_t val)
@@ -1864,6 +1890,7 @@ static const Property vn_props[] = {
     DEFINE_PROP_ON_OFF_AUTO("dsm", VhostNvme, dsm, ON_OFF_AUTO_AUTO),
     DEFINE_PROP_ON_OFF_AUTO("write-zeroes", VhostNvme, write_zeroes,
                             ON_OFF_AUTO_AUTO),
+    DEFINE_PROP_BOOL("x-debug", VhostNvme, debug, false),
 };
 
 static const VMStateDescription vn_vmstate = {

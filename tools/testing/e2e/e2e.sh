@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check-e2e`: end-to-end tests of QEMU's -device vhost-nvme with a real
+# Linux guest. Builds QEMU with the device (tools/qemu/build-qemu.sh), the
+# module, a static fio and the nested guest's initramfs, then boots the test
+# VM (vm-run.sh --smp 1) and runs guest-e2e.sh in it: the nested guest runs
+# under KVM (nested SVM inside the TCG test VM) and once more under nested
+# TCG. Results as TAP in $RESULTS/e2e.tap (default results/e2e); the last
+# line is "N passed, N failed, N skipped". Exit status 1 if anything failed.
+#
+# Usage: e2e.sh [check|bench]
+#   bench: no checks; the nested guest runs fio through -device vhost-nvme
+#          and the IOPS and latencies are printed (used by `make run`).
+# Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
+# (test-VM timeout, default 2400 s).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cd "$REPO"
+PLAN=${1:-check}
+RES=${RESULTS:-$REPO/results/e2e}
+[ "$PLAN" = bench ] && RES=${RESULTS:-$REPO/results/e2e-bench}
+rm -rf "$RES"
+mkdir -p "$RES"
+TAP=$RES/e2e.tap
+: > "$TAP"
+N=0 PASS=0 FAIL=0 SKIP=0
+
+tap() {	# tap ok|"not ok" DESCRIPTION
+	N=$((N + 1))
+	echo "$1 $N - $2" >> "$TAP"
+	echo "e2e: $1 $N - $2"
+	case "$1 $2" in
+	*"# SKIP"*) SKIP=$((SKIP + 1)) ;;
+	"ok "*) PASS=$((PASS + 1)) ;;
+	*) FAIL=$((FAIL + 1)) ;;
+	esac
+}
+finish() {
+	echo "e2e: logs in $RES"
+	echo "$PASS passed, $FAIL failed, $SKIP skipped"
+	[ "$FAIL" -eq 0 ]
+	exit $?
+}
+step() {	# step DESCRIPTION LOG CMD...: a build step as a TAP line
+	local d=$1 lg=$2 t0
+	shift 2
+	t0=$(date +%s)
+	if "$@" > "$lg" 2>&1; then
+		tap ok "$d ($(( $(date +%s) - t0 ))s)"
+	else
+		tail -n 20 "$lg" | sed 's/^/    /'
+		tap "not ok" "$d (see $lg)"
+		finish
+	fi
+}
+
+echo "e2e: deps"
+step "deps" "$RES/deps.log" tools/testing/deps.sh
+# shellcheck source=../env.sh
+. tools/testing/env.sh
+
+echo "e2e: building QEMU with -device vhost-nvme (the first build takes ~9 minutes)"
+step "build QEMU with -device vhost-nvme" "$RES/build-qemu.log" tools/qemu/build-qemu.sh
+QEMU=$(tail -n1 "$RES/build-qemu.log")
+echo "e2e: $QEMU"
+
+echo "e2e: building the module"
+step "build vhost_nvme.ko" "$RES/build-module.log" make -C "$KDIR" M="$REPO" modules
+
+echo "e2e: static fio and the nested guest's initramfs"
+step "build static fio" "$RES/build-fio.log" tools/testing/e2e/build-fio.sh
+FIO=$(tail -n1 "$RES/build-fio.log")
+step "build the nested guest's initramfs" "$RES/initramfs.log" \
+	tools/testing/e2e/mk-initramfs.sh "$KVER" "$FIO"
+INITRD=$(tail -n1 "$RES/initramfs.log")
+# The uncompressed kernel vm-run.sh extracts boots faster (PVH entry).
+KERNEL=$VN_CACHE/vm/vmlinux-$KVER
+[ -s "$KERNEL" ] || KERNEL=$VMLINUZ
+
+echo "e2e: booting the test VM (--smp 1: nested KVM is reliable with one vCPU)"
+t0=$(date +%s)
+vrc=0
+# shellcheck disable=SC2086
+tools/testing/vm/vm-run.sh --smp 1 --timeout "${E2E_TIMEOUT:-2400}" ${VM_RUN_OPTS:-} \
+	--out "$RES/vm" tools/testing/e2e/guest-e2e.sh "$QEMU" "$KERNEL" "$INITRD" "$PLAN" \
+	2>&1 | tee "$RES/vm-run.log" | sed 's/^/    /' || vrc=$?
+echo "e2e: test VM done in $(( $(date +%s) - t0 ))s"
+
+if [ -f "$RES/vm/e2e.tap" ]; then
+	while IFS= read -r line; do
+		[[ $line =~ ^(not\ )?ok\ [0-9]+\ -\ (.*)$ ]] || continue
+		if [ -n "${BASH_REMATCH[1]}" ]; then
+			tap "not ok" "${BASH_REMATCH[2]}"
+		else
+			tap ok "${BASH_REMATCH[2]}"
+		fi
+	done < "$RES/vm/e2e.tap"
+fi
+if [ ! -f "$RES/vm/status" ]; then
+	tap "not ok" "test VM ran guest-e2e.sh to the end (see $RES/vm/console.log)"
+elif [ -s "$RES/vm/warnings.txt" ]; then
+	tap "not ok" "no kernel warnings in the test VM (see $RES/vm/warnings.txt)"
+else
+	tap ok "no kernel warnings in the test VM"
+fi
+if [ "$(cat "$RES/vm/status" 2>/dev/null)" != 0 ] && [ "$FAIL" -eq 0 ]; then
+	tap "not ok" "guest-e2e.sh exit status $(cat "$RES/vm/status" 2>/dev/null || echo none)"
+fi
+if [ "$PLAN" = bench ]; then
+	echo "e2e: nested guest, fio through -device vhost-nvme (test VM --smp 1, nested KVM):"
+	grep -h '^vhost-nvme nested guest:' "$RES/vm/guest.log" 2>/dev/null | sed 's/^/  /' || true
+fi
+[ "$vrc" = 0 ] || true
+finish

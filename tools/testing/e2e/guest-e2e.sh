@@ -1,0 +1,254 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Test-VM (L1) side of the end-to-end tests; run by e2e.sh through
+# vm-run.sh. Loads vhost_nvme.ko and null_blk, then boots a nested (L2)
+# Linux guest with the QEMU built by tools/qemu/build-qemu.sh and
+# `-device vhost-nvme,backend=/dev/nullb0`; the guest runs l2-tests.sh and
+# prints its results on the serial console, which this script turns into
+# TAP lines in $VM_OUT/e2e.tap. After the guest powers off, the backend is
+# checked against what the guest wrote.
+#
+# Usage: guest-e2e.sh QEMU KERNEL L2_INITRD PLAN
+#   PLAN check: user-error checks, a full pass under KVM (retried once on a
+#               nested-guest crash or hang, then run under nested TCG
+#               instead), and a short pass under nested TCG;
+#        bench: the nested guest under KVM runs fio and prints IOPS.
+# Every nested guest has a timeout and a console watchdog.
+set -uo pipefail
+: "${VM_OUT:?run this through tools/testing/e2e/e2e.sh}"
+# shellcheck source=../vm/guest-lib.sh
+. tools/testing/vm/guest-lib.sh
+
+QEMU=$1 KERNEL=$2 INITRD=$3 PLAN=${4:-check}
+TAP=$VM_OUT/e2e.tap
+: > "$TAP"
+N=0
+SERIAL=vn-e2e-0001
+FW=(-L /usr/share/qemu -L /usr/share/seabios)
+
+log() { echo "e2e: $*"; }
+tap() {	# tap ok|"not ok" DESCRIPTION
+	N=$((N + 1))
+	echo "$1 $N - $2" >> "$TAP"
+	echo "e2e: $1 $N - $2"
+}
+check() {	# check DESCRIPTION CMD...
+	local d=$1
+	shift
+	if "$@"; then tap ok "$d"; else tap "not ok" "$d"; fi
+}
+
+# --- user mistakes: QEMU must refuse them with a clear message --------------------
+refuses() {	# refuses PATTERN [setpriv ARGS --] DEVICE-OPTIONS
+	local pat=$1 out rc pre=()
+	shift
+	if [ "$1" = setpriv ]; then
+		while [ "$1" != -- ]; do pre+=("$1"); shift; done
+		shift
+	fi
+	out=$(timeout -k 5 60 "${pre[@]}" "$QEMU" -machine pc -accel tcg -nodefaults \
+		-display none "${FW[@]}" -S -device "vhost-nvme,$1" </dev/null 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/    /' | head -n 3
+	[ $rc -ne 0 ] && [ $rc -lt 124 ] && echo "$out" | grep -q -- "$pat"
+}
+
+log "QEMU $QEMU"
+[ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
+if [ "$PLAN" = check ]; then
+	check "without the module: QEMU refuses (is the module loaded?)" \
+		refuses "module loaded" backend=/dev/null
+fi
+
+log "loading vhost_nvme.ko, null_blk, kvm_amd"
+if ! vn_load_module; then
+	tap "not ok" "vhost_nvme.ko loads"
+	exit 1
+fi
+modprobe null_blk nr_devices=1 memory_backed=1 gb=1 bs=512 || true
+modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
+[ -b /dev/nullb0 ] || { tap "not ok" "null_blk backend /dev/nullb0"; exit 1; }
+NSZE=$(cat /sys/block/nullb0/size)	# 512-byte sectors = LBAs (bs=512)
+KVM=0
+[ -c /dev/kvm ] && KVM=1
+log "backend /dev/nullb0: $NSZE LBAs; /dev/kvm: $KVM"
+
+if [ "$PLAN" = check ]; then
+	check "backend missing: QEMU refuses" refuses "does not exist" backend=/nonexistent
+	check "backend neither block device nor file: QEMU refuses" \
+		refuses "neither a block device nor a regular file" backend=/dev/null
+	check "no backend: QEMU refuses" refuses "backend=PATH" serial=x
+	check "mdts beyond the module's: QEMU refuses" \
+		refuses "the module allows" backend=/dev/nullb0,mdts=9
+	check "no permission on /dev/vhost-nvme: QEMU refuses" \
+		refuses "no permission" setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+		backend=/dev/nullb0
+fi
+
+# --- the nested guest --------------------------------------------------------------------
+# run_l2 NAME ACCEL MODE TIMEOUT IDLE: boots it; sets L2_STATUS to
+#   done   the guest ran l2-tests.sh to the end and powered off
+#   infra  it crashed, hung (no console output for IDLE s) or ran out of time
+#   error  QEMU refused to start (a device error, not an infrastructure one)
+# and L2_CON to its console log.
+run_l2() {
+	local name=$1 accel=$2 mode=$3 tmo=$4 idle=$5
+	local con=$VM_OUT/l2-$name.console err=$VM_OUT/l2-$name.stderr
+	local cpu=host qpid start now last size lastsize=-1 printed=0 reason='' rc
+	[ "$accel" = tcg ] && cpu=max
+	: > "$con"
+	L2_CON=$con
+	log "[$name] booting the nested guest ($accel, mode $mode, timeout ${tmo}s, watchdog ${idle}s)"
+	"$QEMU" -name "l2-$name" -machine pc -accel "$accel" -cpu "$cpu" -smp 1 -m 1G \
+		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
+		-chardev "file,id=con,path=$con" -serial chardev:con \
+		-kernel "$KERNEL" -initrd "$INITRD" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE" \
+		-device "vhost-nvme,backend=/dev/nullb0,serial=$SERIAL,x-debug=on" \
+		</dev/null > "$err" 2>&1 &
+	qpid=$!
+	start=$(date +%s)
+	last=$start
+	while kill -0 $qpid 2>/dev/null; do
+		sleep 2
+		now=$(date +%s)
+		size=$(stat -c %s "$con" 2>/dev/null || echo 0)
+		if [ "$size" != "$lastsize" ]; then
+			lastsize=$size
+			last=$now
+			# progress for the log
+			grep -a '^E2E-' "$con" | tail -n +$((printed + 1)) | tr -d '\r' |
+				sed "s/^/e2e: [$name] /"
+			printed=$(grep -ac '^E2E-' "$con")
+		fi
+		if [ $((now - start)) -ge "$tmo" ]; then
+			reason="no end after ${tmo}s"
+		elif [ $((now - last)) -ge "$idle" ]; then
+			reason="console silent for ${idle}s"
+		fi
+		if [ -n "$reason" ]; then
+			kill -9 $qpid 2>/dev/null
+			break
+		fi
+	done
+	wait $qpid
+	rc=$?
+	grep -a '^E2E-' "$con" | tail -n +$((printed + 1)) | tr -d '\r' | sed "s/^/e2e: [$name] /"
+	log "[$name] QEMU exited with status $rc after $(( $(date +%s) - start ))s${reason:+ ($reason)}"
+	sed 's/^/e2e: [qemu] /' "$err" | grep -v 'Unhandled WRMSR' | head -n 40
+	if grep -aq '^E2E-DONE' "$con" && [ $rc -eq 0 ]; then
+		L2_STATUS=done
+	elif ! grep -aq '^E2E-START' "$con" && grep -q 'vhost-nvme' "$err" &&
+	     [ -z "$reason" ] && [ $rc -ne 0 ]; then
+		L2_STATUS=error
+	else
+		L2_STATUS=infra
+		L2_REASON=${reason:-QEMU status $rc, no E2E-DONE}
+		tail -n 30 "$con" | tr -d '\r' | sed "s/^/e2e: [$name console] /"
+	fi
+}
+
+# collect PREFIX: TAP lines of the last nested run, and the backend checks
+collect() {
+	local pfx=$1 line res desc off mb sum got
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		res=${line#E2E-TAP }
+		desc=${res#*- }
+		case $res in
+		"ok -"*) tap ok "$pfx $desc" ;;
+		"not ok -"*) tap "not ok" "$pfx $desc" ;;
+		esac
+	done < <(grep -a '^E2E-TAP ' "$L2_CON")
+	if grep -aqE '(WARNING:|BUG:|Oops|Call Trace|soft lockup|hung_task|blocked for more than)' "$L2_CON"; then
+		grep -aE '(WARNING:|BUG:|Oops|Call Trace|soft lockup|hung_task|blocked for more than)' "$L2_CON" |
+			head -n 10 | sed 's/^/    /'
+		tap "not ok" "$pfx no kernel warnings in the nested guest"
+	else
+		tap ok "$pfx no kernel warnings in the nested guest"
+	fi
+
+	# After power-off the backend must hold what the guest wrote.
+	read -r _ off mb sum < <(grep -a '^E2E-RAW ' "$L2_CON" | tr -d '\r' | tail -n1) || true
+	if [ -n "${sum:-}" ]; then
+		got=$(dd if=/dev/nullb0 bs=1M skip="$off" count="$mb" iflag=direct 2>/dev/null |
+		      sha256sum | cut -d' ' -f1)
+		check "$pfx after power-off the backend holds the ${mb} MiB the guest wrote" \
+			[ "$got" = "$sum" ]
+	else
+		tap "not ok" "$pfx after power-off the backend holds the data the guest wrote (no E2E-RAW)"
+	fi
+	if grep -aq '^E2E-FILE ' "$L2_CON"; then
+		grep -a '^E2E-FILE ' "$L2_CON" | tr -d '\r' | sed 's/^E2E-FILE //' > /tmp/e2e-sums
+		mkdir -p /tmp/e2e-mnt
+		modprobe ext4 2>/dev/null
+		if mount -t ext4 -o ro /dev/nullb0 /tmp/e2e-mnt 2>/dev/null; then
+			check "$pfx after power-off the backend's ext4 holds the guest's files" \
+				bash -c "cd /tmp/e2e-mnt && sha256sum --quiet -c /tmp/e2e-sums"
+			umount /tmp/e2e-mnt
+		else
+			tap "not ok" "$pfx after power-off the backend's ext4 mounts in the test VM"
+		fi
+	fi
+}
+
+if [ "$PLAN" = bench ]; then
+	[ $KVM = 1 ] || { log "no /dev/kvm in the test VM"; exit 1; }
+	run_l2 bench kvm bench 300 120
+	grep -a '^E2E-BENCH' "$L2_CON" | tr -d '\r' | sed 's/^E2E-BENCH /vhost-nvme nested guest: /'
+	[ "$L2_STATUS" = done ] && ! grep -aq '^E2E-TAP not ok' "$L2_CON"
+	exit $?
+fi
+
+# Full pass under KVM; a crash or hang is retried once, then run under TCG.
+kvm_note=
+if [ $KVM = 1 ]; then
+	run_l2 kvm1 kvm full 480 150
+	if [ "$L2_STATUS" = infra ]; then
+		kvm_note="attempt 1: $L2_REASON"
+		log "INFRA: the nested KVM guest failed ($L2_REASON); retrying once"
+		run_l2 kvm2 kvm full 480 150
+	fi
+else
+	L2_STATUS=infra L2_REASON="no /dev/kvm in the test VM"
+fi
+case $L2_STATUS in
+done)
+	collect "[kvm]"
+	check "[kvm] interrupts went through KVM irqfds" \
+		grep -q 'via KVM irqfd' "${L2_CON%.console}.stderr"
+	check "[kvm] shadow doorbells (Doorbell Buffer Config) were used" \
+		grep -q 'Doorbell Buffer Config' "${L2_CON%.console}.stderr"
+	tap ok "nested guest under KVM ran to the end${kvm_note:+ (retried after an infrastructure failure: $kvm_note)}"
+	;;
+error)
+	tap "not ok" "nested guest under KVM: QEMU refused to start the device"
+	;;
+infra)
+	log "INFRA: nested KVM failed again ($L2_REASON): falling back to nested TCG"
+	tap "not ok" "nested guest under KVM ran to the end # SKIP infrastructure: ${kvm_note:+$kvm_note; }${L2_REASON}; the full pass ran under nested TCG instead"
+	run_l2 tcg-full tcg full 1500 400
+	if [ "$L2_STATUS" = done ]; then
+		collect "[tcg-full]"
+	else
+		tap "not ok" "nested guest under TCG (fallback) ran to the end: ${L2_REASON:-QEMU refused}"
+	fi
+	;;
+esac
+
+# A short pass without KVM: interrupts through the main-loop eventfd handler,
+# doorbells through QEMU-dispatched ioeventfds.
+run_l2 tcg tcg tcg 900 300
+if [ "$L2_STATUS" = done ]; then
+	collect "[tcg]"
+	check "[tcg] interrupts went through the main-loop eventfd handler, no irqfd" \
+		bash -c "grep -q 'main-loop' '$VM_OUT/l2-tcg.stderr' && ! grep -q 'via KVM irqfd' '$VM_OUT/l2-tcg.stderr'"
+else
+	tap "not ok" "nested guest under TCG ran to the end: ${L2_REASON:-QEMU refused}"
+fi
+
+vn_unload_module || log "rmmod vhost_nvme failed"
+check "vhost_nvme unloads after the nested guests" [ ! -d /sys/module/vhost_nvme ]
+grep -q '^not ok' "$TAP" && exit 1
+exit 0

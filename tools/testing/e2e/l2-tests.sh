@@ -1,0 +1,326 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the nested (L2) guest on /dev/nvme0n1, a -device vhost-nvme
+# namespace. Busybox sh. Prints one line per result:
+#   E2E-TAP ok - DESCRIPTION            E2E-TAP not ok - DESCRIPTION: DETAIL
+# plus E2E-INFO lines (progress, figures) and the lines the test VM checks
+# against the backend after power-off (E2E-RAW, E2E-FILE).
+# Usage: l2-tests.sh full|tcg|bench
+# Kernel command line: e2e.serial=S e2e.nsze=N (expected values).
+MODE=${1:-full}
+DEV=/dev/nvme0n1
+CTRL=/dev/nvme0
+SERIAL=
+NSZE=
+for a in $(cat /proc/cmdline); do
+	case $a in
+	e2e.serial=*) SERIAL=${a#e2e.serial=} ;;
+	e2e.nsze=*) NSZE=${a#e2e.nsze=} ;;
+	esac
+done
+FAILS=0
+
+ok() { echo "E2E-TAP ok - $*"; }
+notok() { FAILS=$((FAILS + 1)); echo "E2E-TAP not ok - $*"; }
+info() { echo "E2E-INFO $*"; }
+# show FILE: the file, indented, as info lines
+show() { sed 's/^/E2E-INFO   /' "$1" | head -n "${2:-20}"; }
+# field FILE NAME: value of "NAME : value" in nvme-cli output
+field() {
+	awk -F: -v k="$2" '{ n = $1; gsub(/^[ \t]+|[ \t]+$/, "", n) }
+		n == k { v = substr($0, index($0, ":") + 1); gsub(/^[ \t]+|[ \t]+$/, "", v); print v; exit }' "$1"
+}
+# expect DESC FILE NAME VALUE...: the field equals one of the values
+expect() {
+	desc=$1 f=$2 k=$3
+	shift 3
+	v=$(field "$f" "$k")
+	for want in "$@"; do
+		[ "$v" = "$want" ] && return 0
+	done
+	echo "E2E-INFO   $desc: $k is '$v', expected $*"
+	return 1
+}
+
+fio_run() {	# fio_run NAME ARGS...: fio on $DEV; output in /tmp/fio.NAME
+	name=$1
+	shift
+	fio --name="$name" --filename=$DEV --direct=1 --ioengine=io_uring --thread \
+		--group_reporting "$@" > "/tmp/fio.$name" 2>&1
+}
+fio_figures() {	# one line of IOPS and mean latency per direction
+	grep -E '^ +(read|write): IOPS=|^ +lat \(.sec\): .*avg=' "/tmp/fio.$1" |
+		sed -E 's/^ +//; s/, stdev.*//' | tr '\n' ' '
+}
+fio_verify() {	# fio_verify BS QD SIZE OFFSET
+	name=v-$1-qd$2
+	if fio_run "$name" --rw=randwrite --bs="$1" --iodepth="$2" --size="$3" \
+			--offset="$4" --verify=crc32c --do_verify=1 --verify_fatal=1 &&
+	   ! grep -qi 'verify.*bad\|crc32c.*mismatch' "/tmp/fio.$name"; then
+		info "fio $name: $(fio_figures "$name")"
+		ok "fio verify=crc32c randwrite+verify bs=$1 iodepth=$2 size=$3"
+	else
+		show "/tmp/fio.$name" 30
+		notok "fio verify=crc32c randwrite+verify bs=$1 iodepth=$2 size=$3"
+	fi
+}
+
+wait_dev() {
+	i=0
+	while [ ! -b $DEV ] && [ $i -lt 60 ]; do
+		sleep 0.5
+		i=$((i + 1))
+	done
+	[ -b $DEV ]
+}
+
+# --- the device is there ---------------------------------------------------------
+if wait_dev; then
+	ok "/dev/nvme0n1 appears"
+else
+	ls /sys/class/nvme 2>&1 | show /dev/stdin
+	dmesg | grep -i nvme | tail -n 20 > /tmp/dmesg.nvme
+	show /tmp/dmesg.nvme
+	notok "/dev/nvme0n1 appears"
+	exit 1
+fi
+info "$(cat /sys/class/nvme/nvme0/model 2>/dev/null) queues: $(ls /sys/block/nvme0n1/mq | wc -l)"
+
+# Under nested TCG every nvme-cli call takes ~30 s: the short pass keeps
+# one admin command (smart-log), one fio verify job and the raw data.
+full() { [ "$MODE" != tcg ]; }
+
+if full; then
+nvme list > /tmp/list 2>&1
+if grep -q "$DEV" /tmp/list && grep -q "QEMU vhost-nvme Ctrl" /tmp/list &&
+   { [ -z "$SERIAL" ] || grep -q "$SERIAL" /tmp/list; }; then
+	ok "nvme list shows the controller, model and serial"
+else
+	show /tmp/list
+	notok "nvme list shows the controller, model and serial"
+fi
+fi
+
+if [ "$MODE" = bench ]; then
+	for spec in "randread 1" "randread 16" "randwrite 1" "randwrite 16"; do
+		set -- $spec
+		name=bench-$1-qd$2
+		if fio_run "$name" --rw="$1" --bs=4k --iodepth="$2" --size=256M \
+				--offset=512M --time_based --runtime="${E2E_BENCH_SECS:-8}" --ramp_time=1; then
+			echo "E2E-BENCH $1 4k iodepth=$2: $(fio_figures "$name")"
+		else
+			show "/tmp/fio.$name"
+			notok "fio $name"
+		fi
+	done
+	exit $FAILS
+fi
+
+# --- identify, log pages, features ---------------------------------------------------
+if full; then
+if nvme id-ctrl $CTRL > /tmp/idctrl 2>&1 &&
+   expect id-ctrl /tmp/idctrl mn "QEMU vhost-nvme Ctrl" &&
+   { [ -z "$SERIAL" ] || expect id-ctrl /tmp/idctrl sn "$SERIAL"; } &&
+   expect id-ctrl /tmp/idctrl ver 0x10400 &&
+   expect id-ctrl /tmp/idctrl mdts 6 &&
+   expect id-ctrl /tmp/idctrl oacs 0x100 &&
+   expect id-ctrl /tmp/idctrl oncs 0xc &&
+   expect id-ctrl /tmp/idctrl vwc 0x1 &&
+   expect id-ctrl /tmp/idctrl sgls 0x2 &&
+   expect id-ctrl /tmp/idctrl sqes 0x66 &&
+   expect id-ctrl /tmp/idctrl cqes 0x44 &&
+   expect id-ctrl /tmp/idctrl nn 1; then
+	ok "nvme id-ctrl: model, serial, VS 1.4, MDTS 6, OACS DBCS, ONCS DSM+WZ, VWC, SGL"
+else
+	show /tmp/idctrl 12
+	notok "nvme id-ctrl: model, serial, VS 1.4, MDTS 6, OACS DBCS, ONCS DSM+WZ, VWC, SGL"
+fi
+
+if nvme id-ns $DEV > /tmp/idns 2>&1 &&
+   { [ -z "$NSZE" ] || { expect id-ns /tmp/idns nsze "$(printf 0x%x "$NSZE")" &&
+			  expect id-ns /tmp/idns ncap "$(printf 0x%x "$NSZE")"; }; } &&
+   grep -qE 'lbaf +0 : ms:0 +lbads:(9|12) .*in use' /tmp/idns; then
+	ok "nvme id-ns: NSZE/NCAP match the backend, LBA format 0 in use"
+else
+	show /tmp/idns 30
+	notok "nvme id-ns: NSZE/NCAP match the backend, LBA format 0 in use"
+fi
+if nvme ns-descs $DEV > /tmp/descs 2>&1 && grep -qi nguid /tmp/descs; then
+	ok "nvme ns-descs lists an NGUID"
+else
+	show /tmp/descs
+	notok "nvme ns-descs lists an NGUID"
+fi
+fi
+
+if nvme smart-log $CTRL > /tmp/smart 2>&1 &&
+   expect smart-log /tmp/smart critical_warning 0 &&
+   grep -qE '^temperature[[:space:]]*: *(30 ?°?C|303)' /tmp/smart &&
+   expect smart-log /tmp/smart available_spare 100%; then
+	ok "nvme smart-log: no warning, 30 C, 100% spare"
+else
+	show /tmp/smart
+	notok "nvme smart-log: no warning, 30 C, 100% spare"
+fi
+
+full || { fio_verify 4k 4 512k 512M; }
+full && {
+if nvme error-log $CTRL > /tmp/elog 2>&1 && nvme fw-log $CTRL > /tmp/fwlog 2>&1 &&
+   grep -q 'frs1' /tmp/fwlog; then
+	ok "nvme error-log and fw-log"
+else
+	show /tmp/elog 5
+	show /tmp/fwlog 5
+	notok "nvme error-log and fw-log"
+fi
+
+getf() {	# getf FID [ARGS]: the current value
+	nvme get-feature $CTRL -f "$@" 2>&1 | sed -n 's/.*Current value: *\([0-9a-fA-Fx]*\).*/\1/p' | head -n1
+}
+gf_ok=1
+nq=$(getf 7); v_wc=$(getf 6); v_tt=$(getf 4); v_aec=$(getf 0xb); v_ic=$(getf 8)
+v_pm=$(getf 2); v_arb=$(getf 1)
+info "get-feature: queues=$nq vwc=$v_wc temp=$v_tt aec=$v_aec intc=$v_ic pm=$v_pm arb=$v_arb"
+case $nq in 0x*) [ $((nq & 0xffff)) -ge 0 ] || gf_ok=0 ;; *) gf_ok=0 ;; esac
+[ "$v_wc" = 0x1 ] || [ "$v_wc" = 0x00000001 ] || gf_ok=0
+[ $((v_tt)) -eq 343 ] 2>/dev/null || gf_ok=0
+[ -n "$v_aec" ] && [ -n "$v_ic" ] && [ -n "$v_pm" ] && [ -n "$v_arb" ] || gf_ok=0
+# Set, read back, restore.
+nvme set-feature $CTRL -f 4 -v 0x15e > /dev/null 2>&1 || gf_ok=0
+[ $(($(getf 4))) -eq 350 ] 2>/dev/null || gf_ok=0
+nvme set-feature $CTRL -f 4 -v 0x157 > /dev/null 2>&1 || gf_ok=0
+# A feature this controller does not have: Invalid Field.
+nvme get-feature $CTRL -f 0x0c > /tmp/gf-bad 2>&1 && gf_ok=0
+if [ $gf_ok = 1 ]; then
+	ok "nvme get-feature/set-feature: queues, VWC, temperature threshold, AEC, coalescing, PM, arbitration"
+else
+	show /tmp/gf-bad 3
+	notok "nvme get-feature/set-feature: queues, VWC, temperature threshold, AEC, coalescing, PM, arbitration"
+fi
+
+# Queue management errors come back with the status the specification names.
+adm() {	# adm EXPECTED_HEX_STATUS ARGS...: status of an admin command
+	want=$1
+	shift
+	nvme admin-passthru $CTRL "$@" > /tmp/adm 2>&1
+	grep -qiE "\(0x(4)?0?$want\)|status.*0x(4)?0?$want\b" /tmp/adm && return 0
+	echo "E2E-INFO   admin $* -> $(tr '\n' ' ' < /tmp/adm), expected 0x$want"
+	return 1
+}
+if adm 10c --opcode=0x04 --cdw10=1 &&		# Delete CQ 1, used by SQ 1
+   adm 101 --opcode=0x00 --cdw10=63 &&		# Delete SQ 63: no such queue
+   adm 100 --opcode=0x01 --cdw10=0x003f003f --cdw11=0x00320001 &&	# Create SQ 63 on CQ 50
+   adm 101 --opcode=0x05 --cdw10=0x003f0000 --cdw11=0x1; then		# Create CQ 0
+	ok "admin errors: Invalid Queue Deletion, Invalid Queue Identifier, Completion Queue Invalid"
+else
+	notok "admin errors: Invalid Queue Deletion, Invalid Queue Identifier, Completion Queue Invalid"
+fi
+
+# --- data path ---------------------------------------------------------------------
+fio_verify 4k 1 2M 512M
+fio_verify 4k 32 4M 576M
+fio_verify 128k 1 8M 640M
+fio_verify 128k 32 16M 704M
+
+# Write Zeroes and Deallocate (ONCS), checked by reading back.
+wz_ok=1
+dd if=/dev/urandom of=/tmp/wz bs=4k count=4 2>/dev/null
+dd if=/tmp/wz of=$DEV bs=4k seek=$((300 * 256)) oflag=direct conv=notrunc 2>/dev/null || wz_ok=0
+lbs=$(cat /sys/block/nvme0n1/queue/logical_block_size)
+slba=$((300 * 1048576 / lbs))
+nlb=$((16384 / lbs))
+nvme write-zeroes $DEV -s $slba -c $((nlb - 1)) > /tmp/wz.out 2>&1 || wz_ok=0
+dd if=$DEV of=/tmp/wz.back bs=4k skip=$((300 * 256)) count=4 iflag=direct 2>/dev/null || wz_ok=0
+dd if=/dev/zero of=/tmp/zero bs=4k count=4 2>/dev/null
+cmp -s /tmp/wz.back /tmp/zero || wz_ok=0
+nvme dsm $DEV -d -s $slba -b $nlb > /tmp/dsm.out 2>&1 || wz_ok=0
+if [ $wz_ok = 1 ]; then
+	ok "nvme write-zeroes reads back as zeroes; nvme dsm deallocate succeeds"
+else
+	show /tmp/wz.out 5
+	show /tmp/dsm.out 5
+	notok "nvme write-zeroes reads back as zeroes; nvme dsm deallocate succeeds"
+fi
+}
+
+# --- controller reset during I/O -------------------------------------------------------
+if full; then
+	fio_run reset --rw=randwrite --bs=4k --iodepth=16 --size=16M --offset=768M \
+		--verify=crc32c --do_verify=1 --verify_fatal=1 &
+	fpid=$!
+	sleep 2
+	was_running=0
+	kill -0 $fpid 2>/dev/null && was_running=1
+	echo 1 > /sys/class/nvme/nvme0/reset_controller
+	i=0
+	state=
+	while [ $i -lt 60 ]; do
+		state=$(cat /sys/class/nvme/nvme0/state)
+		[ "$state" = live ] && break
+		sleep 0.5
+		i=$((i + 1))
+	done
+	wait $fpid
+	frc=$?
+	info "reset: fio running at reset=$was_running, state=$state, fio status $frc: $(fio_figures reset)"
+	if [ $was_running = 1 ] && [ "$state" = live ] && [ $frc = 0 ]; then
+		ok "reset_controller during fio I/O: controller live again, fio verify passes"
+	else
+		show /tmp/fio.reset 30
+		dmesg | grep -i nvme | tail -n 15 > /tmp/dmesg.nvme
+		show /tmp/dmesg.nvme
+		notok "reset_controller during fio I/O: controller live again, fio verify passes"
+	fi
+fi
+
+# --- a file system ---------------------------------------------------------------------
+if full; then
+fs_size=128M
+fs_ok=1
+if mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 $DEV $fs_size > /tmp/mkfs 2>&1 &&
+   mount -t ext4 $DEV /mnt; then
+	mkdir -p /mnt/dir/sub
+	i=1
+	nfiles=8
+	while [ $i -le $nfiles ]; do
+		dd if=/dev/urandom of=/mnt/f$i bs=64k count=$((i * 3)) 2>/dev/null || fs_ok=0
+		i=$((i + 1))
+	done
+	dd if=/dev/urandom of=/mnt/dir/sub/small bs=1k count=3 2>/dev/null || fs_ok=0
+	(cd /mnt && find . -type f | sort | xargs sha256sum) > /tmp/sums
+	sync
+	umount /mnt || fs_ok=0
+	echo 3 > /proc/sys/vm/drop_caches
+	if mount -t ext4 $DEV /mnt; then
+		(cd /mnt && sha256sum -c /tmp/sums) > /tmp/sumcheck 2>&1 || fs_ok=0
+		umount /mnt || fs_ok=0
+	else
+		fs_ok=0
+	fi
+else
+	show /tmp/mkfs
+	fs_ok=0
+fi
+if [ $fs_ok = 1 ]; then
+	ok "mkfs.ext4, write files, sync, remount: checksums match"
+	sed 's/^/E2E-FILE /' /tmp/sums
+else
+	show /tmp/sumcheck
+	notok "mkfs.ext4, write files, sync, remount: checksums match"
+fi
+fi
+
+# --- raw data the test VM compares with the backend after power-off ---------------------
+raw_mb=8
+full || raw_mb=1
+dd if=/dev/urandom of=/tmp/pat bs=1M count=$raw_mb 2>/dev/null
+if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
+   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count=$raw_mb iflag=direct 2>/dev/null &&
+   cmp -s /tmp/pat /tmp/pat.back; then
+	ok "raw ${raw_mb} MiB at 256 MiB written and read back"
+	echo "E2E-RAW 256 $raw_mb $(sha256sum < /tmp/pat | cut -d' ' -f1)"
+else
+	notok "raw ${raw_mb} MiB at 256 MiB written and read back"
+fi
+exit $FAILS
