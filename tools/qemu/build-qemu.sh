@@ -70,8 +70,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	log "installing ${missing[*]}"
 	# Others may be running apt: wait for its locks.
 	apt_retry() {
-		local i
-		for i in $(seq 60); do
+		for _ in $(seq 60); do
 			"$@" > "$CACHE/apt-install.log" 2>&1 && return 0
 			grep -q 'Could not get lock' "$CACHE/apt-install.log" || break
 			sleep 5

@@ -1627,6 +1627,12 @@ static bool vn_open_backend(VhostNvme *n, Error **errp)
                    "is required");
         return false;
     }
+    if (stat(n->backend, &st) == 0 && !S_ISBLK(st.st_mode) &&
+        !S_ISREG(st.st_mode)) {
+        error_setg(errp, "vhost-nvme: backend %s is neither a block device nor "
+                   "a regular file", n->backend);
+        return false;
+    }
     n->bfd = open(n->backend, O_RDWR | O_DIRECT | O_CLOEXEC);
     if (n->bfd < 0 && errno == EINVAL) {
         /* e.g. tmpfs: no O_DIRECT */
