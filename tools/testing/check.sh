@@ -190,13 +190,15 @@ fi
 # --- userspace unit tests and fuzzing of dptr.c (tools/testing/unit, fuzz) -------
 echo "check: unit tests"
 if run_logged "$RES/unit-build.log" make -C tools/testing/unit; then
-	before=$FAIL
-	urc=0
-	tools/testing/unit/build/dptr_test > "$RES/unit.tap" 2>&1 || urc=$?
-	tap_items unit "$RES/unit.tap"
-	if [ "$urc" != 0 ] && [ "$FAIL" = "$before" ]; then
-		item fail "unit dptr_test" "exit status $urc; see $RES/unit.tap"
-	fi
+	for t in dptr_test queue_test; do
+		before=$FAIL
+		urc=0
+		tools/testing/unit/build/$t > "$RES/unit-$t.tap" 2>&1 || urc=$?
+		tap_items "unit ${t%_test}" "$RES/unit-$t.tap"
+		if [ "$urc" != 0 ] && [ "$FAIL" = "$before" ]; then
+			item fail "unit $t" "exit status $urc; see $RES/unit-$t.tap"
+		fi
+	done
 else
 	item fail "build unit tests" "see $RES/unit-build.log"
 	show "$RES/unit-build.log"
@@ -211,6 +213,24 @@ else
 	item fail "fuzz dptr ${fz}s" "see $RES/fuzz.log and tools/testing/fuzz/build/crash-*"
 	grep -E 'ERROR|invariant|SUMMARY' "$RES/fuzz.log" | head -n 10 | sed 's/^/    /' || true
 fi
+
+# --- end-to-end: QEMU -device vhost-nvme, nested guest (make check-e2e) ---------
+# tools/testing/e2e/e2e.sh builds QEMU with the device (~9 minutes the first
+# time), boots the test VM with one vCPU and a nested guest in it; its TAP
+# lines become items here. E2E=0 skips it.
+if [ "${E2E:-1}" = 1 ]; then
+	echo "check: end-to-end tests (tools/testing/e2e/e2e.sh)"
+	RESULTS=$RES/e2e tools/testing/e2e/e2e.sh 2>&1 | tee "$RES/e2e.log" |
+		sed 's/^/    /' || true
+	if [ -s "$RES/e2e/e2e.tap" ]; then
+		tap_items e2e "$RES/e2e/e2e.tap"
+	else
+		item fail "end-to-end tests" "no TAP output; see $RES/e2e.log"
+	fi
+else
+	item skip "end-to-end tests" "E2E=0"
+fi
+# --- end e2e ---
 
 echo "check: logs in $RES"
 [ ! -s "${HOUT:-/nonexistent}/hostile.summary" ] || cat "$HOUT/hostile.summary"

@@ -16,6 +16,7 @@
 #include <linux/cgroup.h>
 
 #include "vnvme.h"
+#include "queue.h"
 
 /* Commands fetched from one SQ before moving to the next. */
 #define VNVME_SQ_BURST		32
@@ -884,40 +885,35 @@ static void vnvme_sq_refresh(struct vnvme_dev *dev, struct vnvme_sq *sq)
 
 static void vnvme_cq_refresh(struct vnvme_dev *dev, struct vnvme_cq *cq)
 {
-	u32 head, used, adv;
+	u32 head;
 
 	if (!vnvme_read_db(dev, 2 * cq->qid + 1, &head) || head == cq->head)
 		return;
-	used = (cq->tail - cq->head + cq->size) % cq->size;
-	adv = (head - cq->head + cq->size) % cq->size;
-	/* The guest cannot consume entries that were never posted. */
-	if (head >= cq->size || adv > used) {
+	if (!vnvme_cq_head_valid(cq->head, head, cq->tail, cq->size)) {
 		cq->bad_db++;
 		return;
 	}
 	cq->head = head;
 }
 
-static unsigned int vnvme_cq_space(struct vnvme_cq *cq)
+static u32 vnvme_cq_room(struct vnvme_cq *cq)
 {
-	unsigned int used = (cq->tail - cq->head + cq->size) % cq->size;
-
-	return cq->size - 1 - used - cq->reserved;
+	return vnvme_cq_space(cq->head, cq->tail, cq->size, cq->reserved);
 }
 
 /* Reserve a CQ entry for a command about to be fetched. */
 static bool vnvme_cq_reserve(struct vnvme_dev *dev, struct vnvme_cq *cq)
 {
-	if (!vnvme_cq_space(cq)) {
+	if (!vnvme_cq_room(cq)) {
 		vnvme_cq_refresh(dev, cq);
-		if (!vnvme_cq_space(cq) && dev->eis) {
+		if (!vnvme_cq_room(cq) && dev->eis) {
 			/* Ask for a doorbell on the next head update. */
 			vnvme_write_ei(dev, 2 * cq->qid + 1, cq->head);
 			/* EventIdx store before head reload; see fetch_sq. */
 			smp_mb();
 			vnvme_cq_refresh(dev, cq);
 		}
-		if (!vnvme_cq_space(cq)) {
+		if (!vnvme_cq_room(cq)) {
 			cq->full = true;
 			return false;
 		}
