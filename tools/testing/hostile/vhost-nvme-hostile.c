@@ -826,10 +826,117 @@ static unsigned long kills(int bfd, unsigned int n)
 	return done;
 }
 
+/* ---- safety: what was acknowledged survives the owner's death --------- */
+
+/*
+ * A child writes stamped blocks with FUA (and, every 8th, a Flush after a
+ * plain write) and reports each acknowledged block over a pipe; it is
+ * killed at a random moment.  Every acknowledged block must then read back
+ * from the backend itself with its stamp.
+ */
+static void safety_child(int bfd, int wfd, unsigned int round)
+	__attribute__((noreturn));
+static void safety_child(int bfd, int wfd, unsigned int round)
+{
+	static struct dev d;
+	uint64_t next = 0, lbas[16];
+
+	dev_open(&d, bfd, -1);
+	for (;;) {
+		for (int k = 0; k < 16; k++) {
+			struct sqe e = { 0 };
+			uint64_t lba = (round * 4096 + next++ % 4096) * 8;
+
+			lbas[k] = lba;
+			uint64_t *buf = hva(&d, R1_GPA + k * PG);
+
+			for (int i = 0; i < 512; i++) {
+				buf[i] = lba;
+				buf[i + 1] = round;
+				i++;
+			}
+			rw(&e, 1, lba, 8);
+			e.prp1 = R1_GPA + k * PG;
+			if (k % 8 != 7)
+				e.cdw12 |= 1U << 30;	/* FUA */
+			e.cid = k;
+			sq_submit(&d, 1, &e);
+		}
+		sq_ring(&d, 1);
+		for (int got = 0; got < 16;) {
+			struct cqe c;
+
+			if (!cq_pop(&d, 1, &c)) {
+				wait_irq(&d, 1000);
+				continue;
+			}
+			got++;
+			if (c.status >> 1)
+				_exit(3);
+			if (c.cid < 16 && c.cid % 8 != 7 &&
+			    write(wfd, &lbas[c.cid], 8) != 8)
+				_exit(4);
+		}
+	}
+}
+
+static unsigned long safety(int bfd, unsigned int rounds)
+{
+	unsigned long checked = 0;
+	char path[64];
+	void *buf;
+	int dfd;
+
+	/* Read the backend itself, around the page cache. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", bfd);
+	dfd = open(path, O_RDONLY | O_DIRECT);
+	if (dfd < 0 || posix_memalign(&buf, PG, PG))
+		die("safety setup");
+	for (unsigned int r = 0; r < rounds; r++) {
+		int p[2], st;
+		pid_t pid;
+		uint64_t lba;
+
+		if (pipe(p))
+			die("pipe");
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (!pid) {
+			close(p[0]);
+			safety_child(bfd, p[1], r);
+		}
+		close(p[1]);
+		usleep(50000 + below(300000));
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		if (!WIFSIGNALED(st))
+			fail("safety child %u exited with %#x", r, st);
+		while (read(p[0], &lba, 8) == 8) {
+			uint64_t *b = buf;
+
+			if (pread(dfd, buf, PG, lba * 512) != (ssize_t)PG) {
+				fail("safety: cannot read LBA %llu",
+				     (unsigned long long)lba);
+				continue;
+			}
+			if (b[0] != lba || b[1] != r || b[510] != lba ||
+			    b[511] != r)
+				fail("safety: acknowledged FUA write at LBA %llu lost",
+				     (unsigned long long)lba);
+			checked++;
+		}
+		close(p[0]);
+	}
+	close(dfd);
+	free(buf);
+	return checked;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long ncmd = 1000000, nioctl = 100000, nkill = 40, nfault = 100;
-	unsigned long cmds, ios, kls, fls = 0;
+	unsigned long cmds, ios, kls, fls = 0, acked, nsafety = 10;
 	uint64_t pin0, unpin0, pinned, unpinned;
 	int opt, bfd, ffd = -1;
 
@@ -871,6 +978,9 @@ int main(int argc, char **argv)
 	printf("# ioctls done\n");
 	fflush(stdout);
 	kls = kills(bfd, nkill);
+	acked = safety(bfd, nsafety);
+	printf("# safety: %lu acknowledged FUA writes checked on the backend after %lu owner kills\n",
+	       acked, nsafety);
 
 	/* Every page the module pinned has been unpinned. */
 	sleep(1);
@@ -882,6 +992,8 @@ int main(int argc, char **argv)
 		fail("%llu pages still pinned",
 		     (unsigned long long)(pinned - unpinned));
 	printf("hostile: %lu commands, %lu ioctls, %lu kills, %lu faults, %lu errors\n",
-	       cmds, ios, kls, fls, errors);
+	       cmds, ios, kls + nsafety, fls, errors);
+	if (!acked)
+		fail("safety: no acknowledged write was checked");
 	return errors ? 1 : 0;
 }

@@ -23,6 +23,51 @@ slab0=$(awk '/^SUnreclaim:/ {print $2}' /proc/meminfo)
 "$HOSTILE" "$@" /dev/nullb0 /dev/mapper/vnvme-bad | tee "$VM_OUT/hostile.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 
+# Backends that fail under load: every command must still complete (with an
+# error status), never hang.  Prints the number of failed commands.
+LOAD=tools/vhost-nvme-load/vhost-nvme-load
+under_load() {	# under_load NAME DEV BREAK-CMD
+	local out=$VM_OUT/$1.txt errs
+	timeout -k 5 60 "$LOAD" --seconds 6 --qd 16 --span 32 "$2" > "$out" 2>&1 &
+	local pid=$!
+	sleep 2
+	eval "$3"
+	wait "$pid"
+	if grep -q '^timeout' "$out" || ! grep -q 'errors' "$out"; then
+		echo "hostile: $1: commands lost or tool hung:" >&2
+		tail -n 5 "$out" >&2
+		return 1
+	fi
+	errs=$(sed -n 's/.*, errors \([0-9]*\),.*/\1/p' "$out")
+	echo "# $1: $(grep -m1 commands "$out" | sed 's/^ *//')"
+	[ "${errs:-0}" -gt 0 ] || { echo "hostile: $1: no command failed" >&2; return 1; }
+	extra_faults=$((extra_faults + errs))
+}
+extra_faults=0
+
+# A null_blk device powered off (configfs) while commands are in flight.
+mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+nb=/sys/kernel/config/nullb/vnvme-vanish
+if mkdir "$nb" 2>/dev/null; then
+	echo 1 > "$nb/memory_backed"; echo 256 > "$nb/size"; echo 1 > "$nb/power"
+	vdev=${nb##*/}	# 6.1 names a configfs null_blk disk after its item
+	# no udev: make the node if devtmpfs has not
+	[ -b "/dev/$vdev" ] || mknod "/dev/$vdev" b \
+		"$(cut -d: -f1 "/sys/block/$vdev/dev")" "$(cut -d: -f2 "/sys/block/$vdev/dev")"
+	under_load vanish "/dev/$vdev" "echo 0 > $nb/power" || rc=1
+	rmdir "$nb"
+else
+	echo "hostile: cannot create a configfs null_blk device"; rc=1
+fi
+# A device-mapper flakey target: up 1 s, down 1 s (all I/O fails).
+if dmsetup create --noudevsync vnvme-flakey \
+	--table "0 65536 flakey /dev/nullb0 0 1 1" && dmsetup mknodes vnvme-flakey; then
+	under_load flakey /dev/mapper/vnvme-flakey : || rc=1
+	dmsetup remove vnvme-flakey
+else
+	echo "hostile: cannot create a flakey target"; rc=1
+fi
+
 rmmod vhost_nvme || { echo "hostile: rmmod vhost_nvme failed"; rc=1; }
 slab1=$(awk '/^SUnreclaim:/ {print $2}' /proc/meminfo)
 echo "# unreclaimable slab: ${slab0} kB before load, ${slab1} kB after unload"
@@ -36,6 +81,10 @@ if [ -z "$line" ]; then
 	exit 1
 fi
 line=${line%, * errors}
+# Add the failed commands of the vanish and flakey runs to the faults.
+faults=${line##*kills, }
+faults=${faults%% faults}
+line="${line%, * faults}, $((faults + extra_faults)) faults"
 echo "$line, $warn kernel warnings" | tee "$VM_OUT/hostile.summary"
 [ "$warn" -eq 0 ] || rc=1
 exit "$rc"
