@@ -60,6 +60,34 @@ runs=$((BENCH_REPS * (nq + 1) * nm))
 budget=$((runs * (BENCH_RUNTIME + BENCH_RAMP + 8) + 300))
 say "booting the VM: $runs fio runs, about $((runs * (BENCH_RUNTIME + BENCH_RAMP + 3) / 60)) min (timeout ${budget}s)"
 
+# How busy the host is with other work while our VM runs: CPU time of
+# everything but our QEMU (found by its --out path), sampled every 5 s.
+busy_sampler() {
+	local pid ticks t0 b0 q0 t b q qt hz
+	hz=$(getconf CLK_TCK)
+	read -r _ a b c _ < /proc/stat
+	b0=$((a + b + c)) t0=$(date +%s.%N) q0=
+	while sleep 5; do
+		pid=$(pgrep -f -- "^qemu-system-x86_64 .*path=$VMOUT/console.log" | head -n1) || continue
+		[ -n "$pid" ] || continue
+		read -r _ a b c _ < /proc/stat
+		read -ra st < "/proc/$pid/stat" 2>/dev/null || continue
+		qt=$((st[13] + st[14]))
+		if [ -z "$q0" ]; then
+			q0=$qt b0=$((a + b + c)) t0=$(date +%s.%N)
+			continue
+		fi
+		t=$(date +%s.%N) b=$((a + b + c)) q=$qt
+		ticks=$(( (b - b0) - (q - q0) ))
+		awk -v x="$ticks" -v hz="$hz" -v t="$t" -v t0="$t0" -v n="$(nproc)" \
+			'BEGIN { v = 100 * x / hz / (t - t0) / n; printf "%.0f\n", v < 0 ? 0 : v }' \
+			> "$OUT/host-other-cpu.txt"
+	done
+}
+rm -f "$OUT/host-other-cpu.txt"
+busy_sampler &
+samplerpid=$!
+
 # Progress: follow the guest's log (written through the output share).
 tail -n +1 -F "$VMOUT/guest.log" 2>/dev/null | grep --line-buffered '^bench:' &
 tailpid=$!
@@ -68,8 +96,13 @@ rc=0
 tools/testing/vm/vm-run.sh --smp 2 --timeout "$budget" ${VM_RUN_OPTS:-} --out "$VMOUT" \
 	tools/bench/guest-bench.sh > "$OUT/vm-run.log" 2>&1 || rc=$?
 sleep 1
-kill "$tailpid" 2>/dev/null || true
-wait "$tailpid" 2>/dev/null || true
+kill "$tailpid" "$samplerpid" 2>/dev/null || true
+wait "$tailpid" "$samplerpid" 2>/dev/null || true
+other=$(cat "$OUT/host-other-cpu.txt" 2>/dev/null || echo '?')
+say "other work on the host used ${other}% of its CPU while the VM ran"
+if [ "$other" != '?' ] && [ "$other" -ge 10 ]; then
+	echo "the host was busy with other work during the run (${other}% of its CPU besides this VM): figures are depressed and noisy" >> "$VMOUT/notes.txt"
+fi
 grep -E 'boot|exited|FAIL' "$OUT/vm-run.log" | sed 's/^/bench: /' || true
 if [ ! -d "$VMOUT/raw" ]; then
 	say "no results (see $OUT/vm-run.log and $VMOUT/console.log)"
@@ -84,7 +117,7 @@ python3 tools/bench/report.py --raw "$VMOUT/raw" --env "$VMOUT/env.txt" --notes 
 	--meta "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--meta "host=$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
 	--meta "host_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
-	--meta "host_kernel=$(uname -r)" \
+	--meta "host_kernel=$(uname -r)" --meta "host_other_cpu=${other}%" \
 	--meta "accel=${accel:-?}" --meta "vm=smp 2, 4G" \
 	--meta "reps=$BENCH_REPS" --meta "runtime=${BENCH_RUNTIME}s + ${BENCH_RAMP}s ramp per run" \
 	--meta "commit=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- drivers include 2>/dev/null || echo '+uncommitted drivers/include')" ||

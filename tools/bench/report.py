@@ -195,7 +195,7 @@ def markdown(records, env, notes, meta, failed):
         out.append("Failed runs (not in the medians): " + ", ".join(sorted(failed)))
         out.append("")
     info = []
-    for k in ("date", "host", "host_cpu", "host_kernel", "accel", "vm", "runtime", "commit"):
+    for k in ("date", "host", "host_cpu", "host_kernel", "host_other_cpu", "accel", "vm", "runtime", "commit"):
         if k in meta:
             info.append("%s: %s" % (k, meta[k]))
     for k in ("guest_kernel", "guest_cpus", "fio"):
