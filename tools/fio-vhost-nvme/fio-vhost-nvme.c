@@ -130,7 +130,7 @@ struct vn_queue {
 	uint16_t cq_head;
 	uint16_t cq_phase;
 	int kickfd;		/* SQ tail (and CQ head) kick, blocking */
-	int irqfd;		/* CQ interrupt, non-blocking; -1 with cq_poll */
+	int irqfd;		/* CQ interrupt; -1 with cq_poll */
 	unsigned int inflight;
 };
 
@@ -947,7 +947,7 @@ static int vn_init(struct thread_data *td)
 		q->kickfd = eventfd(0, EFD_CLOEXEC);
 		q->irqfd = -1;
 		if (!o->cq_poll)
-			q->irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			q->irqfd = eventfd(0, EFD_CLOEXEC);
 		if (q->kickfd < 0 || (!o->cq_poll && q->irqfd < 0))
 			goto fail;
 		d->pfds[i].fd = q->irqfd;
@@ -1365,6 +1365,17 @@ static int vn_getevents(struct thread_data *td, unsigned int min, unsigned int m
 			vn_cpu_relax();
 			continue;
 		}
+		if (!t && d->nq == 1) {
+			/* The common wait (fio passes no timeout when min > 0):
+			 * one blocking read of the irqfd, no poll() first. */
+			uint64_t cnt;
+
+			if (read(d->q[0].irqfd, &cnt, sizeof(cnt)) < 0 && errno != EINTR) {
+				td_verror(td, errno, "read irqfd");
+				return -errno;
+			}
+			continue;
+		}
 		if (t) {
 			uint64_t now = vn_now_ns();
 
@@ -1380,8 +1391,9 @@ static int vn_getevents(struct thread_data *td, unsigned int min, unsigned int m
 		for (unsigned int i = 0; ret > 0 && i < d->nq; i++) {
 			uint64_t cnt;
 
+			/* Readable: this read of the (blocking) irqfd does not block. */
 			if (d->pfds[i].revents & POLLIN &&
-			    read(d->pfds[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN) {
+			    read(d->pfds[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EINTR) {
 				td_verror(td, errno, "read irqfd");
 				return -errno;
 			}
