@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh"
 
 LOAD=tools/vhost-nvme-load/vhost-nvme-load
-SECS=${VN_RUN_SECONDS:-5}
+SECS=${1:-5}	# seconds per job: tools/testing/run.sh SECONDS
 
 echo "guest-run: loading vhost_nvme.ko"
 vn_load_module
