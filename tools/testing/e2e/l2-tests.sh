@@ -7,7 +7,8 @@
 # plus E2E-INFO lines (progress, figures) and the lines the test VM checks
 # against the backend after power-off (E2E-RAW, E2E-FILE).
 # Usage: l2-tests.sh full|tcg|bench
-# Kernel command line: e2e.serial=S e2e.nsze=N (expected values).
+# Kernel command line: e2e.serial=S e2e.nsze=N (expected values), e2e.dev=
+# (bench only: the disk, e.g. /dev/vda for the virtio-blk baseline).
 MODE=${1:-full}
 DEV=/dev/nvme0n1
 CTRL=/dev/nvme0
@@ -17,6 +18,7 @@ for a in $(cat /proc/cmdline); do
 	case $a in
 	e2e.serial=*) SERIAL=${a#e2e.serial=} ;;
 	e2e.nsze=*) NSZE=${a#e2e.nsze=} ;;
+	e2e.dev=*) DEV=${a#e2e.dev=} ;;
 	esac
 done
 FAILS=0
@@ -77,21 +79,21 @@ wait_dev() {
 
 # --- the device is there ---------------------------------------------------------
 if wait_dev; then
-	ok "/dev/nvme0n1 appears"
+	ok "$DEV appears"
 else
 	ls /sys/class/nvme 2>&1 | show /dev/stdin
 	dmesg | grep -i nvme | tail -n 20 > /tmp/dmesg.nvme
 	show /tmp/dmesg.nvme
-	notok "/dev/nvme0n1 appears"
+	notok "$DEV appears"
 	exit 1
 fi
-info "$(cat /sys/class/nvme/nvme0/model 2>/dev/null) queues: $(ls /sys/block/nvme0n1/mq | wc -l)"
+info "$(cat /sys/class/nvme/nvme0/model 2>/dev/null) queues: $(ls "/sys/block/${DEV#/dev/}/mq" | wc -l)"
 
 # Under nested TCG every nvme-cli call takes ~30 s: the short pass keeps
 # one admin command (smart-log), one fio verify job and the raw data.
 full() { [ "$MODE" != tcg ]; }
 
-if full; then
+if full && [ "$DEV" = /dev/nvme0n1 ]; then
 nvme list > /tmp/list 2>&1
 if grep -q "$DEV" /tmp/list && grep -q "QEMU vhost-nvme Ctrl" /tmp/list &&
    { [ -z "$SERIAL" ] || grep -q "$SERIAL" /tmp/list; }; then
@@ -211,10 +213,13 @@ adm() {	# adm EXPECTED_HEX_STATUS ARGS...: status of an admin command
 if adm 10c --opcode=0x04 --cdw10=1 &&		# Delete CQ 1, used by SQ 1
    adm 101 --opcode=0x00 --cdw10=63 &&		# Delete SQ 63: no such queue
    adm 100 --opcode=0x01 --cdw10=0x003f003f --cdw11=0x00320001 &&	# Create SQ 63 on CQ 50
-   adm 101 --opcode=0x05 --cdw10=0x003f0000 --cdw11=0x1; then		# Create CQ 0
-	ok "admin errors: Invalid Queue Deletion, Invalid Queue Identifier, Completion Queue Invalid"
+   adm 101 --opcode=0x05 --cdw10=0x003f0000 --cdw11=0x1 &&		# Create CQ 0
+   nvme admin-passthru $CTRL --opcode=0x08 --cdw10=0x00010001 > /tmp/abort 2>&1 &&
+   grep -qiE 'result: *(0x)?0*1\b' /tmp/abort; then			# Abort: not aborted
+	ok "admin errors: Invalid Queue Deletion, Invalid Queue Identifier, Completion Queue Invalid; Abort answers 'not aborted'"
 else
-	notok "admin errors: Invalid Queue Deletion, Invalid Queue Identifier, Completion Queue Invalid"
+	show /tmp/abort 3
+	notok "admin errors: Invalid Queue Deletion, Invalid Queue Identifier, Completion Queue Invalid; Abort answers 'not aborted'"
 fi
 
 # --- data path ---------------------------------------------------------------------
@@ -271,6 +276,30 @@ if full; then
 		dmesg | grep -i nvme | tail -n 15 > /tmp/dmesg.nvme
 		show /tmp/dmesg.nvme
 		notok "reset_controller during fio I/O: controller live again, fio verify passes"
+	fi
+fi
+
+# --- PCI function reset (FLR) -----------------------------------------------------------
+if full; then
+	pdev=/sys/class/nvme/nvme0/device
+	info "PCI reset methods: $(cat $pdev/reset_method 2>/dev/null)"
+	if echo 1 > $pdev/reset 2>/tmp/flr.err; then
+		i=0
+		while [ $i -lt 60 ] && [ "$(cat /sys/class/nvme/nvme0/state)" != live ]; do
+			sleep 0.5
+			i=$((i + 1))
+		done
+		if [ "$(cat /sys/class/nvme/nvme0/state)" = live ] &&
+		   fio_run flr --rw=randwrite --bs=4k --iodepth=8 --size=1M --offset=800M \
+			--verify=crc32c --do_verify=1 --verify_fatal=1; then
+			ok "PCI function reset: the controller comes back and fio verify passes"
+		else
+			show /tmp/fio.flr
+			notok "PCI function reset: the controller comes back and fio verify passes"
+		fi
+	else
+		show /tmp/flr.err
+		notok "PCI function reset: the controller comes back and fio verify passes"
 	fi
 fi
 
