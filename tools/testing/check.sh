@@ -122,6 +122,16 @@ else
 	item skip "build selftests" "no $ST/Makefile yet"
 fi
 
+# The fio engine the guest's verify jobs use: fetches Debian fio's source
+# headers once (the guest has no network) and builds the .so.
+echo "check: building the fio engine (tools/fio-vhost-nvme)"
+if run_logged "$RES/fio-engine-build.log" make -C tools/fio-vhost-nvme; then
+	item pass "build the fio engine"
+else
+	item fail "build the fio engine" "see $RES/fio-engine-build.log"
+	show "$RES/fio-engine-build.log"
+fi
+
 # --- VM: module load + selftests ----------------------------------------------------
 echo "check: running tools/testing/vm/guest-check.sh in a VM"
 VMOUT=$RES/vm
