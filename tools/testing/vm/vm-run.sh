@@ -18,7 +18,10 @@
 # /tmp, /run and /dev in the guest are its own (tmpfs/devtmpfs): a SCRIPT
 # from there is copied into DIR, but ARGS naming host files there won't work.
 # Environment: VM_ACCEL=tcg|kvm (skip the probe), KVER/VMLINUZ (see env.sh),
-# VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux).
+# VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux),
+# VM_MODULES_DIR=dir (the modules directory of VM_KERNEL, as `make
+# modules_install` lays it out: the initramfs takes its modules from there and
+# skips what modules.builtin lists, e.g. a kernel with 9p/overlay built in).
 set -euo pipefail
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,12 +116,29 @@ fi
 
 # --- initramfs: busybox + virtio/9p/overlay modules ------------------------
 MODS="virtio_pci 9pnet 9pnet_virtio 9p netfs fscache overlay"
+MODDIR=/lib/modules/$KVER
+KNAME=$KVER
 INITRD=$CACHE/initramfs-$KVER.cpio
+# --- VM_MODULES_DIR: a kernel of one's own (tools/testing/debug-kernel) ---
+# netfs and fscache are only dependencies of Debian's 9p module: not asked
+# for by name, so a kernel without them (9p built in) needs neither.
+if [ -n "${VM_MODULES_DIR:-}" ]; then
+	MODDIR=$(realpath -e "$VM_MODULES_DIR") || die "no VM_MODULES_DIR $VM_MODULES_DIR"
+	[ -f "$MODDIR/modules.dep" ] && [ -f "$MODDIR/modules.builtin" ] ||
+		die "VM_MODULES_DIR $MODDIR has no modules.dep and modules.builtin"
+	MODS="virtio_pci 9pnet 9pnet_virtio 9p overlay"
+	INITRD=$CACHE/initramfs-${MODDIR##*/}.cpio
+	KNAME=${MODDIR##*/}
+fi
+# --- end VM_MODULES_DIR ---
 
 initrd_inputs() {	# prints one line per input; its hash is the cache key
 	echo "format 1 $KVER $MODS"
 	cat "$VM_DIR/initramfs-init" "$VM_DIR/stage2.sh" "$(command -v busybox)" | sha256sum
-	stat -c '%n %s %Y' "/lib/modules/$KVER/modules.dep"
+	stat -c '%n %s %Y' "$MODDIR/modules.dep"
+	if [ -n "${VM_MODULES_DIR:-}" ]; then
+		stat -c '%n %s %Y' "$MODDIR/modules.builtin"
+	fi
 }
 
 build_initramfs() {
@@ -137,7 +157,7 @@ build_initramfs() {
 	# Resolve the wanted modules and their dependencies from modules.dep,
 	# dependencies first; decompress .ko.xz/.ko.gz/.ko.zst at build time.
 	# shellcheck disable=SC2086
-	python3 - "/lib/modules/$KVER" "$tmp/modules" $MODS <<'PY' || { rm -rf "$tmp"; die "module resolution failed"; }
+	python3 - "$MODDIR" "$tmp/modules" $MODS <<'PY' || { rm -rf "$tmp"; die "module resolution failed"; }
 import gzip, lzma, os, subprocess, sys
 mdir, dst, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
 deps, byname = {}, {}
@@ -178,7 +198,8 @@ for mod in order:
         data = open(src, "rb").read()
     open(os.path.join(dst, base), "wb").write(data)
     names.append(base)
-open(os.path.join(dst, "order"), "w").write("\n".join(names) + "\n")
+# Nothing to load (everything built in): an empty list, not one empty line.
+open(os.path.join(dst, "order"), "w").write("".join(n + "\n" for n in names))
 PY
 	(cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$INITRD.tmp"
 	rm -rf "$tmp"
@@ -274,7 +295,7 @@ if [ -n "$REPO_SHARE" ]; then
 fi
 printf '%q ' "${QEMU[@]}" > "$META/qemu-cmdline"
 
-log "booting $KVER ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s): ${SCRIPT#"$REPO"/} $*"
+log "booting ${KNAME} ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s): ${SCRIPT#"$REPO"/} $*"
 log "console: $CONSOLE"
 t0=$(now)
 tailpid=
@@ -306,10 +327,13 @@ fi
 # Kernel messages only (timestamped printk lines), so a script that prints
 # "WARNING:" itself does not trip the scan.
 WARN_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|possible circular locking|lockdep|general protection|Call Trace|kernel BUG|soft lockup|hung_task|blocked for more than'
+# Boot banners of a debug kernel (VM_KERNEL with lockdep) that are no warning.
+WARN_IGNORE_RE='rcu:[[:space:]]+RCU lockdep checking is enabled\.$'
 {
 	grep -aE '\[ *[0-9]+\.[0-9]+\] ' "$CONSOLE" 2>/dev/null | grep -aE "$WARN_RE" || true
 	grep -aE '\[ *[0-9]+\.[0-9]+\] ' "$OUT/dmesg.txt" 2>/dev/null | grep -aE "$WARN_RE" || true
-} | tr -d '\r' | sed -E 's/^.*(\[ *[0-9]+\.[0-9]+\] )/\1/' | awk '!seen[$0]++' > "$OUT/warnings.txt"
+} | tr -d '\r' | sed -E 's/^.*(\[ *[0-9]+\.[0-9]+\] )/\1/' | { grep -avE "$WARN_IGNORE_RE" || true; } |
+	awk '!seen[$0]++' > "$OUT/warnings.txt"
 
 tail_console() {
 	echo "---- last 40 lines of $CONSOLE ----" >&2
