@@ -75,6 +75,9 @@ FIO=$(tail -n1 "$RES/build-fio.log")
 step "build the nested guest's initramfs" "$RES/initramfs.log" \
 	tools/testing/e2e/mk-initramfs.sh "$KVER" "$FIO"
 INITRD=$(tail -n1 "$RES/initramfs.log")
+step "build the nested guest's small initramfs (nested TCG)" "$RES/initramfs-min.log" \
+	tools/testing/e2e/mk-initramfs.sh "$KVER" "$FIO" min
+INITRD_MIN=$(tail -n1 "$RES/initramfs-min.log")
 # The uncompressed kernel vm-run.sh extracts boots faster (PVH entry).
 KERNEL=$VN_CACHE/vm/vmlinux-$KVER
 [ -s "$KERNEL" ] || KERNEL=$VMLINUZ
@@ -88,7 +91,7 @@ run_vm() {
 	VM_HUNG=0
 	# shellcheck disable=SC2086
 	tools/testing/vm/vm-run.sh --smp 1 --timeout "${E2E_TIMEOUT:-2400}" ${VM_RUN_OPTS:-} \
-		--out "$RES/vm" tools/testing/e2e/guest-e2e.sh "$QEMU" "$KERNEL" "$INITRD" "$1" \
+		--out "$RES/vm" tools/testing/e2e/guest-e2e.sh "$QEMU" "$KERNEL" "$INITRD" "$1" "$INITRD_MIN" \
 		> "$RES/vm-run.log" 2>&1 &
 	vpid=$!
 	tail -n +1 -F "$RES/vm-run.log" 2>/dev/null | sed 's/^/    /' &

@@ -9,7 +9,7 @@
 # TAP lines in $VM_OUT/e2e.tap. After the guest powers off, the backend is
 # checked against what the guest wrote.
 #
-# Usage: guest-e2e.sh QEMU KERNEL L2_INITRD PLAN
+# Usage: guest-e2e.sh QEMU KERNEL L2_INITRD PLAN [L2_INITRD_MIN]
 #   PLAN check: user-error checks, a full pass under KVM (retried once on a
 #               nested-guest crash or hang, then run under nested TCG
 #               instead), and a short pass under nested TCG;
@@ -23,6 +23,7 @@ set -uo pipefail
 . tools/testing/vm/guest-lib.sh
 
 QEMU=$1 KERNEL=$2 INITRD=$3 PLAN=${4:-check}
+INITRD_MIN=${5:-$INITRD}	# for the short nested TCG pass
 TAP=$VM_OUT/e2e.tap
 : > "$TAP"
 N=0
@@ -105,12 +106,13 @@ L2_APPEND=
 run_l2() {
 	local name=$1 accel=$2 mode=$3 tmo=$4 idle=$5
 	local con=$VM_OUT/l2-$name.console err=$VM_OUT/l2-$name.stderr
-	local cpu=host mem=1G klog="quiet loglevel=4" qpid start now last size lastsize=-1
+	local cpu=host mem=1G klog="quiet loglevel=4" initrd=$INITRD qpid start now last size lastsize=-1
 	local printed=0 reason='' rc
 	if [ "$accel" = tcg ]; then
 		# Nested TCG boots in minutes: its kernel messages show the
 		# watchdog that it is alive; less memory to initialise.
 		cpu=max mem=512M klog="loglevel=6"
+		[ "$mode" = tcg ] && initrd=$INITRD_MIN
 	fi
 	: > "$con"
 	L2_CON=$con
@@ -118,7 +120,7 @@ run_l2() {
 	"$QEMU" -name "l2-$name" -machine pc -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" \
 		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
 		-chardev "file,id=con,path=$con" -serial chardev:con \
-		-kernel "$KERNEL" -initrd "$INITRD" \
+		-kernel "$KERNEL" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 $klog tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE ${L2_APPEND:-}" \
 		"${L2_DEVICE[@]}" \
 		</dev/null > "$err" 2>&1 &

@@ -93,7 +93,7 @@ info "$(cat /sys/class/nvme/nvme0/model 2>/dev/null) queues: $(ls "/sys/block/${
 # one admin command (smart-log), one fio verify job and the raw data.
 full() { [ "$MODE" != tcg ]; }
 
-if full && [ "$DEV" = /dev/nvme0n1 ]; then
+if full && [ "$MODE" != bench ]; then
 nvme list > /tmp/list 2>&1
 if grep -q "$DEV" /tmp/list && grep -q "QEMU vhost-nvme Ctrl" /tmp/list &&
    { [ -z "$SERIAL" ] || grep -q "$SERIAL" /tmp/list; }; then
@@ -156,7 +156,9 @@ else
 fi
 fi
 
-if nvme smart-log $CTRL > /tmp/smart 2>&1 &&
+if ! command -v nvme > /dev/null; then
+	info "no nvme-cli in this initramfs: smart-log skipped"
+elif nvme smart-log $CTRL > /tmp/smart 2>&1 &&
    expect smart-log /tmp/smart critical_warning 0 &&
    grep -qE '^temperature[[:space:]]*: *(30 ?°?C|303)' /tmp/smart &&
    expect smart-log /tmp/smart available_spare 100%; then
