@@ -3163,10 +3163,13 @@ static int g_coalesce(struct guest *g, uint16_t qid, uint32_t thr,
 	return xioctl(g->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
 }
 
-/* Threads whose name is the worker name of this process. */
-static int count_workers(void)
+/*
+ * Threads whose name is the worker name of this process; with @sleeping,
+ * only those in interruptible sleep (state S: waiting for a kick).
+ */
+static int __count_workers(bool sleeping)
 {
-	char want[32], path[300], comm[32];
+	char want[32], path[300], comm[32], stat[512];
 	struct dirent *de;
 	DIR *d = opendir("/proc");
 	int n = 0;
@@ -3177,6 +3180,7 @@ static int count_workers(void)
 	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
 	while ((de = readdir(d))) {
 		FILE *f;
+		char *p;
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
@@ -3184,14 +3188,50 @@ static int count_workers(void)
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (fgets(comm, sizeof(comm), f)) {
-			comm[strcspn(comm, "\n")] = '\0';
-			n += !strcmp(comm, want);
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		if (strcmp(comm, want))
+			continue;
+		if (!sleeping) {
+			n++;
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(stat, sizeof(stat), f)) {
+			p = strrchr(stat, ')');
+			n += p && p[1] == ' ' && p[2] == 'S';
 		}
 		fclose(f);
 	}
 	closedir(d);
 	return n;
+}
+
+static int count_workers(void)
+{
+	return __count_workers(false);
+}
+
+/*
+ * Wait until every worker sleeps waiting for a kick: polling has ended.
+ * (A worker starved of CPU by a loaded host may poll past its budget.)
+ */
+static int wait_workers_asleep(long ms)
+{
+	long deadline = now_ms() + ms;
+	int n = count_workers();
+
+	while (__count_workers(true) != n) {
+		if (now_ms() >= deadline)
+			return -ETIMEDOUT;
+		msleep(10);
+	}
+	return 0;
 }
 
 /* Is the irqfd of @cqid signalled within @ms?  Consumes the signal. */
@@ -3304,7 +3344,8 @@ TEST_F(io, polling_needs_no_kick)
 	EXPECT_EQ(SC_OK, cqe.status >> 1);
 	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 4096));
 	/* Once the budget has passed, the worker waits for kicks again. */
-	msleep(2500);
+	msleep(1500);
+	ASSERT_EQ(0, wait_workers_asleep(WAIT_MS));
 	cid = put_silently(&self->g, 1, &sqe);
 	EXPECT_EQ(-ETIMEDOUT, wait_cqe(&self->g, 1, &cqe, QUIET_MS));
 	kick(self->g.sq[1].kickfd);
@@ -3313,6 +3354,7 @@ TEST_F(io, polling_needs_no_kick)
 	/* Polling off: back to kicks only. */
 	ASSERT_EQ(0, g_poll(&self->g, 0));
 	ASSERT_EQ(SC_OK, RW(OP_READ, 100, 8, self->buf2));
+	ASSERT_EQ(0, wait_workers_asleep(WAIT_MS));
 	cid = put_silently(&self->g, 1, &sqe);
 	EXPECT_EQ(-ETIMEDOUT, wait_cqe(&self->g, 1, &cqe, QUIET_MS));
 	kick(self->g.sq[1].kickfd);
