@@ -178,7 +178,9 @@ fi
 # --- VM: the hostile suite (tools/testing/hostile) ------------------------------
 HOSTILE_ARGS=${HOSTILE_ARGS:--n 1000000 -i 100000 -k 40 -f 100}
 echo "check: building the hostile suite"
-if run_logged "$RES/hostile-build.log" make -C tools/testing/hostile; then
+# guest-hostile.sh also runs tools/vhost-nvme-load against failing backends.
+if run_logged "$RES/hostile-build.log" make -C tools/testing/hostile &&
+   run_logged "$RES/load-build.log" make -C tools/vhost-nvme-load; then
 	echo "check: running tools/testing/vm/guest-hostile.sh $HOSTILE_ARGS in a VM"
 	HOUT=$RES/vm-hostile
 	hrc=0
