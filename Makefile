@@ -8,6 +8,9 @@
 #   make deps           install build/test dependencies (tools/testing/deps.sh)
 #   make check          static checks + selftests in a VM (tools/testing/check.sh)
 #   make check-e2e      QEMU -device vhost-nvme with a nested guest (tools/testing/e2e)
+#   make check-debug    selftests, hostile suite and a fail-nth walk on a KASAN/
+#                       lockdep/kmemleak kernel built from linux-source-6.1
+#                       (tools/testing/debug-kernel/check-debug.sh)
 #   make run            module + workload in a VM (tools/testing/run.sh)
 #   make fuzz           fuzz the data pointer walker in userspace for
 #                       FUZZ_SECONDS (default 60; tools/testing/fuzz)
@@ -23,7 +26,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check check-e2e run fuzz bench
+.PHONY: all modules clean deps check check-e2e check-debug run fuzz bench
 
 all: modules
 
@@ -43,6 +46,9 @@ check:
 
 check-e2e:
 	tools/testing/e2e/e2e.sh
+
+check-debug:
+	tools/testing/debug-kernel/check-debug.sh
 
 run:
 	tools/testing/run.sh
