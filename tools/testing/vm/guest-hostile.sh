@@ -29,8 +29,12 @@ LOAD=tools/vhost-nvme-load/vhost-nvme-load
 under_load() {	# under_load NAME DEV BREAK-CMD
 	local out=$VM_OUT/$1.txt errs
 	timeout -k 5 60 "$LOAD" --seconds 6 --qd 16 --span 32 "$2" > "$out" 2>&1 &
-	local pid=$!
-	sleep 2
+	local pid=$! i
+	# break it only once I/O is flowing (the tool prints IOPS each second)
+	for i in $(seq 300); do
+		grep -q IOPS "$out" 2>/dev/null && break
+		sleep 0.1
+	done
 	eval "$3"
 	wait "$pid"
 	if grep -q '^timeout' "$out" || ! grep -q 'errors' "$out"; then
