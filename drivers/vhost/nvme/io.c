@@ -1093,10 +1093,31 @@ void vnvme_wake_all(struct vnvme_dev *dev)
 }
 
 /*
+ * Adapt the polling window to how long the worker waited for work, the
+ * way KVM adapts halt polling: @idle_ns is the time from the last pass with
+ * work to this one, which the worker spent partly polling and then asleep.
+ * Work that came later than the budget means polling could not have caught
+ * it: the window drops to zero, and the worker sleeps right after its work,
+ * as without polling.  Work that came within the budget but after the window
+ * would have been caught by a longer window: it doubles, up to the budget.
+ */
+static void vnvme_poll_adapt(struct vnvme_worker *worker, u64 budget_ns,
+			     u64 idle_ns)
+{
+	if (idle_ns > budget_ns)
+		worker->poll_win_ns = 0;
+	else if (idle_ns > worker->poll_win_ns)
+		worker->poll_win_ns = min(budget_ns,
+					  max(2 * worker->poll_win_ns,
+					      (u64)VNVME_POLL_START_NS));
+}
+
+/*
  * The worker thread.  It runs in the owner's address space until
- * kthread_stop().  After a pass that found work it keeps polling for
- * dev->poll_ns (leaving EventIdx alone), then runs one pass that re-arms
- * EventIdx and sleeps until a kick, a completion or the coalescing timer.
+ * kthread_stop().  After a pass that found work it keeps polling for its
+ * current window (at most dev->poll_ns; see vnvme_poll_adapt()), leaving
+ * EventIdx alone, then runs one pass that re-arms EventIdx and sleeps until
+ * a kick, a completion or the coalescing timer.
  */
 static int vnvme_worker_fn(void *data)
 {
@@ -1106,6 +1127,7 @@ static int vnvme_worker_fn(void *data)
 	kthread_use_mm(dev->mm);
 	for (;;) {
 		u64 poll_ns;
+		ktime_t now;
 		bool work;
 
 		set_current_state(TASK_INTERRUPTIBLE);
@@ -1121,10 +1143,22 @@ static int vnvme_worker_fn(void *data)
 		__set_current_state(TASK_RUNNING);
 		if (vnvme_run(worker, &work))
 			set_bit(VNVME_KICKED, &worker->flags);
-		if (work)
-			worker->last_work = ktime_get();
+		now = ktime_get();
 		poll_ns = READ_ONCE(dev->poll_ns);
-		if (poll_ns && ktime_get() - worker->last_work < poll_ns) {
+		if (poll_ns != worker->poll_budget_ns) {
+			/* A new budget starts with a full window, now. */
+			worker->poll_budget_ns = poll_ns;
+			worker->poll_win_ns = poll_ns;
+			worker->last_work = now;
+		}
+		if (work) {
+			if (poll_ns && !worker->polling)
+				vnvme_poll_adapt(worker, poll_ns,
+						 now - worker->last_work);
+			worker->last_work = now;
+		}
+		if (worker->poll_win_ns &&
+		    now - worker->last_work < worker->poll_win_ns) {
 			worker->polling = true;
 		} else if (worker->polling) {
 			/* Stop polling: one more pass to re-arm EventIdx. */

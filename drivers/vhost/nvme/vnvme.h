@@ -52,6 +52,8 @@
 #define VNVME_MAX_SGL_DESCS	256
 #define VNVME_MAX_WORKERS	16
 #define VNVME_MAX_POLL_US	1000000
+/* First polling window after one was dropped to zero (vnvme_poll_adapt()) */
+#define VNVME_POLL_START_NS	(10 * NSEC_PER_USEC)
 #define VNVME_SQE_SIZE		64
 #define VNVME_CQE_SIZE		16
 
@@ -284,6 +286,8 @@ struct vnvme_sq {
  * @rr: submission queue the next pass starts with (worker)
  * @polling: the worker is polling: EventIdx is left alone (worker)
  * @last_work: when a pass last found work (worker)
+ * @poll_budget_ns: the dev->poll_ns that @poll_win_ns was adapted to (worker)
+ * @poll_win_ns: current polling window, 0..@poll_budget_ns (worker)
  * @coal_timer: wakes the worker when a coalesced interrupt is due
  * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
  */
@@ -296,6 +300,8 @@ struct vnvme_worker {
 	unsigned int rr;
 	bool polling;
 	ktime_t last_work;
+	u64 poll_budget_ns;
+	u64 poll_win_ns;
 	struct hrtimer coal_timer;
 	void *scratch;
 };

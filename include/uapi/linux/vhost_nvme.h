@@ -76,9 +76,11 @@
  * define VHOST_NVME_F_POLL - SQ polling
  *
  * VHOST_NVME_SET_POLL sets a busy-poll budget: after doing work a worker
- * keeps polling its doorbells for that long before it goes back to waiting
- * for kicks, and while it polls it leaves EventIdx alone so that the guest
- * does not ring doorbells nobody waits for.
+ * keeps polling its doorbells for up to that long before it goes back to
+ * waiting for kicks, and while it polls it leaves EventIdx alone so that the
+ * guest does not ring doorbells nobody waits for.  Within the budget the
+ * worker adapts how long it polls to how soon work follows work (see
+ * Documentation/vhost/vhost-nvme.rst).
  */
 #define VHOST_NVME_F_POLL		(1ULL << 4)
 /**
@@ -335,7 +337,7 @@ struct vhost_nvme_quiesce {
 
 /**
  * struct vhost_nvme_poll - SQ polling budget
- * @poll_us: microseconds a worker keeps polling after its last work; 0
+ * @poll_us: microseconds a worker polls at most after its last work; 0
  *	     turns polling off (the default comes from the module parameter
  *	     poll_us); at most &struct vhost_nvme_info.max_poll_us
  * @reserved0: zero

@@ -103,6 +103,9 @@
 #define SC_SGL_GRANULARITY	0x1e
 #define SC_WRITE_PROTECTED	0x20
 #define SC_LBA_RANGE		0x80
+#define SC_INTERNAL		0x06
+#define SC_WRITE_FAULT		0x280	/* SCT 2h: media and data integrity */
+#define SC_READ_ERROR		0x281
 #define DNR			0x4000
 /* Expected value of (CQE status >> 1) for an error. */
 #define ERR(sc)			((sc) | DNR)
@@ -2562,6 +2565,63 @@ TEST_F(io, data_transfer_error)
 	EXPECT_EQ(ERR(SC_DATA_XFER), SUBMIT(&sqe)) TH_LOG("chained list");
 }
 
+/* Write @val to a sysfs or debugfs file. */
+static bool put_str(const char *file, const char *val)
+{
+	FILE *f = fopen(file, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(val, f) >= 0;
+	return !fclose(f) && ok;
+}
+
+#define FMR "/sys/kernel/debug/fail_make_request/"
+
+/*
+ * The block layer fails the backend's bios (CONFIG_FAIL_MAKE_REQUEST, the
+ * debug-kernel lane): every command that reaches the backend gets a media
+ * or internal error, none is lost or hangs, and I/O works again once the
+ * fault is gone.
+ */
+TEST_F(io, backend_bio_errors)
+{
+	char name[64], mif[160];
+	struct nvme_sqe sqe;
+	int i;
+
+	IO_PROLOGUE();
+	if (access(FMR "probability", W_OK))
+		SKIP(return, "no %s (CONFIG_FAIL_MAKE_REQUEST, debugfs)", FMR);
+	dev_name(self->dev, name, sizeof(name));
+	snprintf(mif, sizeof(mif), "/sys/block/%s/make-it-fail", name);
+	fill(HVA(self->buf), 8192, 21);
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 6000, 16, self->buf));
+	ASSERT_TRUE(put_str(FMR "verbose", "0"));
+	ASSERT_TRUE(put_str(FMR "interval", "1"));
+	ASSERT_TRUE(put_str(FMR "times", "-1"));
+	ASSERT_TRUE(put_str(FMR "probability", "100"));
+	ASSERT_TRUE(put_str(mif, "1")) TH_LOG("%s", mif);
+
+	for (i = 0; i < 8; i++) {
+		EXPECT_EQ(SC_READ_ERROR, RW(OP_READ, 6000, 16, self->buf2));
+		EXPECT_EQ(SC_WRITE_FAULT, RW(OP_WRITE, 6000 + 16 * i, 8, self->buf));
+	}
+	if (queue_attr_is(self->dev, "write_cache", "write back")) {
+		memset(&sqe, 0, sizeof(sqe));
+		sqe.opcode = OP_FLUSH;
+		sqe.nsid = htole32(1);
+		EXPECT_EQ(SC_INTERNAL, SUBMIT(&sqe));
+	}
+
+	put_str(mif, "0");
+	put_str(FMR "probability", "0");
+	memset(HVA(self->buf2), 0, 8192);
+	ASSERT_EQ(SC_OK, RW(OP_READ, 6000, 16, self->buf2));
+	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 8192));
+}
+
 TEST_F(io, flush_reaches_backend)
 {
 	struct nvme_sqe sqe;
@@ -3359,6 +3419,51 @@ TEST_F(io, polling_needs_no_kick)
 	EXPECT_EQ(-ETIMEDOUT, wait_cqe(&self->g, 1, &cqe, QUIET_MS));
 	kick(self->g.sq[1].kickfd);
 	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+}
+
+/*
+ * The polling window adapts (like KVM's halt polling): work that comes
+ * later than the budget drops it to zero, so that polling costs nothing
+ * where it cannot help; work that comes within the budget grows it back.
+ */
+TEST_F(io, polling_adapts_to_idle_time)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	uint16_t cid;
+	int i;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_poll(&self->g, 1000000));
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 300, 8, self->buf));
+	/* Idle for longer than the budget: the next work drops the window. */
+	msleep(1500);
+	ASSERT_EQ(0, wait_workers_asleep(WAIT_MS));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 300, 8, self->buf2));
+	/*
+	 * A full window would take an entry stored 5 ms later without a
+	 * kick; a dropped one (a few µs at most after the completion) does not.
+	 */
+	msleep(5);
+	rw_sqe(&sqe, OP_READ, 1, 300, 8);
+	sqe.prp1 = self->buf2;
+	cid = put_silently(&self->g, 1, &sqe);
+	EXPECT_EQ(-ETIMEDOUT, wait_cqe(&self->g, 1, &cqe, QUIET_MS));
+	kick(self->g.sq[1].kickfd);
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(cid, cqe.cid);
+	/*
+	 * Work every 20 ms, within the budget: the window doubles from 10 µs
+	 * each time until it is longer than that, and the worker polls again.
+	 */
+	for (i = 0; i < 16; i++) {
+		msleep(20);
+		ASSERT_EQ(SC_OK, RW(OP_READ, 300, 8, self->buf2));
+	}
+	msleep(5);
+	cid = put_silently(&self->g, 1, &sqe);
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(cid, cqe.cid);
 }
 
 TEST_F(io, polling_leaves_eventidx_then_rearms)
