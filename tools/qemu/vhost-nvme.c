@@ -117,6 +117,7 @@ struct VhostNvme {
     OnOffAuto dsm;
     OnOffAuto write_zeroes;
     uint8_t lba_shift;
+    int32_t poll_us;        /* -1: the module's default (its poll_us) */
     bool debug;
 
     /* module */
@@ -1608,6 +1609,12 @@ static bool vn_negotiate(VhostNvme *n, Error **errp)
         }
         want |= props[i].bit;
     }
+    if (n->poll_us > 0 && !(n->info.features & VHOST_NVME_F_POLL)) {
+        error_setg(errp, "vhost-nvme: poll-us=%d, but the vhost_nvme module "
+                   "has no SQ polling", n->poll_us);
+        return false;
+    }
+    want |= n->info.features & VHOST_NVME_F_POLL;
     f.features = want;
     ret = vn_ioctl(n, VHOST_NVME_SET_FEATURES, &f);
     if (ret) {
@@ -1615,6 +1622,21 @@ static bool vn_negotiate(VhostNvme *n, Error **errp)
         return false;
     }
     n->features = f.features;
+    if (n->poll_us >= 0 && (n->features & VHOST_NVME_F_POLL)) {
+        struct vhost_nvme_poll p = { .poll_us = n->poll_us };
+
+        if ((uint32_t)n->poll_us > n->info.max_poll_us) {
+            error_setg(errp, "vhost-nvme: poll-us=%d, the module allows "
+                       "0..%u", n->poll_us, n->info.max_poll_us);
+            return false;
+        }
+        ret = vn_ioctl(n, VHOST_NVME_SET_POLL, &p);
+        if (ret) {
+            error_setg_errno(errp, -ret, "vhost-nvme: VHOST_NVME_SET_POLL");
+            return false;
+        }
+        vn_debug(n, "SQ polling: %d us after the last work", n->poll_us);
+    }
     return true;
 }
 
@@ -1891,6 +1913,7 @@ static const Property vn_props[] = {
     DEFINE_PROP_UINT8("mdts", VhostNvme, mdts, 0),
     DEFINE_PROP_UINT16("msix_qsize", VhostNvme, msix_qsize, 0),
     DEFINE_PROP_UINT8("lba_shift", VhostNvme, lba_shift, 0),
+    DEFINE_PROP_INT32("poll-us", VhostNvme, poll_us, -1),
     DEFINE_PROP_ON_OFF_AUTO("dbcs", VhostNvme, dbcs, ON_OFF_AUTO_AUTO),
     DEFINE_PROP_ON_OFF_AUTO("sgl", VhostNvme, sgl, ON_OFF_AUTO_AUTO),
     DEFINE_PROP_ON_OFF_AUTO("dsm", VhostNvme, dsm, ON_OFF_AUTO_AUTO),

@@ -28,7 +28,8 @@ TAP=$VM_OUT/e2e.tap
 : > "$TAP"
 N=0
 SERIAL=vn-e2e-0001
-FW=(-L /usr/share/qemu -L /usr/share/seabios)
+# shellcheck source=l2-run.sh
+. tools/testing/e2e/l2-run.sh
 
 log() { echo "e2e: $*"; }
 tap() {	# tap ok|"not ok" DESCRIPTION
@@ -88,6 +89,8 @@ if [ "$PLAN" != bench ]; then
 	check "no backend: QEMU refuses" refuses "backend=PATH" serial=x
 	check "mdts beyond the module's: QEMU refuses" \
 		refuses "the module allows" backend=/dev/nullb0,mdts=9
+	check "poll-us beyond the module's: QEMU refuses" \
+		refuses "the module allows" backend=/dev/nullb0,poll-us=100000000
 	check "no permission on /dev/vhost-nvme: QEMU refuses" \
 		refuses "no permission" setpriv --reuid=65534 --regid=65534 --clear-groups -- \
 		backend=/dev/nullb0
@@ -96,79 +99,6 @@ fi
 # The nested guest's disk (bench mode also boots the baselines).
 L2_DEVICE=(-device "vhost-nvme,backend=/dev/nullb0,serial=$SERIAL,x-debug=on")
 L2_APPEND=
-
-# --- the nested guest --------------------------------------------------------------------
-# run_l2 NAME ACCEL MODE TIMEOUT IDLE: boots it; sets L2_STATUS to
-#   done   the guest ran l2-tests.sh to the end and powered off
-#   infra  it crashed, hung (no console output for IDLE s) or ran out of time
-#   error  QEMU refused to start (a device error, not an infrastructure one)
-# and L2_CON to its console log.
-run_l2() {
-	local name=$1 accel=$2 mode=$3 tmo=$4 idle=$5
-	local con=$VM_OUT/l2-$name.console err=$VM_OUT/l2-$name.stderr
-	local cpu=host mem=1G klog="quiet loglevel=4" initrd=$INITRD qpid start now last size lastsize=-1
-	local printed=0 reason='' rc
-	if [ "$accel" = tcg ]; then
-		# Nested TCG boots in minutes: its kernel messages show the
-		# watchdog that it is alive; less memory to initialise.
-		cpu=max mem=512M klog="loglevel=6"
-		[ "$mode" = tcg ] && initrd=$INITRD_MIN
-	fi
-	: > "$con"
-	L2_CON=$con
-	log "[$name] booting the nested guest ($accel, mode $mode, timeout ${tmo}s, watchdog ${idle}s)"
-	"$QEMU" -name "l2-$name" -machine pc -accel "$accel" -cpu "$cpu" -smp 1 -m "$mem" \
-		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
-		-chardev "file,id=con,path=$con" -serial chardev:con \
-		-kernel "$KERNEL" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 $klog tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE ${L2_APPEND:-}" \
-		"${L2_DEVICE[@]}" \
-		</dev/null > "$err" 2>&1 &
-	qpid=$!
-	start=$(date +%s)
-	last=$start
-	while kill -0 $qpid 2>/dev/null; do
-		sleep 2
-		now=$(date +%s)
-		size=$(stat -c %s "$con" 2>/dev/null || echo 0)
-		if [ "$size" != "$lastsize" ]; then
-			lastsize=$size
-			last=$now
-			# progress for the log
-			grep -a '^E2E-' "$con" | tail -n +$((printed + 1)) | tr -d '\r' |
-				sed "s/^/e2e: [$name] /"
-			printed=$(grep -ac '^E2E-' "$con")
-		fi
-		if [ $((now - start)) -ge "$tmo" ]; then
-			reason="no end after ${tmo}s"
-		elif [ $((now - last)) -ge "$idle" ]; then
-			reason="console silent for ${idle}s"
-		fi
-		if [ -n "$reason" ]; then
-			kill -9 $qpid 2>/dev/null
-			break
-		fi
-		# A heartbeat, so that the host's watchdog sees the test VM alive.
-		if [ $(( (now - start) % 30 )) -lt 2 ] && [ $((now - start)) -ge 30 ]; then
-			log "[$name] ... $((now - start))s, console $size bytes"
-		fi
-	done
-	wait $qpid
-	rc=$?
-	grep -a '^E2E-' "$con" | tail -n +$((printed + 1)) | tr -d '\r' | sed "s/^/e2e: [$name] /"
-	log "[$name] QEMU exited with status $rc after $(( $(date +%s) - start ))s${reason:+ ($reason)}"
-	sed 's/^/e2e: [qemu] /' "$err" | grep -v 'Unhandled WRMSR' | head -n 40
-	if grep -aq '^E2E-DONE' "$con" && [ $rc -eq 0 ]; then
-		L2_STATUS="done"
-	elif ! grep -aq '^E2E-START' "$con" && grep -q 'vhost-nvme' "$err" &&
-	     [ -z "$reason" ] && [ $rc -ne 0 ]; then
-		L2_STATUS=error
-	else
-		L2_STATUS=infra
-		L2_REASON=${reason:-QEMU status $rc, no E2E-DONE}
-		tail -n 30 "$con" | tr -d '\r' | sed "s/^/e2e: [$name console] /"
-	fi
-}
 
 # collect PREFIX: TAP lines of the last nested run, and the backend checks
 collect() {
