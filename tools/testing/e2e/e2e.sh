@@ -82,42 +82,29 @@ INITRD_MIN=$(tail -n1 "$RES/initramfs-min.log")
 KERNEL=$VN_CACHE/vm/vmlinux-$KVER
 [ -s "$KERNEL" ] || KERNEL=$VMLINUZ
 
-# run_vm: one test VM; a host-side watchdog kills it when its console has
-# been silent for E2E_IDLE seconds (guest-e2e.sh prints a heartbeat every
-# 30 s): the way the test VM itself hangs under nested KVM (its vCPU halted,
-# never woken) is invisible from inside. Sets VM_HUNG=1 then.
+# run_vm: one test VM; vm-run.sh kills it when its console has been silent
+# for E2E_IDLE seconds (guest-e2e.sh prints a heartbeat every 30 s): the way
+# the test VM itself hangs under nested KVM (its vCPU halted, never woken) is
+# invisible from inside. Sets VM_HUNG=1 then.
 run_vm() {
-	local con=$RES/vm/console.log idle=${E2E_IDLE:-240} vpid last now sz lastsz=-1 pid
-	VM_HUNG=0
+	local tpid
 	# shellcheck disable=SC2086
-	tools/testing/vm/vm-run.sh --smp 1 --timeout "${E2E_TIMEOUT:-2400}" ${VM_RUN_OPTS:-} \
-		--out "$RES/vm" tools/testing/e2e/guest-e2e.sh "$QEMU" "$KERNEL" "$INITRD" "$1" "$INITRD_MIN" \
+	tools/testing/vm/vm-run.sh --smp 1 --timeout "${E2E_TIMEOUT:-2400}" \
+		--idle "${E2E_IDLE:-240}" ${VM_RUN_OPTS:-} --out "$RES/vm" \
+		tools/testing/e2e/guest-e2e.sh "$QEMU" "$KERNEL" "$INITRD" "$1" "$INITRD_MIN" \
 		> "$RES/vm-run.log" 2>&1 &
-	vpid=$!
+	local vpid=$!
 	tail -n +1 -F "$RES/vm-run.log" 2>/dev/null | sed 's/^/    /' &
-	local tpid=$!
-	last=$(date +%s)
-	while kill -0 $vpid 2>/dev/null; do
-		sleep 5
-		now=$(date +%s)
-		sz=$(stat -c %s "$con" 2>/dev/null || echo 0)
-		if [ "$sz" != "$lastsz" ]; then
-			lastsz=$sz
-			last=$now
-		elif [ $((now - last)) -ge "$idle" ] && [ "$sz" -gt 0 ]; then
-			echo "e2e: INFRA: the test VM's console has been silent for ${idle}s: killing it"
-			VM_HUNG=1
-			# The test VM's QEMU is the process writing this console.
-			for pid in $(grep -lsF "path=$con" /proc/[0-9]*/cmdline | cut -d/ -f3); do
-				grep -qa '^qemu-system' "/proc/$pid/cmdline" && kill "$pid"
-			done
-			last=$now
-		fi
-	done
+	tpid=$!
 	wait $vpid || true
 	sleep 1
 	kill $tpid 2>/dev/null || true
 	wait $tpid 2>/dev/null || true
+	VM_HUNG=0
+	if [ -f "$RES/vm/.vmrun/idle" ]; then
+		echo "e2e: INFRA: the test VM's console was silent for ${E2E_IDLE:-240}s: it was killed"
+		VM_HUNG=1
+	fi
 }
 
 echo "e2e: booting the test VM (--smp 1: nested KVM is reliable with one vCPU)"

@@ -7,18 +7,26 @@
 # plus E2E-INFO lines (progress, figures) and the lines the test VM checks
 # against the backend after power-off (E2E-RAW, E2E-FILE).
 # Usage: l2-tests.sh full|tcg|bench
-# Kernel command line: e2e.serial=S e2e.nsze=N (expected values), e2e.dev=
-# (bench only: the disk, e.g. /dev/vda for the virtio-blk baseline).
+# Kernel command line: e2e.serial=S e2e.nsze=N (expected values); bench
+# only: e2e.dev= (the disk, e.g. /dev/vda for the virtio-blk baseline),
+# e2e.bench=RW:BS:QD,... (fio runs, JSON output), e2e.secs= and e2e.ramp=
+# (runtime and ramp of each, in seconds).
 MODE=${1:-full}
 DEV=/dev/nvme0n1
 CTRL=/dev/nvme0
 SERIAL=
 NSZE=
+BENCH=
+SECS=${E2E_BENCH_SECS:-8}
+RAMP=1
 for a in $(cat /proc/cmdline); do
 	case $a in
 	e2e.serial=*) SERIAL=${a#e2e.serial=} ;;
 	e2e.nsze=*) NSZE=${a#e2e.nsze=} ;;
 	e2e.dev=*) DEV=${a#e2e.dev=} ;;
+	e2e.bench=*) BENCH=${a#e2e.bench=} ;;
+	e2e.secs=*) SECS=${a#e2e.secs=} ;;
+	e2e.ramp=*) RAMP=${a#e2e.ramp=} ;;
 	esac
 done
 FAILS=0
@@ -105,11 +113,35 @@ fi
 fi
 
 if [ "$MODE" = bench ]; then
+	# e2e.bench=RW:BS:QD,... (tools/bench/guest-level.sh): one fio run per
+	# entry, its JSON output printed between E2E-JSON-BEGIN NAME and
+	# E2E-JSON-END for the test VM to collect. Without it (make run): a
+	# few 4k runs with their figures.
+	if [ -n "$BENCH" ]; then
+		for spec in $(echo "$BENCH" | tr ',' ' '); do
+			rw=${spec%%:*} rest=${spec#*:}
+			bs=${rest%%:*} qd=${rest#*:}
+			name=$rw-qd$qd-bs$bs
+			info "bench $name"
+			if fio_run "$name" --rw="$rw" --bs="$bs" --iodepth="$qd" --size=1G \
+					--time_based --runtime="$SECS" --ramp_time="$RAMP" \
+					--norandommap --randrepeat=0 --lat_percentiles=1 \
+					--output-format=json; then
+				echo "E2E-JSON-BEGIN $name"
+				cat "/tmp/fio.$name"
+				echo "E2E-JSON-END"
+			else
+				show "/tmp/fio.$name"
+				notok "fio $name"
+			fi
+		done
+		exit $FAILS
+	fi
 	for spec in "randread 1" "randread 16" "randwrite 1" "randwrite 16"; do
 		set -- $spec
 		name=bench-$1-qd$2
 		if fio_run "$name" --rw="$1" --bs=4k --iodepth="$2" --size=256M \
-				--offset=512M --time_based --runtime="${E2E_BENCH_SECS:-8}" --ramp_time=1; then
+				--offset=512M --time_based --runtime="$SECS" --ramp_time=1; then
 			echo "E2E-BENCH $1 4k iodepth=$2: $(fio_figures "$name")"
 		else
 			show "/tmp/fio.$name"

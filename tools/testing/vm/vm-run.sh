@@ -3,8 +3,8 @@
 #
 # Boot Debian's 6.1 kernel in QEMU and run a bash script inside it.
 #
-# Usage: vm-run.sh [--smp N] [--mem SIZE] [--timeout SECS] [--append ARGS]
-#                  [--verbose] --out DIR SCRIPT [ARGS...]
+# Usage: vm-run.sh [--smp N] [--mem SIZE] [--timeout SECS] [--idle SECS]
+#                  [--append ARGS] [--verbose] --out DIR SCRIPT [ARGS...]
 #
 # The guest sees the host's whole filesystem read-only (virtio-9p) with a
 # tmpfs overlay, so fio, nvme-cli and the module built in the repo are there
@@ -14,6 +14,9 @@
 #   guest.log    SCRIPT's output     dmesg.txt guest kernel log
 #   warnings.txt kernel warnings found in console.log/dmesg.txt (empty: none)
 # Exit status: SCRIPT's status, or 1 on timeout, no status, or kernel warnings.
+# --idle SECS kills the VM when its console has been silent that long (a VM
+# frozen under nested KVM cannot notice it itself; SCRIPT must print at
+# least that often) and leaves DIR/.vmrun/idle behind.
 #
 # /tmp, /run and /dev in the guest are its own (tmpfs/devtmpfs): a SCRIPT
 # from there is copied into DIR, but ARGS naming host files there won't work.
@@ -30,7 +33,7 @@ VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=$VN_CACHE/vm
 LOCK=/tmp/vhost-nvme-vm.lock
 
-SMP=2 MEM=4G TIMEOUT=600 APPEND='' OUT='' VERBOSE=0
+SMP=2 MEM=4G TIMEOUT=600 IDLE=0 APPEND='' OUT='' VERBOSE=0
 usage() {
 	sed -n 's/^# \{0,1\}//; 4,5p' "${BASH_SOURCE[0]}" >&2
 	exit 2
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
 	--smp) SMP=$2; shift 2 ;;
 	--mem) MEM=$2; shift 2 ;;
 	--timeout) TIMEOUT=$2; shift 2 ;;
+	--idle) IDLE=$2; shift 2 ;;
 	--append) APPEND=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	-v|--verbose) VERBOSE=1; shift ;;
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 1 ] && [ -n "$OUT" ] || usage
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || { echo "vm-run: bad --timeout" >&2; exit 2; }
+[[ $IDLE =~ ^[0-9]+$ ]] || { echo "vm-run: bad --idle" >&2; exit 2; }
 SCRIPT=$(realpath -e "$1") || { echo "vm-run: no such script: $1" >&2; exit 2; }
 shift
 
@@ -304,7 +309,24 @@ if [ "$VERBOSE" = 1 ]; then
 	tailpid=$!
 fi
 qrc=0
-timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$META/qemu.out" 2>&1 || qrc=$?
+timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$META/qemu.out" 2>&1 &
+qpid=$!
+if [ "$IDLE" -gt 0 ]; then
+	last=$(date +%s) lastsz=-1
+	while kill -0 "$qpid" 2>/dev/null; do
+		sleep 5
+		sz=$(stat -c %s "$CONSOLE" 2>/dev/null || echo 0)
+		if [ "$sz" != "$lastsz" ]; then
+			lastsz=$sz last=$(date +%s)
+		elif [ $(( $(date +%s) - last )) -ge "$IDLE" ]; then
+			log "console silent for ${IDLE}s: killing the VM"
+			touch "$META/idle"
+			kill "$qpid" 2>/dev/null || true
+			break
+		fi
+	done
+fi
+wait "$qpid" || qrc=$?
 t1=$(now)
 if [ -n "$tailpid" ]; then
 	sleep 0.3
@@ -350,7 +372,9 @@ if [ -f "$OUT/status" ]; then
 	log "guest script exited with status $rc"
 else
 	rc=1
-	if [ -f "$META/watchdog" ]; then
+	if [ -f "$META/idle" ]; then
+		echo "vm-run: FAIL: the VM's console was silent for ${IDLE}s (frozen?): killed" >&2
+	elif [ -f "$META/watchdog" ]; then
 		echo "vm-run: FAIL: guest watchdog fired (script ran longer than ${GUEST_WD}s)" >&2
 	elif [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
 		echo "vm-run: FAIL: VM killed after ${TIMEOUT}s timeout; the guest never wrote a status" >&2
