@@ -519,6 +519,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 	if (arg.reserved0 || arg.reserved1 ||
 	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
+	arg.polled = 0;
 	if (arg.type != VHOST_NVME_QTYPE_SQ && arg.type != VHOST_NVME_QTYPE_CQ)
 		return -EINVAL;
 	if (vnvme_check_qid(dev, arg.qid))
@@ -543,6 +544,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		arg.inflight = sq->inflight;
 		arg.commands = sq->fetched;
 		arg.errors = sq->errors;
+		arg.polled = sq->polled;
 	} else {
 		struct vnvme_cq *cq = dev->cq[qid];
 

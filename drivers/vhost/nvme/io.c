@@ -385,6 +385,10 @@ static void vnvme_bio_end(struct bio *bio)
 {
 	struct vnvme_cmd *cmd = bio->bi_private;
 
+	/* A polled bio is REQ_NOWAIT: without a free tag it ends at once. */
+	if (bio->bi_status == BLK_STS_AGAIN &&
+	    (cmd->flags & VNVME_CMD_POLLED))
+		cmd->flags |= VNVME_CMD_RESUBMIT;
 	cmd->status = vnvme_blk_status(bio->bi_status, cmd->sqe.common.opcode);
 	vnvme_cmd_done(cmd);
 }
@@ -449,6 +453,10 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	struct vnvme_sq *sq = cmd->sq;
 
 	cmd->status = status;
+	if (cmd->flags & VNVME_CMD_POLLED) {
+		list_del(&cmd->poll_node);
+		sq->polled++;
+	}
 	vnvme_release_data(cmd);	/* may fail a bounced read */
 	if (cmd->ns) {
 		vnvme_ns_put(cmd->ns);
@@ -465,6 +473,35 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 		wake_up_all(&dev->wq);
 }
 
+/*
+ * Worker: poll the backend queues of its polled bios.  The bios are inline
+ * in command slots that stay allocated until the worker itself posts them,
+ * so none is freed under bio_poll(); a completed one merely polls its queue
+ * once more.
+ */
+static void vnvme_poll_bios(struct vnvme_worker *worker)
+{
+	struct vnvme_cmd *cmd;
+
+	list_for_each_entry(cmd, &worker->polled, poll_node)
+		bio_poll(&cmd->bio, NULL, BLK_POLL_NOSLEEP);
+}
+
+/* Worker: submit a polled bio that found no free tag again, unpolled. */
+static void vnvme_resubmit(struct vnvme_cmd *cmd)
+{
+	blk_opf_t opf = cmd->bio.bi_opf & ~(REQ_POLLED | REQ_NOWAIT);
+
+	list_del(&cmd->poll_node);
+	cmd->flags &= ~(VNVME_CMD_POLLED | VNVME_CMD_RESUBMIT);
+	bio_reset(&cmd->bio, cmd->ns->bdev, opf);
+	cmd->bio.bi_vcnt = cmd->bio.bi_max_vecs;
+	cmd->bio.bi_iter = cmd->bio_iter;
+	cmd->bio.bi_private = cmd;
+	cmd->bio.bi_end_io = vnvme_bio_end;
+	submit_bio(&cmd->bio);
+}
+
 /* Worker: post everything the backend finished. */
 static bool vnvme_reap(struct vnvme_worker *worker)
 {
@@ -473,8 +510,12 @@ static bool vnvme_reap(struct vnvme_worker *worker)
 	struct vnvme_cmd *cmd, *tmp;
 
 	list = llist_reverse_order(list);
-	llist_for_each_entry_safe(cmd, tmp, list, lnode)
-		vnvme_finish(dev, cmd, cmd->status);
+	llist_for_each_entry_safe(cmd, tmp, list, lnode) {
+		if (cmd->flags & VNVME_CMD_RESUBMIT)
+			vnvme_resubmit(cmd);
+		else
+			vnvme_finish(dev, cmd, cmd->status);
+	}
 	return list;
 }
 
@@ -561,11 +602,25 @@ static u16 vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
 
 		if (fua)
 			opf |= REQ_FUA;
+		/*
+		 * While the worker polls, and where the backend has poll
+		 * queues, the worker polls for the completion too (no
+		 * interrupt) and keeps polling until the bio completed.  No
+		 * waiting for a tag then: the tags may all be held by polled
+		 * bios that only this worker, blocked, would complete.
+		 */
+		if (cmd->sq->worker->polling && bdev_nowait(ns->bdev) &&
+		    test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(ns->bdev)->queue_flags)) {
+			opf |= REQ_POLLED | REQ_NOWAIT;
+			cmd->flags |= VNVME_CMD_POLLED;
+			list_add_tail(&cmd->poll_node, &cmd->sq->worker->polled);
+		}
 		bio_init(&cmd->bio, ns->bdev, bvecs, nr_bvecs, opf);
 		cmd->flags |= VNVME_CMD_BIO;
 		cmd->bio.bi_vcnt = nr_bvecs;
 		cmd->bio.bi_iter.bi_size = len;
 		cmd->bio.bi_iter.bi_sector = slba << (ns->lba_shift - SECTOR_SHIFT);
+		cmd->bio_iter = cmd->bio.bi_iter;
 		cmd->bio.bi_private = cmd;
 		cmd->bio.bi_end_io = vnvme_bio_end;
 		submit_bio(&cmd->bio);
@@ -1056,6 +1111,8 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 	bool more = false;
 
 	down_read(&dev->io_lock);
+	if (!list_empty(&worker->polled))
+		vnvme_poll_bios(worker);
 	*work = vnvme_reap(worker);
 	if (!dev->quiesced && dev->dbs) {
 		blk_start_plug(&plug);
@@ -1135,8 +1192,9 @@ static int vnvme_worker_fn(void *data)
 			__set_current_state(TASK_RUNNING);
 			break;
 		}
+		/* Polled bios complete only when the worker polls for them. */
 		if (!test_and_clear_bit(VNVME_KICKED, &worker->flags) &&
-		    !worker->polling) {
+		    !worker->polling && list_empty(&worker->polled)) {
 			schedule();
 			continue;
 		}
@@ -1199,6 +1257,7 @@ struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev)
 		return ERR_PTR(-ENOMEM);
 	worker->dev = dev;
 	init_llist_head(&worker->done);
+	INIT_LIST_HEAD(&worker->polled);
 	hrtimer_init(&worker->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
 	worker->coal_timer.function = vnvme_coal_timer_fn;
 	worker->scratch = kmalloc(2 * VNVME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);

@@ -127,6 +127,8 @@ struct vnvme_ns {
 
 #define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */
 #define VNVME_CMD_DIRTY		BIT(1)	/* device wrote the pages */
+#define VNVME_CMD_POLLED	BIT(2)	/* @bio is REQ_POLLED, on @poll_node */
+#define VNVME_CMD_RESUBMIT	BIT(3)	/* polled @bio got no tag: submit again */
 
 /**
  * struct vnvme_bounce - bounce pages for a misaligned data pointer
@@ -154,6 +156,8 @@ struct vnvme_bounce {
  * @bvecs: the data, as segments of @pages
  * @bounce: bounce pages the backend reads or writes instead, or NULL
  * @bio: inline bio for data and flush commands on a block device
+ * @poll_node: on the worker's @polled list while @bio is a polled bio
+ * @bio_iter: @bio's data range as submitted, to submit it again
  * @iocb: kiocb for read and write on a regular file
  * @work: synchronous file operations (flush, fallocate)
  * @next_free: index of the next free slot
@@ -174,6 +178,8 @@ struct vnvme_cmd {
 	struct bio_vec *bvecs;
 	struct vnvme_bounce *bounce;
 	struct bio bio;
+	struct list_head poll_node;
+	struct bvec_iter bio_iter;
 	struct kiocb iocb;
 	struct work_struct work;
 	int next_free;
@@ -250,6 +256,7 @@ struct vnvme_cq {
  * @broken: the ring became inaccessible: no longer fetched
  * @fetched: commands fetched
  * @errors: completions with a non-zero status
+ * @polled: completions the worker polled for (REQ_POLLED bios)
  * @bad_db: invalid tail doorbell values ignored
  */
 struct vnvme_sq {
@@ -271,6 +278,7 @@ struct vnvme_sq {
 	bool broken;
 	u64 fetched;
 	u64 errors;
+	u64 polled;
 	u64 bad_db;
 };
 
@@ -288,6 +296,8 @@ struct vnvme_sq {
  * @last_work: when a pass last found work (worker)
  * @poll_budget_ns: the dev->poll_ns that @poll_win_ns was adapted to (worker)
  * @poll_win_ns: current polling window, 0..@poll_budget_ns (worker)
+ * @polled: commands whose polled bios only this worker's polling
+ *	    completes (worker)
  * @coal_timer: wakes the worker when a coalesced interrupt is due
  * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
  */
@@ -302,6 +312,7 @@ struct vnvme_worker {
 	ktime_t last_work;
 	u64 poll_budget_ns;
 	u64 poll_win_ns;
+	struct list_head polled;
 	struct hrtimer coal_timer;
 	void *scratch;
 };

@@ -306,6 +306,8 @@ struct vhost_nvme_doorbells {
  * @commands: out: SQ: commands fetched; CQ: entries posted
  * @errors: out: SQ: completions with non-zero status; CQ: doorbell
  *	    writes ignored as invalid
+ * @polled: out: SQ: commands whose backend completion the worker polled
+ *	    for (a polling worker on a backend with poll queues); CQ: 0
  * @reserved: zero
  */
 struct vhost_nvme_queue_state {
@@ -322,7 +324,8 @@ struct vhost_nvme_queue_state {
 	__u32 inflight;
 	__u64 commands;
 	__u64 errors;
-	__u64 reserved[4];
+	__u64 polled;
+	__u64 reserved[3];
 };
 
 /**
