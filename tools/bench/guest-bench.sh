@@ -123,25 +123,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	done
 done
 
-# ---------------------------------------------------------------------------
-# HOOK: guest-level modes (guest-vhost-nvme, guest-nvme, guest-virtio-blk).
-# They need a nested QEMU inside this VM (tools/qemu/, tools/testing/e2e/,
-# being built by another engineer). When tools/bench/guest-level.sh exists
-# it is sourced here with RAW, RUNTIME, RAMP, REPS, QDS, SEQ_QD, DEV and the
-# functions say/note in scope, and must write one fio JSON file per run to
-# $RAW/REP-MODE-RW-qdQD-bsBS.json (modes guest-*), plus whatever it wants
-# recorded next to the figures (vCPUs, kvm_amd options) with note. Nothing
-# is reported for a mode it did not measure.
-GUEST_LEVEL=tools/bench/guest-level.sh
-if [ -f "$GUEST_LEVEL" ]; then
-	say "guest-level modes: $GUEST_LEVEL"
-	# shellcheck disable=SC1090
-	. "$GUEST_LEVEL" || note "guest-level modes: $GUEST_LEVEL failed (status $?)"
-else
-	note "guest-level modes guest-vhost-nvme, guest-nvme, guest-virtio-blk: not measured ($GUEST_LEVEL does not exist yet: it needs the nested QEMU of tools/qemu and tools/testing/e2e)"
-fi
-# ---------------------------------------------------------------------------
-
 rmmod null_blk
 vn_unload_module
 say "done: $n runs, $failed failed, $(( $(date +%s) - t0 ))s"

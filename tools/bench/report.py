@@ -17,8 +17,10 @@ import re
 import statistics
 import sys
 
-MODE_ORDER = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
-              "guest-vhost-nvme", "guest-nvme", "guest-virtio-blk"]
+ENGINE_MODES = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace"]
+# Measured in the second, one-vCPU test VM; compared with its own native.
+GUEST_MODES = ["native-1vcpu", "guest-vhost-nvme", "guest-nvme", "guest-virtio-blk"]
+MODE_ORDER = ENGINE_MODES + GUEST_MODES
 NAME_RE = re.compile(r"^(?P<rep>\d+)-(?P<mode>.+)-(?P<rw>randread|read|randwrite|write)"
                      r"-qd(?P<qd>\d+)-bs(?P<bs>\d+)\.json$")
 
@@ -27,7 +29,8 @@ def load_fio(path):
     """The aggregated job of a fio JSON output (warnings may precede it)."""
     with open(path) as f:
         s = f.read()
-    j = json.loads(s[s.index("{"):])
+    # fio may print warnings before the JSON and errors after it.
+    j, _ = json.JSONDecoder().raw_decode(s[s.index("{"):])
     job = j["jobs"][0]
     if job.get("error"):
         raise ValueError("fio job error %d" % job["error"])
@@ -53,6 +56,10 @@ def fmt_iops(v):
     if v >= 1e3:
         return "%.1fK" % (v / 1e3)
     return "%.0f" % v
+
+
+def fmt_bs(v):
+    return "%dK" % (v // 1024) if v % 1024 == 0 else "%dB" % v
 
 
 def fmt_us(v):
@@ -110,32 +117,23 @@ def ratio(v, base):
     return "%.2f×" % (v / base) if base else "–"
 
 
-def markdown(records, env, notes, meta, failed):
-    by = {(r["mode"], r["rw"], r["bs"], r["qd"]): r for r in records}
-    modes = [m for m in MODE_ORDER if any(r["mode"] == m for r in records)]
-    modes += sorted({r["mode"] for r in records} - set(modes))
-    qds = sorted({r["qd"] for r in records if r["rw"] == "randread" and r["bs"] == 4096})
-    seq = sorted({(r["bs"], r["qd"]) for r in records if r["rw"] == "read"})
-    out = []
-    out.append("4K random read IOPS (median of %s runs; ratio to `native` in brackets)%s:"
-               % (meta.get("reps", "?"),
-                  ", and 128K sequential read bandwidth" if seq else ""))
-    out.append("")
+def tables(out, by, modes, qds, seq, ref):
+    """IOPS/bandwidth and latency tables of MODES, ratios to mode REF."""
     hdr = ["mode"] + ["QD%d" % q for q in qds] + ["128K seq QD%d MiB/s" % q for _, q in seq]
     out.append("| " + " | ".join(hdr) + " |")
     out.append("|" + "---|" * len(hdr))
     for m in modes:
         row = [("`%s`" % m) + (" ²" if m == "vhost-nvme-2w" else "")]
         for q in qds:
-            r, n = by.get((m, "randread", 4096, q)), by.get(("native", "randread", 4096, q))
+            r, n = by.get((m, "randread", 4096, q)), by.get((ref, "randread", 4096, q))
             row.append("%s (%s)" % (fmt_iops(r["iops"]), ratio(r["iops"], n["iops"] if n else 0)) if r else "–")
         for bs, q in seq:
-            r, n = by.get((m, "read", bs, q)), by.get(("native", "read", bs, q))
+            r, n = by.get((m, "read", bs, q)), by.get((ref, "read", bs, q))
             row.append("%.0f (%s)" % (r["bw_mib_s"], ratio(r["bw_mib_s"], n["bw_mib_s"] if n else 0)) if r else "–")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
     out.append("4K random read latency, p50 / p99 in µs (fio's total latency, submission included; "
-               "ratio to `native` in brackets):")
+               "ratio to `%s` in brackets):" % ref)
     out.append("")
     hdr = ["mode"] + ["QD%d" % q for q in qds]
     out.append("| " + " | ".join(hdr) + " |")
@@ -143,7 +141,7 @@ def markdown(records, env, notes, meta, failed):
     for m in modes:
         row = ["`%s`" % m]
         for q in qds:
-            r, n = by.get((m, "randread", 4096, q)), by.get(("native", "randread", 4096, q))
+            r, n = by.get((m, "randread", 4096, q)), by.get((ref, "randread", 4096, q))
             if not r:
                 row.append("–")
                 continue
@@ -152,10 +150,35 @@ def markdown(records, env, notes, meta, failed):
                                                ratio(r["p99_us"], n["p99_us"] if n else 0)))
         out.append("| " + " | ".join(row) + " |")
     out.append("")
-    out.append("² `vhost-nvme-2w`: 2 fio jobs, each with its own /dev/vhost-nvme (so its own "
-               "worker) and queue pair, each at the QD shown: twice the I/Os in flight of the "
-               "other rows.")
-    out.append("")
+
+
+def markdown(records, env, notes, meta, failed):
+    by = {(r["mode"], r["rw"], r["bs"], r["qd"]): r for r in records}
+    present = [m for m in MODE_ORDER if any(r["mode"] == m for r in records)]
+    present += sorted({r["mode"] for r in records} - set(present))
+    emodes = [m for m in present if m not in GUEST_MODES]
+    gmodes = [m for m in present if m in GUEST_MODES]
+    qds = sorted({r["qd"] for r in records if r["rw"] == "randread" and r["bs"] == 4096})
+    seq = sorted({(r["bs"], r["qd"]) for r in records if r["rw"] == "read"})
+    out = []
+    if emodes:
+        out.append("Engine level: 4K random read IOPS (median of %s runs; ratio to `native` in brackets)%s:"
+                   % (meta.get("reps", "?"),
+                      ", and 128K sequential read bandwidth" if seq else ""))
+        out.append("")
+        tables(out, by, emodes, qds, seq, "native")
+        if "vhost-nvme-2w" in emodes:
+            out.append("² `vhost-nvme-2w`: 2 fio jobs, each with its own /dev/vhost-nvme (so its own "
+                       "worker) and queue pair, each at the QD shown: twice the I/Os in flight of the "
+                       "other rows.")
+            out.append("")
+    if gmodes:
+        out.append("Guest level: fio in a nested Linux guest under KVM (test VM with one vCPU); "
+                   "4K random read IOPS (median of %s runs; ratio to `native-1vcpu`, fio on the "
+                   "backend in that test VM, in brackets)%s:"
+                   % (meta.get("reps", "?"), ", and 128K sequential read bandwidth" if seq else ""))
+        out.append("")
+        tables(out, by, gmodes, qds, seq, "native-1vcpu")
 
     # The issue's engine-level targets, reported, not asserted.
     def iops(m, q):
@@ -186,6 +209,19 @@ def markdown(records, env, notes, meta, failed):
         out.append("")
         out += ["- " + t for t in tl]
         out.append("")
+    tl = []
+    for q in qds:
+        v = iops("guest-vhost-nvme", q)
+        for base in ("guest-nvme", "guest-virtio-blk"):
+            b = iops(base, q)
+            if v and b:
+                tl.append("guest-vhost-nvme ≥ %s at QD%d: %s (%.2f×)"
+                          % (base, q, "met" if v >= b else "missed", v / b))
+    if tl:
+        out.append("Guest-level targets of issue 4 (nested KVM inside TCG: indicative only):")
+        out.append("")
+        out += ["- " + t for t in tl]
+        out.append("")
     if notes:
         out.append("Notes:")
         out.append("")
@@ -193,6 +229,12 @@ def markdown(records, env, notes, meta, failed):
         out.append("")
     if failed:
         out.append("Failed runs (not in the medians): " + ", ".join(sorted(failed)))
+        out.append("")
+    want = int(meta["reps"]) if meta.get("reps", "").isdigit() else 0
+    short = ["`%s` %s %s QD%d: %d of %d" % (r["mode"], r["rw"], fmt_bs(r["bs"]), r["qd"], r["reps"], want)
+             for r in records if r["reps"] < want]
+    if short:
+        out.append("Fewer runs than asked (medians of those there are): " + ", ".join(short))
         out.append("")
     info = []
     for k in ("date", "host", "host_cpu", "host_kernel", "host_other_cpu", "accel", "vm", "runtime", "commit"):
@@ -231,10 +273,10 @@ def gnuplot(records, dat, gp, png, title):
         "set xlabel 'queue depth'",
         "set grid",
         "set key top left",
+        "set logscale y 10",
         "set ylabel '4K random read IOPS'",
         "plot " + ", ".join("'%s' using 1:%d with linespoints lw 2 title '%s'" % (dat, 2 + 3 * i, m)
                             for i, m in enumerate(modes)),
-        "set logscale y 10",
         "set ylabel 'latency (us): p50 solid, p99 dashed'",
         "plot " + ", ".join(
             "'%s' using 1:%d with linespoints lw 2 lc %d title '%s', '%s' using 1:%d with lines dt 2 lc %d notitle"
