@@ -17,6 +17,13 @@ struct bio_vec {
 	unsigned int bv_offset;
 };
 
+struct bvec_iter {
+	sector_t bi_sector;
+	unsigned int bi_size;
+	unsigned int bi_idx;
+	unsigned int bi_bvec_done;
+};
+
 struct bio {
 	int placeholder;
 };

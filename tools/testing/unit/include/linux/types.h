@@ -26,6 +26,7 @@ typedef unsigned int gfp_t;
 typedef u8 blk_status_t;
 typedef struct { int counter; } atomic_t;
 typedef struct { s64 counter; } atomic64_t;
+struct list_head { struct list_head *next, *prev; };
 
 #define __user
 #define __force
