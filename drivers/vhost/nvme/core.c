@@ -987,17 +987,29 @@ static void vnvme_reset(struct vnvme_dev *dev)
 	for (i = 1; i <= dev->max_qid; i++)
 		if (dev->sq[i])
 			vnvme_sq_destroy(dev, dev->sq[i]);
+	/*
+	 * A worker may still be running passes (polling) and reading the
+	 * tables under io_lock: unlink under it, free outside it.
+	 */
 	for (i = 1; i <= dev->max_qid; i++) {
-		if (dev->cq[i]) {
-			vnvme_cq_free(dev->cq[i]);
-			dev->cq[i] = NULL;
-		}
+		struct vnvme_cq *cq;
+
+		down_write(&dev->io_lock);
+		cq = dev->cq[i];
+		dev->cq[i] = NULL;
+		up_write(&dev->io_lock);
+		if (cq)
+			vnvme_cq_free(cq);
 	}
 	for (i = 1; i <= VNVME_MAX_NSID; i++) {
-		if (dev->ns[i]) {
-			vnvme_ns_free(dev->ns[i]);
-			dev->ns[i] = NULL;
-		}
+		struct vnvme_ns *ns;
+
+		down_write(&dev->io_lock);
+		ns = dev->ns[i];
+		dev->ns[i] = NULL;
+		up_write(&dev->io_lock);
+		if (ns)
+			vnvme_ns_free(ns);
 	}
 	/*
 	 * No kick can wake a worker any more, and once the completers that
