@@ -144,18 +144,18 @@ if [ "$GUEST" = 1 ]; then
 	say "guest level: booting the VM (smp 1): $gruns fio runs in nested guests, about $((gruns * (BENCH_RUNTIME + BENCH_RAMP + 8) / 60 + BENCH_REPS * nd / 3)) min (timeout ${gbudget}s)"
 	grc=0
 	# shellcheck disable=SC2086
-	run_vm guest "$OUT/vm-guest" --smp 1 --timeout "$gbudget" --idle 300 ${VM_RUN_OPTS:-} \
+	run_vm guest "$OUT/vm-guest" --smp 1 --timeout "$gbudget" --idle 150 ${VM_RUN_OPTS:-} \
 		--out "$OUT/vm-guest" tools/bench/guest-level.sh "$QEMU" "$L2_KERNEL" "$INITRD" || grc=$?
 	if [ -f "$OUT/vm-guest/.vmrun/idle" ]; then
 		# A test VM running nested KVM can freeze (its vCPU halted and
 		# never woken): boot it once more for the runs it had not done.
-		msg="guest level: the test VM froze (console silent for 300 s) and was booted again for the runs it had not done"
+		msg="guest level: the test VM froze (console silent for 150 s) and was booted again for the runs it had not done"
 		say "$msg"
 		echo "$msg" >> "$OUT/vm-guest/notes.txt"
 		cp "$OUT/vm-guest/console.log" "$OUT/vm-guest/console-frozen.log"
 		grc=0
 		# shellcheck disable=SC2086
-		run_vm guest "$OUT/vm-guest" --smp 1 --timeout "$gbudget" --idle 300 ${VM_RUN_OPTS:-} \
+		run_vm guest "$OUT/vm-guest" --smp 1 --timeout "$gbudget" --idle 150 ${VM_RUN_OPTS:-} \
 			--out "$OUT/vm-guest" tools/bench/guest-level.sh "$QEMU" "$L2_KERNEL" "$INITRD" || grc=$?
 		[ -f "$OUT/vm-guest/.vmrun/idle" ] &&
 			echo "guest level: the test VM froze a second time: the runs it had not done are missing" >> "$OUT/vm-guest/notes.txt"
