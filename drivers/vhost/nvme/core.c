@@ -988,29 +988,23 @@ static void vnvme_reset(struct vnvme_dev *dev)
 		if (dev->sq[i])
 			vnvme_sq_destroy(dev, dev->sq[i]);
 	/*
-	 * A worker may still be running passes (polling) and reading the
-	 * tables under io_lock: unlink under it, free outside it.
+	 * A worker may still be running passes (polling) that read these
+	 * tables under io_lock: empty them with it held for write.
 	 */
+	down_write(&dev->io_lock);
 	for (i = 1; i <= dev->max_qid; i++) {
-		struct vnvme_cq *cq;
-
-		down_write(&dev->io_lock);
-		cq = dev->cq[i];
-		dev->cq[i] = NULL;
-		up_write(&dev->io_lock);
-		if (cq)
-			vnvme_cq_free(cq);
+		if (dev->cq[i]) {
+			vnvme_cq_free(dev->cq[i]);
+			dev->cq[i] = NULL;
+		}
 	}
 	for (i = 1; i <= VNVME_MAX_NSID; i++) {
-		struct vnvme_ns *ns;
-
-		down_write(&dev->io_lock);
-		ns = dev->ns[i];
-		dev->ns[i] = NULL;
-		up_write(&dev->io_lock);
-		if (ns)
-			vnvme_ns_free(ns);
+		if (dev->ns[i]) {
+			vnvme_ns_free(dev->ns[i]);
+			dev->ns[i] = NULL;
+		}
 	}
+	up_write(&dev->io_lock);
 	/*
 	 * No kick can wake a worker any more, and once the completers that
 	 * posted the last commands have left vnvme_cmd_done() (an RCU read
