@@ -474,17 +474,27 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 }
 
 /*
- * Worker: poll the backend queues of its polled bios.  The bios are inline
- * in command slots that stay allocated until the worker itself posts them,
- * so none is freed under bio_poll(); a completed one merely polls its queue
+ * Worker: poll the backend queues of its polled bios, each queue once per
+ * pass (one poll reaps every completion of that hardware queue; bios of one
+ * queue mostly sit next to each other on the list).  The bios are inline in
+ * command slots that stay allocated until the worker itself posts them, so
+ * none is freed under bio_poll(); a completed one merely polls its queue
  * once more.
  */
 static void vnvme_poll_bios(struct vnvme_worker *worker)
 {
+	struct block_device *bdev = NULL;
+	blk_qc_t cookie = BLK_QC_T_NONE;
 	struct vnvme_cmd *cmd;
 
-	list_for_each_entry(cmd, &worker->polled, poll_node)
+	list_for_each_entry(cmd, &worker->polled, poll_node) {
+		if (cmd->bio.bi_bdev == bdev &&
+		    READ_ONCE(cmd->bio.bi_cookie) == cookie)
+			continue;
+		bdev = cmd->bio.bi_bdev;
+		cookie = READ_ONCE(cmd->bio.bi_cookie);
 		bio_poll(&cmd->bio, NULL, BLK_POLL_NOSLEEP);
+	}
 }
 
 /* Worker: submit a polled bio that found no free tag again, unpolled. */
