@@ -47,7 +47,7 @@ mkdir -p "$RAW"
 touch "$NOTES"	# a second boot (after a frozen first one) adds to it
 
 say() { echo "bench: $*"; }
-log() { echo "bench: $*"; }
+log() { say "$@"; }	# for l2-run.sh
 note() {
 	grep -qxF -- "$*" "$NOTES" && return
 	echo "$*" >> "$NOTES"
