@@ -14,8 +14,11 @@
 # - The device: tools/qemu/vhost-nvme.c and the module's uapi header are
 #   copied into hw/nvme/; tools/qemu/hookup.patch adds the Kconfig and
 #   meson.build lines.
-# - Cache: $VN_QEMU_CACHE (default /var/cache/vhost-nvme/qemu). The source
-#   tree is keyed on the source version and hookup.patch; the build on the
+# - Devices: only those of tools/qemu/devices.mak (the pc machine, nvme,
+#   vhost-nvme, virtio-blk-pci), installed as the source tree's
+#   configs/devices/x86_64-softmmu/vhost-nvme.mak.
+# - Cache: $VN_QEMU_CACHE (default $VN_CACHE/qemu; VN_CACHE defaults to
+#   /var/cache/vhost-nvme). The source tree is keyed on the source version and hookup.patch; the build on the
 #   configure options as well; a change of the device only re-runs ninja,
 #   and nothing at all happens when the stamp (a hash of tools/qemu/*, the
 #   uapi header and the source version) matches.
@@ -26,7 +29,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${VN_QEMU_CACHE:-/var/cache/vhost-nvme/qemu}
+CACHE=${VN_QEMU_CACHE:-${VN_CACHE:-/var/cache/vhost-nvme}/qemu}
 SUITE=${VN_QEMU_SUITE:-trixie}
 UAPI=$REPO/include/uapi/linux/vhost_nvme.h
 
@@ -47,7 +50,8 @@ quiet() {	# quiet LOG CMD...: run CMD, output to LOG, show its tail on failure
 }
 
 CONFIGURE_OPTS=(--target-list=x86_64-softmmu --without-default-features
-	--enable-kvm --enable-tcg --enable-linux-aio --enable-virtfs --enable-attr
+	--without-default-devices --with-devices-x86_64=vhost-nvme
+	--enable-kvm --enable-tcg --enable-linux-aio
 	--disable-docs --disable-install-blobs --disable-download
 	--disable-werror)
 
@@ -58,7 +62,7 @@ flock 9
 # --- host build dependencies (bookworm) -----------------------------------------
 PKGS=(build-essential pkg-config ninja-build flex bison python3 python3-venv
       python3-setuptools libglib2.0-dev libpixman-1-dev
-      libaio-dev zlib1g-dev libattr1-dev libcap-ng-dev dpkg-dev xz-utils
+      libaio-dev zlib1g-dev dpkg-dev xz-utils
       seabios ipxe-qemu qemu-system-data)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -124,7 +128,8 @@ fi
 # --- keys ------------------------------------------------------------------------
 hashfiles() { cat "$@" | sha256sum | cut -c1-16; }
 PATCHKEY=$(hashfiles "$HERE/hookup.patch")
-CONFKEY=$(echo "${CONFIGURE_OPTS[*]}" | cat - "$HERE/hookup.patch" | sha256sum | cut -c1-16)
+CONFKEY=$(echo "${CONFIGURE_OPTS[*]}" | cat - "$HERE/hookup.patch" "$HERE/devices.mak" |
+	  sha256sum | cut -c1-16)
 mapfile -t devfiles < <(find "$HERE" -maxdepth 1 -type f | LC_ALL=C sort)
 FULLKEY=$( (echo "$SRCVER $SUITE"; cat "${devfiles[@]}" "$UAPI") | sha256sum | cut -c1-16)
 
@@ -163,6 +168,7 @@ for f in "$HERE"/*.c "$HERE"/*.h; do
 	install_if_changed "$f" "$SRC/hw/nvme/$(basename "$f")"
 done
 install_if_changed "$UAPI" "$SRC/hw/nvme/vhost_nvme_uapi.h"
+install_if_changed "$HERE/devices.mak" "$SRC/configs/devices/x86_64-softmmu/vhost-nvme.mak"
 
 # --- configure and build ------------------------------------------------------------------
 export PYTHONPATH=$PYPATH${PYTHONPATH:+:$PYTHONPATH}

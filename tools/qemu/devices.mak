@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# The devices of the QEMU that tools/qemu/build-qemu.sh builds
+# (--without-default-devices --with-devices-x86_64=vhost-nvme): the nested
+# guests of the tests and benchmarks boot `-machine pc -nodefaults` with a
+# serial console and one of these disks.  Everything else is left out so the
+# first build on a fresh machine is shorter.
+CONFIG_I440FX=y
+CONFIG_NVME_PCI=y
+CONFIG_VHOST_NVME=y
+CONFIG_VIRTIO_PCI=y
+CONFIG_VIRTIO_BLK=y
