@@ -30,7 +30,7 @@ RAMP=${BENCH_RAMP:-1}
 REPS=${BENCH_REPS:-3}
 QDS=${BENCH_QDS:-1 4 16 64}
 SEQ_QD=${BENCH_SEQ_QD:-16}
-POLL_US=${BENCH_POLL_US:-50}
+POLL_US=${BENCH_POLL_US:-500}
 MODES=${BENCH_MODES:-native vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace}
 ENGINE=$PWD/tools/fio-vhost-nvme/fio-vhost-nvme.so
 RAW=$VM_OUT/raw
@@ -79,27 +79,36 @@ mode_args() {	# mode_args MODE QD
 	esac
 }
 
-# One fio run; prints its summary line.
-run_one() {	# run_one REP MODE RW BS QD
-	local rep=$1 mode=$2 rw=$3 bs=$4 qd=$5 out args rc
-	out=$RAW/$rep-$mode-$rw-qd$qd-bs$bs.json
-	args=$(mode_args "$mode" "$qd") || return 1
-	# shellcheck disable=SC2086
-	timeout -k 5 $((RUNTIME + RAMP + 60)) fio --name="$mode" --filename="$DEV" \
+# One fio process per configuration, a stonewalled job per mode (in the
+# given order): under TCG a fio start costs about a second, as much as a
+# fifth of a run. report.py --split gives each mode's job its own file,
+# $RAW/REP-MODE-RW-qdQD-bsBS.json, as if run alone, and prints its line.
+run_config() {	# run_config REP RW BS QD MODE...
+	local rep=$1 rw=$2 bs=$3 qd=$4 all args=() mode rc
+	shift 4
+	all=$RAW/$rep-all-$rw-qd$qd-bs$bs.json.all
+	for mode in "$@"; do
+		# shellcheck disable=SC2207
+		args+=(--name="$mode" --stonewall $(mode_args "$mode" "$qd"))
+	done
+	timeout -k 5 $(($# * (RUNTIME + RAMP + 10) + 60)) fio --filename="$DEV" \
 		--rw="$rw" --bs="$bs" --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
 		--norandommap --randrepeat=0 --group_reporting --lat_percentiles=1 \
-		--output-format=json --output="$out" $args > "$out.err" 2>&1
+		--output-format=json --output="$all" "${args[@]}" > "$all.err" 2>&1
 	rc=$?
-	if grep -q 'unused' "$out.err"; then
-		note "$mode: $(grep -m1 'unused' "$out.err")"
-	fi
-	[ -s "$out.err" ] || rm -f "$out.err"
-	if [ $rc -ne 0 ]; then
-		say "FAILED: $mode $rw bs=$bs qd=$qd (fio exit $rc): $(head -c 300 "$out.err" 2>/dev/null)"
-		mv "$out" "$out.failed" 2>/dev/null
-		return 1
-	fi
-	python3 tools/bench/report.py --one "$out"
+	while IFS= read -r line; do
+		note "$line"
+	done < <(grep 'unused' "$all.err")
+	[ -s "$all.err" ] || rm -f "$all.err"
+	[ $rc -eq 0 ] ||
+		say "FAILED: fio exit $rc for $rw bs=$bs qd=$qd: $(head -c 300 "$all.err" 2>/dev/null)"
+	python3 tools/bench/report.py --split "$all" --prefix="$RAW/$rep-" \
+		--suffix="-$rw-qd$qd-bs$bs.json" --modes "$@" | while IFS= read -r line; do
+		say "[$n/$total $(( $(date +%s) - t0 ))s] rep $rep $line"
+	done
+	rc=$((rc | PIPESTATUS[0]))
+	rm -f "$all"
+	return $rc
 }
 
 # Configurations: 4K randread at each QD, then 128K sequential read.
@@ -114,16 +123,16 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	for ((c = 0; c < ${#configs[@]}; c++)); do
 		read -r rw bs qd <<< "${configs[c]}"
 		# Interleave, and rotate the order so no mode always goes first.
+		order=()
 		for ((m = 0; m < ${#modes[@]}; m++)); do
-			mode=${modes[(m + rep + c) % ${#modes[@]}]}
-			n=$((n + 1))
-			line=$(run_one "$rep" "$mode" "$rw" "$bs" "$qd") || failed=$((failed + 1))
-			say "[$n/$total $(( $(date +%s) - t0 ))s] rep $rep ${line:-$mode $rw bs=$bs qd=$qd FAILED}"
+			order+=("${modes[(m + rep + c) % ${#modes[@]}]}")
 		done
+		n=$((n + ${#modes[@]}))
+		run_config "$rep" "$rw" "$bs" "$qd" "${order[@]}" || failed=$((failed + 1))
 	done
 done
 
 rmmod null_blk
 vn_unload_module
-say "done: $n runs, $failed failed, $(( $(date +%s) - t0 ))s"
+say "done: $n runs, $failed configurations with failures, $(( $(date +%s) - t0 ))s"
 [ "$failed" -eq 0 ]

@@ -93,7 +93,7 @@ have() {
 
 # The reference: fio on the backend in this VM.
 native() {	# native REP
-	local c rw bs qd out
+	local c rw bs qd out outs=()
 	have "$1" native-1vcpu && return
 	for c in "${configs[@]}"; do
 		IFS=: read -r rw bs qd <<< "$c"
@@ -103,22 +103,39 @@ native() {	# native REP
 			--time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap \
 			--randrepeat=0 --lat_percentiles=1 --output-format=json \
 			--output="$out" > /dev/null 2>&1; then
-			say "rep $1 $(python3 tools/bench/report.py --one "$out")"
+			outs+=("$out")
 		else
 			mv "$out" "$out.failed" 2>/dev/null
 			say "FAILED: native-1vcpu $rw bs=$bs qd=$qd"
 		fi
 	done
+	summary "$1" "${outs[@]}"
 }
 
-# split_json REP MODE: the fio JSON the last nested guest printed, one file
-# per configuration; returns how many it found.
+summary() {	# summary REP FILE...: progress lines, one python3 for all
+	local rep=$1 line
+	shift
+	[ $# -gt 0 ] || return 0
+	python3 tools/bench/report.py --one "$@" | while IFS= read -r line; do
+		say "rep $rep $line"
+	done
+}
+
+# split_json REP MODE: the fio JSON the last nested guest printed (gzipped,
+# in base64), one file per configuration; returns how many it found.
 split_json() {
+	local b64 n=0
 	tr -d '\r' < "$L2_CON" | awk -v dir="$RAW" -v pfx="$1-$2-" '
-		/^E2E-JSON-BEGIN / { f = dir "/" pfx $2 ".json"; next }
-		/^E2E-JSON-END/ { if (f) { close(f); n++ }; f = ""; next }
-		f { print > f }
-		END { exit n }'
+		/^E2E-JSON-BEGIN / { f = dir "/" pfx $2 ".json.b64"; next }
+		/^E2E-JSON-END/ { if (f) close(f); f = ""; next }
+		f { print > f }'
+	for b64 in "$RAW/$1-$2-"*.json.b64; do
+		[ -f "$b64" ] || continue
+		base64 -d "$b64" | gunzip > "${b64%.b64}" 2>/dev/null &&
+			n=$((n + 1)) || rm -f "${b64%.b64}"
+		rm -f "$b64"
+	done
+	return $n
 }
 
 one_device() {	# one_device REP DEVICE
@@ -163,11 +180,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			continue
 		fi
 		one_device "$rep" "$d" || failed=$((failed + 1))
+		outs=()
 		for c in "${configs[@]}"; do
 			IFS=: read -r rw bs qd <<< "$c"
 			f=$RAW/$rep-guest-$d-$rw-qd$qd-bs$bs.json
-			[ -f "$f" ] && say "rep $rep $(python3 tools/bench/report.py --one "$f")"
+			[ -f "$f" ] && outs+=("$f")
 		done
+		summary "$rep" "${outs[@]}"
 		say "[$(( $(date +%s) - t0 ))s] rep $rep guest-$d done"
 	done
 done

@@ -33,8 +33,8 @@ if [ "${1:-}" = --guest ]; then
 		case $name in
 		native-qd*) args="--ioengine=io_uring --direct=1" ;;
 		vhost-nvme-qd*) args=$eng ;;
-		vhost-nvme-poll-qd*) args="$eng --sq_poll_us=50" ;;
-		vhost-nvme-cqpoll-qd*) args="$eng --sq_poll_us=50 --cq_poll=1" ;;
+		vhost-nvme-poll-qd*) args="$eng --sq_poll_us=500" ;;
+		vhost-nvme-cqpoll-qd*) args="$eng --sq_poll_us=500 --cq_poll=1" ;;
 		userspace-qd*) args="$eng --userspace=1" ;;
 		*) echo "profile: unknown job $name"; continue ;;
 		esac

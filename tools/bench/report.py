@@ -2,8 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """Summaries of `make bench`'s fio runs.
 
-  report.py --one FILE.json
-      one line for one fio run (guest side, for the progress lines)
+  report.py --one FILE.json [FILE.json ...]
+      one line per fio run (guest side, for the progress lines; one call
+      for several runs: a python3 start costs about a second under TCG)
+  report.py --split ALL.json --prefix P --suffix S --modes M [M ...]
+      one fio output holding a job per mode (stonewalled, group
+      reporting): each mode's job into its own file P + MODE + S, as if
+      run alone, and its line; a mode without a job, or whose job failed,
+      gets P + MODE + S + ".failed" and a FAILED line (exit status 1)
   report.py --raw DIR --json OUT.json --md OUT.md --gp OUT.gp --png OUT.png
             [--env FILE] [--notes FILE] [--meta KEY=VALUE ...]
       medians over the repetitions: a list of records in OUT.json, a
@@ -75,6 +81,36 @@ def one(path):
              if m else os.path.basename(path))
     print("%s: %s IOPS, %.1f MiB/s, p50 %s us, p99 %s us"
           % (label, fmt_iops(s["iops"]), s["bw_mib_s"], fmt_us(s["p50_us"]), fmt_us(s["p99_us"])))
+
+
+def split(path, prefix, suffix, modes):
+    """--split: returns how many of @modes have no usable job."""
+    why = "no job in the fio output"
+    try:
+        with open(path) as f:
+            text = f.read()
+        j, _ = json.JSONDecoder().raw_decode(text[text.index("{"):])
+        jobs = {job["jobname"]: job for job in j["jobs"]}
+    except (OSError, ValueError, KeyError) as e:
+        j, jobs = {}, {}
+        why = "no fio output (%s)" % e
+    bad = 0
+    for mode in modes:
+        out = prefix + mode + suffix
+        job = jobs.get(mode)
+        one_j = {k: v for k, v in j.items() if k != "jobs"}
+        one_j["jobs"] = [job] if job else []
+        if job is None or job.get("error"):
+            bad += 1
+            out += ".failed"
+        with open(out, "w") as f:
+            json.dump(one_j, f, indent=1)
+        if job is None or job.get("error"):
+            print("FAILED: %s: %s" % (os.path.basename(out),
+                                      "fio job error %d" % job["error"] if job else why))
+        else:
+            one(out)
+    return bad
 
 
 def aggregate(raw):
@@ -299,7 +335,11 @@ def read_kv(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--one")
+    ap.add_argument("--one", nargs="+")
+    ap.add_argument("--split")
+    ap.add_argument("--prefix")
+    ap.add_argument("--suffix")
+    ap.add_argument("--modes", nargs="+")
     ap.add_argument("--raw")
     ap.add_argument("--json")
     ap.add_argument("--md")
@@ -310,8 +350,14 @@ def main():
     ap.add_argument("--meta", action="append", default=[])
     a = ap.parse_args()
     if a.one:
-        one(a.one)
+        for path in a.one:
+            try:
+                one(path)
+            except (OSError, ValueError, KeyError) as e:
+                print("%s: unreadable (%s)" % (os.path.basename(path), e))
         return 0
+    if a.split:
+        return 1 if split(a.split, a.prefix, a.suffix, a.modes) else 0
     records, failed = aggregate(a.raw)
     meta = dict(kv.split("=", 1) for kv in a.meta)
     env = read_kv(a.env)

@@ -17,7 +17,7 @@ RES=${1:?usage: guest-test.sh RESULTS}
 : > "$RES"
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 UAPI=$DIR/../../include/uapi/linux/vhost_nvme.h
-FIO_SRC=${FIO_SRC:-/var/cache/vhost-nvme/fio-src}
+FIO_SRC=${FIO_SRC:-${VN_CACHE:-/var/cache/vhost-nvme}/fio-src}
 SIZE=${FIO_TEST_SIZE:-16M}
 
 res() { echo "$1 $2" >> "$RES"; echo "# fio-engine: $([ "$1" = 0 ] && echo ok || echo FAILED): $2"; }

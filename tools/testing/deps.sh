@@ -3,12 +3,23 @@
 # Install everything vhost-nvme needs to build and test; idempotent and quiet.
 # Also unpacks Debian's linux-source-6.1 into $VN_CACHE (once per tarball
 # version) and prints the paths the other scripts use (see env.sh).
+#
+# Usage: deps.sh [--bench]
+# --bench: only what `make bench` needs (the module, the VMs, fio): no
+# checkpatch/sparse/fuzzing tools and no linux-source (on a fresh machine
+# they would take minutes of its 30).
 set -euo pipefail
 
-PKGS=(linux-headers-amd64 linux-image-amd64 linux-source-6.1 qemu-system-x86
-      sparse fio nvme-cli busybox-static kmod cpio xz-utils python3 gcc make
-      e2fsprogs util-linux perl dmsetup
-      clang libclang-rt-dev)	# libFuzzer + sanitizers for tools/testing/fuzz
+PKGS=(linux-headers-amd64 linux-image-amd64 qemu-system-x86
+      fio nvme-cli busybox-static kmod cpio xz-utils python3 gcc make
+      e2fsprogs util-linux perl dmsetup)
+BENCH=0
+if [ "${1:-}" = --bench ]; then
+	BENCH=1
+else
+	PKGS+=(linux-source-6.1 sparse
+	       clang libclang-rt-dev)	# libFuzzer + sanitizers for tools/testing/fuzz
+fi
 
 log() { echo "deps: $*"; }
 
@@ -35,6 +46,13 @@ fi
 [ -n "$KVER" ] || { log "no 6.1 -amd64 kernel in /lib/modules" >&2; exit 1; }
 [ -d "$KDIR" ] || { log "no headers at $KDIR (linux-headers-$KVER missing?)" >&2; exit 1; }
 [ -f "$VMLINUZ" ] || { log "no kernel image $VMLINUZ" >&2; exit 1; }
+
+if [ "$BENCH" = 1 ]; then
+	echo "KVER=$KVER"
+	echo "KDIR=$KDIR"
+	echo "VMLINUZ=$VMLINUZ"
+	exit 0
+fi
 
 # Unpack linux-source once per tarball version into the cache.
 TARBALL=/usr/src/linux-source-6.1.tar.xz

@@ -4,10 +4,10 @@
 # Build a static fio from Debian's fio source package (bookworm, the
 # installed version) for the nested guest's initramfs: the dynamic fio pulls
 # in ~60 libraries (an 88 MB initramfs). Idempotent and quiet; prints the
-# path of the static binary. Cache: $VN_E2E_CACHE (/var/cache/vhost-nvme/e2e).
+# path of the static binary. Cache: $VN_E2E_CACHE ($VN_CACHE/e2e).
 set -euo pipefail
 
-CACHE=${VN_E2E_CACHE:-/var/cache/vhost-nvme/e2e}
+CACHE=${VN_E2E_CACHE:-${VN_CACHE:-/var/cache/vhost-nvme}/e2e}
 log() { echo "build-fio: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 quiet() {	# quiet LOG CMD...

@@ -12,7 +12,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KVER=$1
 FIO=$2
-CACHE=${VN_E2E_CACHE:-/var/cache/vhost-nvme/e2e}
+CACHE=${VN_E2E_CACHE:-${VN_CACHE:-/var/cache/vhost-nvme}/e2e}
 OUT=$CACHE/l2-initramfs-$KVER.cpio
 MODS="nvme ext4 crc32c_generic virtio_pci virtio_blk"
 BINS=(/usr/sbin/nvme /sbin/mkfs.ext4)
