@@ -41,6 +41,12 @@ if [ "$(dpkg-query -W -f='${Status}' gnuplot-nox 2>/dev/null)" != "install ok in
 fi
 # shellcheck source=../testing/env.sh
 . tools/testing/env.sh
+case $VN_CACHE/ in
+/tmp/*|/run/*|/dev/*)
+	# The test VM sees the host's files, but has its own /tmp.
+	say "VN_CACHE=$VN_CACHE: the test VM cannot see it (its /tmp, /run and /dev are its own)"
+	exit 1 ;;
+esac
 
 say "building the module against $KDIR"
 make -C "$KDIR" M="$REPO" modules > "$OUT/build.log" 2>&1 ||
