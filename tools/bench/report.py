@@ -220,6 +220,18 @@ def markdown(records, env, notes, meta, failed):
     def iops(m, q):
         r = by.get((m, "randread", 4096, q))
         return r["iops"] if r else None
+
+    def at_least(a, b, q):
+        """Verdict on "a >= b" at QD q: a miss whose runs overlap is noise."""
+        ra, rb = by[(a, "randread", 4096, q)], by[(b, "randread", 4096, q)]
+        ratio = "(%.2f×)" % (ra["iops"] / rb["iops"])
+        if ra["iops"] >= rb["iops"]:
+            return "met " + ratio
+        if ra["iops_runs"] and rb["iops_runs"] and max(ra["iops_runs"]) >= min(rb["iops_runs"]):
+            return ("missed %s, within the noise: the runs overlap (%s-%s vs %s-%s)"
+                    % (ratio, fmt_iops(min(ra["iops_runs"])), fmt_iops(max(ra["iops_runs"])),
+                       fmt_iops(min(rb["iops_runs"])), fmt_iops(max(rb["iops_runs"]))))
+        return "missed " + ratio
     tl = []
     for q in qds:
         v, n = iops("vhost-nvme", q), iops("native", q)
@@ -235,7 +247,8 @@ def markdown(records, env, notes, meta, failed):
     for q in qds:
         p, v = iops("vhost-nvme-poll", q), iops("vhost-nvme", q)
         if p and v:
-            tl.append("polling ≥ notification at QD%d: %s (%.2f×)" % (q, "met" if p >= v else "missed", p / v))
+            tl.append("polling ≥ notification at QD%d: %s"
+                      % (q, at_least("vhost-nvme-poll", "vhost-nvme", q)))
     for q in qds:
         w, v = iops("vhost-nvme-2w", q), iops("vhost-nvme", q)
         if w and v:
@@ -251,8 +264,8 @@ def markdown(records, env, notes, meta, failed):
         for base in ("guest-nvme", "guest-virtio-blk"):
             b = iops(base, q)
             if v and b:
-                tl.append("guest-vhost-nvme ≥ %s at QD%d: %s (%.2f×)"
-                          % (base, q, "met" if v >= b else "missed", v / b))
+                tl.append("guest-vhost-nvme ≥ %s at QD%d: %s"
+                          % (base, q, at_least("guest-vhost-nvme", base, q)))
     if tl:
         out.append("Guest-level targets of issue 4 (nested KVM inside TCG: indicative only):")
         out.append("")
