@@ -66,7 +66,7 @@ export BENCH_POLL_US=${BENCH_POLL_US:-500}
 [ -n "${BENCH_GUEST_DEVICES:-}" ] && export BENCH_GUEST_DEVICES
 GUEST=${BENCH_GUEST:-1}
 if [ "$GUEST" = 1 ]; then
-	say "building QEMU with -device vhost-nvme (the first build takes ~9 minutes)"
+	say "building QEMU with -device vhost-nvme (the first build, fetch included, takes 5-8 minutes)"
 	tools/qemu/build-qemu.sh > "$OUT/build-qemu.log" 2>&1 ||
 		{ tail -n 30 "$OUT/build-qemu.log"; say "QEMU build failed"; exit 1; }
 	QEMU=$(tail -n1 "$OUT/build-qemu.log")

@@ -182,7 +182,7 @@ fi
 if [ -f "$BUILD/.vhost-nvme-stamp" ]; then
 	log "rebuilding (device sources changed)"
 else
-	log "building (a first build takes ~8 minutes on 2 cores)"
+	log "building (a first build takes 4-7 minutes on 2 cores)"
 fi
 start=$(date +%s)
 quiet "$BUILD/ninja.log" ninja -C "$BUILD" -j"$(nproc)" qemu-system-x86_64

@@ -227,7 +227,7 @@ else
 fi
 
 # --- end-to-end: QEMU -device vhost-nvme, nested guest (make check-e2e) ---------
-# tools/testing/e2e/e2e.sh builds QEMU with the device (~9 minutes the first
+# tools/testing/e2e/e2e.sh builds QEMU with the device (5-8 minutes the first
 # time), boots the test VM with one vCPU and a nested guest in it; its TAP
 # lines become items here. E2E=0 skips it.
 if [ "${E2E:-1}" = 1 ]; then

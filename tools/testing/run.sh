@@ -37,7 +37,7 @@ if [ -f "$RES/vm/guest.log" ]; then
 	echo "----"
 fi
 # --- nested guest: fio through QEMU's -device vhost-nvme (tools/testing/e2e) ---
-# Builds QEMU with the device (~9 minutes the first time). E2E=0 skips it.
+# Builds QEMU with the device (5-8 minutes the first time). E2E=0 skips it.
 if [ "${E2E:-1}" = 1 ]; then
 	echo "run: nested guest with -device vhost-nvme (tools/testing/e2e/e2e.sh bench)"
 	RESULTS=$RES/e2e tools/testing/e2e/e2e.sh bench || rc=1

@@ -61,7 +61,7 @@ step "deps" "$RES/deps.log" tools/testing/deps.sh
 # shellcheck source=../env.sh
 . tools/testing/env.sh
 
-echo "e2e: building QEMU with -device vhost-nvme (the first build takes ~9 minutes)"
+echo "e2e: building QEMU with -device vhost-nvme (the first build, fetch included, takes 5-8 minutes)"
 step "build QEMU with -device vhost-nvme" "$RES/build-qemu.log" tools/qemu/build-qemu.sh
 QEMU=$(tail -n1 "$RES/build-qemu.log")
 echo "e2e: $QEMU"
