@@ -151,7 +151,7 @@ if [ "$GUEST" = 1 ]; then
 	# The uncompressed kernel vm-run.sh extracted boots faster (PVH entry).
 	L2_KERNEL=$VN_CACHE/vm/vmlinux-$KVER
 	[ -s "$L2_KERNEL" ] || L2_KERNEL=$VMLINUZ
-	say "guest level: booting the VM (smp 1): $gruns fio runs in nested guests, about $((gruns * (BENCH_RUNTIME + BENCH_RAMP + 8) / 60 + BENCH_REPS * nd / 3)) min (timeout ${gbudget}s)"
+	say "guest level: booting the VM (smp 1): $gruns fio runs in nested guests, about $((gruns * (BENCH_RUNTIME + BENCH_RAMP + 2) / 60 + BENCH_REPS * nd / 3)) min (timeout ${gbudget}s)"
 	grc=0
 	# shellcheck disable=SC2086
 	run_vm guest "$OUT/vm-guest" --smp 1 --timeout "$gbudget" --idle 150 ${VM_RUN_OPTS:-} \
