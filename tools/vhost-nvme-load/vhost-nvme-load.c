@@ -26,24 +26,12 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/vhost_nvme.h>
+#include "vnvme-wire.h"
 
 #define GPA_BASE	0x100000000ULL
 #define MEM_SIZE	(64UL << 20)
 #define PAGE		4096UL
 #define QSIZE		1024
-
-struct sqe {
-	uint8_t opcode, flags;
-	uint16_t cid;
-	uint32_t nsid, cdw2, cdw3;
-	uint64_t mptr, prp1, prp2;
-	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
-};
-
-struct cqe {
-	uint32_t result, rsvd;
-	uint16_t sq_head, sq_id, cid, status;
-};
 
 static uint8_t *mem;
 static uint64_t bump = 0;

@@ -40,25 +40,13 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <linux/vhost_nvme.h>
+#include "vnvme-wire.h"
 
 #define GPA_BASE	0x100000000ULL
 #define MEM_SIZE	(4UL << 20)
 #define PAGE		4096UL
 #define QSIZE_WANT	1024
 #define MAX_NTH		1000
-
-struct sqe {
-	uint8_t opcode, flags;
-	uint16_t cid;
-	uint32_t nsid, cdw2, cdw3;
-	uint64_t mptr, prp1, prp2;
-	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
-};
-
-struct cqe {
-	uint32_t result, rsvd;
-	uint16_t sq_head, sq_id, cid, status;
-};
 
 enum step {
 	S_OPEN, S_SET_OWNER, S_SET_FEATURES, S_SET_MEM_TABLE, S_ATTACH_NS,

@@ -42,6 +42,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <linux/vhost_nvme.h>
+#include "vnvme-wire.h"
 
 #define PG		4096ULL
 #define R0_GPA		0x10000000ULL	/* rings and lists */
@@ -53,19 +54,6 @@
 #define QD		32
 #define ANY		0xffff		/* any status is acceptable */
 #define DNR		0x4000
-
-struct sqe {
-	uint8_t opcode, flags;
-	uint16_t cid;
-	uint32_t nsid, cdw2, cdw3;
-	uint64_t mptr, prp1, prp2;
-	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
-};
-
-struct cqe {
-	uint32_t result, rsvd;
-	uint16_t sq_head, sq_id, cid, status;
-};
 
 struct sgl {
 	uint64_t addr;
