@@ -19,24 +19,9 @@ rm -rf "$RES"
 mkdir -p "$RES"
 SUMMARY=$RES/summary.txt
 : > "$SUMMARY"
-PASS=0 FAIL=0 SKIP=0
-
-item() {	# item pass|fail|skip NAME [DETAIL]
-	case $1 in
-	pass) PASS=$((PASS + 1)); echo "check: PASS  $2" ;;
-	fail) FAIL=$((FAIL + 1)); echo "check: FAIL  $2${3:+ ($3)}" ;;
-	skip) SKIP=$((SKIP + 1)); echo "check: SKIP  $2${3:+ ($3)}" ;;
-	esac
-	echo "$1 $2${3:+ ($3)}" >> "$SUMMARY"
-}
-show() {	# show LOG [LINES]: indented tail of a log
-	tail -n "${2:-15}" "$1" | sed 's/^/    /'
-}
-run_logged() {	# run_logged LOG CMD...: 0 if CMD succeeded
-	local log=$1
-	shift
-	"$@" > "$log" 2>&1
-}
+ITEM_TAG=check
+# shellcheck source=items.sh
+. tools/testing/items.sh
 
 # --- deps -------------------------------------------------------------------
 echo "check: deps"
@@ -148,23 +133,6 @@ else
 	item fail "VM run without kernel warnings" "no status; see $VMOUT/console.log"
 fi
 
-tap_items() {	# tap_items PREFIX FILE: add the TAP results in FILE as items
-	local line desc neg
-	[ -f "$2" ] || return 0
-	while IFS= read -r line; do
-		line=${line%$'\r'}
-		[[ $line =~ ^[[:space:]]*(not\ )?ok\ ([0-9]+)[[:space:]]*-?[[:space:]]*(.*)$ ]] || continue
-		neg=${BASH_REMATCH[1]}
-		desc="$1 ${BASH_REMATCH[2]}: ${BASH_REMATCH[3]}"
-		if [[ $line =~ \#[[:space:]]*[Ss][Kk][Ii][Pp] ]]; then
-			item skip "$desc"
-		elif [ -z "$neg" ]; then
-			item pass "$desc"
-		else
-			item fail "$desc"
-		fi
-	done < "$2"
-}
 if [ -f "$VMOUT/status" ]; then
 	before=$FAIL
 	tap_items guest "$VMOUT/guest-check.tap"

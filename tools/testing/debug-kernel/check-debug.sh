@@ -25,26 +25,12 @@ rm -rf "$RES"
 mkdir -p "$RES"
 SUMMARY=$RES/summary.txt
 : > "$SUMMARY"
-PASS=0 FAIL=0 SKIP=0
+ITEM_TAG=check-debug
+# shellcheck source=../items.sh
+. tools/testing/items.sh
 HOSTILE_ARGS=${HOSTILE_ARGS:--n 200000 -i 20000 -k 20 -f 20}
 TIMEOUT=${DEBUG_VM_TIMEOUT:-3600}
 
-item() {	# item pass|fail|skip NAME [DETAIL]
-	case $1 in
-	pass) PASS=$((PASS + 1)); echo "check-debug: PASS  $2" ;;
-	fail) FAIL=$((FAIL + 1)); echo "check-debug: FAIL  $2${3:+ ($3)}" ;;
-	skip) SKIP=$((SKIP + 1)); echo "check-debug: SKIP  $2${3:+ ($3)}" ;;
-	esac
-	echo "$1 $2${3:+ ($3)}" >> "$SUMMARY"
-}
-show() {	# show LOG [LINES]: indented tail of a log
-	tail -n "${2:-15}" "$1" | sed 's/^/    /'
-}
-run_logged() {	# run_logged LOG CMD...: 0 if CMD succeeded
-	local log=$1
-	shift
-	"$@" > "$log" 2>&1
-}
 done_() {
 	echo "check-debug: logs in $RES"
 	echo "$PASS passed, $FAIL failed, $SKIP skipped"
@@ -138,23 +124,6 @@ else
 	item pass "VM run without kernel warnings ($((t / 60))m$((t % 60))s)"
 fi
 
-tap_items() {	# tap_items PREFIX FILE: add the TAP results in FILE as items
-	local line desc neg
-	[ -f "$2" ] || return 0
-	while IFS= read -r line; do
-		line=${line%$'\r'}
-		[[ $line =~ ^[[:space:]]*(not\ )?ok\ ([0-9]+)[[:space:]]*-?[[:space:]]*(.*)$ ]] || continue
-		neg=${BASH_REMATCH[1]}
-		desc="$1 ${BASH_REMATCH[2]}: ${BASH_REMATCH[3]}"
-		if [[ $line =~ \#[[:space:]]*[Ss][Kk][Ii][Pp] ]]; then
-			item skip "$desc"
-		elif [ -z "$neg" ]; then
-			item pass "$desc"
-		else
-			item fail "$desc"
-		fi
-	done < "$2"
-}
 # Also after a timeout: what the guest got through is still worth a look.
 before=$FAIL
 tap_items debug "$VMOUT/guest-debug.tap"
