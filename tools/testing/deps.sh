@@ -47,46 +47,42 @@ fi
 [ -d "$KDIR" ] || { log "no headers at $KDIR (linux-headers-$KVER missing?)" >&2; exit 1; }
 [ -f "$VMLINUZ" ] || { log "no kernel image $VMLINUZ" >&2; exit 1; }
 
-if [ "$BENCH" = 1 ]; then
-	echo "KVER=$KVER"
-	echo "KDIR=$KDIR"
-	echo "VMLINUZ=$VMLINUZ"
-	exit 0
-fi
-
 # Unpack linux-source once per tarball version into the cache.
-TARBALL=/usr/src/linux-source-6.1.tar.xz
-[ -f "$TARBALL" ] || { log "missing $TARBALL" >&2; exit 1; }
-pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
-key="$pkgver $(stat -c '%s %Y' "$TARBALL")"
-stamp=$KSRC/.vhost-nvme-unpacked
+unpack_source() {
+	TARBALL=/usr/src/linux-source-6.1.tar.xz
+	[ -f "$TARBALL" ] || { log "missing $TARBALL" >&2; exit 1; }
+	pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
+	key="$pkgver $(stat -c '%s %Y' "$TARBALL")"
+	stamp=$KSRC/.vhost-nvme-unpacked
 
-mk_kernelversion() {	# "6.1.192" from a tree's top Makefile
-	awk '/^VERSION =/{v=$3} /^PATCHLEVEL =/{p=$3} /^SUBLEVEL =/{s=$3}
-	     END{if (v != "") print v "." p "." s}' "$1/Makefile" 2>/dev/null
+	mk_kernelversion() {	# "6.1.192" from a tree's top Makefile
+		awk '/^VERSION =/{v=$3} /^PATCHLEVEL =/{p=$3} /^SUBLEVEL =/{s=$3}
+		     END{if (v != "") print v "." p "." s}' "$1/Makefile" 2>/dev/null
+	}
+
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+		:
+	elif [ ! -f "$stamp" ] && [ -f "$KSRC/scripts/checkpatch.pl" ] &&
+	     [ "$(mk_kernelversion "$KSRC")" = "${pkgver%%-*}" ]; then
+		# Unpacked before (by hand or an older script) from the same version.
+		echo "$key" > "$stamp"
+	else
+		log "unpacking $TARBALL ($pkgver) into $KSRC"
+		mkdir -p "$VN_CACHE"
+		tmp=$(mktemp -d "$VN_CACHE/.unpack.XXXXXX")
+		trap 'rm -rf "$tmp"' EXIT
+		tar -C "$tmp" -xJf "$TARBALL"
+		[ -d "$tmp/linux-source-6.1" ] || { log "unexpected tarball layout" >&2; exit 1; }
+		echo "$key" > "$tmp/linux-source-6.1/.vhost-nvme-unpacked"
+		rm -rf "$KSRC.old"
+		[ ! -e "$KSRC" ] || mv "$KSRC" "$KSRC.old"
+		mv "$tmp/linux-source-6.1" "$KSRC"
+		rm -rf "$KSRC.old"
+	fi
 }
-
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
-	:
-elif [ ! -f "$stamp" ] && [ -f "$KSRC/scripts/checkpatch.pl" ] &&
-     [ "$(mk_kernelversion "$KSRC")" = "${pkgver%%-*}" ]; then
-	# Unpacked before (by hand or an older script) from the same version.
-	echo "$key" > "$stamp"
-else
-	log "unpacking $TARBALL ($pkgver) into $KSRC"
-	mkdir -p "$VN_CACHE"
-	tmp=$(mktemp -d "$VN_CACHE/.unpack.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
-	tar -C "$tmp" -xJf "$TARBALL"
-	[ -d "$tmp/linux-source-6.1" ] || { log "unexpected tarball layout" >&2; exit 1; }
-	echo "$key" > "$tmp/linux-source-6.1/.vhost-nvme-unpacked"
-	rm -rf "$KSRC.old"
-	[ ! -e "$KSRC" ] || mv "$KSRC" "$KSRC.old"
-	mv "$tmp/linux-source-6.1" "$KSRC"
-	rm -rf "$KSRC.old"
-fi
+[ "$BENCH" = 1 ] || unpack_source
 
 echo "KVER=$KVER"
 echo "KDIR=$KDIR"
-echo "KSRC=$KSRC"
+[ "$BENCH" = 1 ] || echo "KSRC=$KSRC"
 echo "VMLINUZ=$VMLINUZ"
