@@ -98,18 +98,19 @@ def split(path, prefix, suffix, modes):
     for mode in modes:
         out = prefix + mode + suffix
         job = jobs.get(mode)
+        ok = job is not None and not job.get("error")
         one_j = {k: v for k, v in j.items() if k != "jobs"}
         one_j["jobs"] = [job] if job else []
-        if job is None or job.get("error"):
+        if not ok:
             bad += 1
             out += ".failed"
         with open(out, "w") as f:
             json.dump(one_j, f, indent=1)
-        if job is None or job.get("error"):
+        if ok:
+            one(out)
+        else:
             print("FAILED: %s: %s" % (os.path.basename(out),
                                       "fio job error %d" % job["error"] if job else why))
-        else:
-            one(out)
     return bad
 
 
@@ -224,14 +225,14 @@ def markdown(records, env, notes, meta, failed):
     def at_least(a, b, q):
         """Verdict on "a >= b" at QD q: a miss whose runs overlap is noise."""
         ra, rb = by[(a, "randread", 4096, q)], by[(b, "randread", 4096, q)]
-        ratio = "(%.2f×)" % (ra["iops"] / rb["iops"])
+        times = "(%.2f×)" % (ra["iops"] / rb["iops"])
         if ra["iops"] >= rb["iops"]:
-            return "met " + ratio
+            return "met " + times
         if ra["iops_runs"] and rb["iops_runs"] and max(ra["iops_runs"]) >= min(rb["iops_runs"]):
             return ("missed %s, within the noise: the runs overlap (%s-%s vs %s-%s)"
-                    % (ratio, fmt_iops(min(ra["iops_runs"])), fmt_iops(max(ra["iops_runs"])),
+                    % (times, fmt_iops(min(ra["iops_runs"])), fmt_iops(max(ra["iops_runs"])),
                        fmt_iops(min(rb["iops_runs"])), fmt_iops(max(rb["iops_runs"]))))
-        return "missed " + ratio
+        return "missed " + times
     tl = []
     for q in qds:
         v, n = iops("vhost-nvme", q), iops("native", q)
