@@ -21,6 +21,8 @@
 #include <linux/nospec.h>
 #include <linux/blkdev.h>
 #include <linux/log2.h>
+#include <linux/memcontrol.h>
+#include <linux/sizes.h>
 
 #include "vnvme.h"
 
@@ -71,6 +73,22 @@ module_param_cb(poll_us, &poll_us_ops, &poll_us, 0644);
 MODULE_PARM_DESC(poll_us,
 		 "Default SQ polling budget in microseconds, 0-1000000 (default: 0, no polling)");
 
+static unsigned int max_bounce_kb = 16384;
+static int max_bounce_kb_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, VNVME_MAX_XFER / SZ_1K,
+				     4 * SZ_1M);
+}
+
+static const struct kernel_param_ops max_bounce_kb_ops = {
+	.set = max_bounce_kb_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(max_bounce_kb, &max_bounce_kb_ops, &max_bounce_kb, 0644);
+MODULE_PARM_DESC(max_bounce_kb,
+		 "Most KiB of bounce pages per device, 256-4194304 (default: 16384); a VMM may set less");
+
 /* The memory table of a device that has none. */
 static const struct vnvme_memtable vnvme_no_mem;
 
@@ -104,13 +122,36 @@ void vnvme_ns_put(struct vnvme_ns *ns)
 	kref_put(&ns->ref, vnvme_ns_release);
 }
 
+static void vnvme_ns_destroy(struct vnvme_ns *ns)
+{
+	fput(ns->file);
+	kfree(ns);
+}
+
 /* Drop the table's reference, wait for commands using @ns, free it. */
 static void vnvme_ns_free(struct vnvme_ns *ns)
 {
 	vnvme_ns_put(ns);
 	wait_for_completion(&ns->released);
-	fput(ns->file);
-	kfree(ns);
+	vnvme_ns_destroy(ns);
+}
+
+/*
+ * Free the namespaces whose detach was interrupted once their commands are
+ * done; with @wait, wait for them.  Caller holds dev->mutex.
+ */
+static void vnvme_reap_detached(struct vnvme_dev *dev, bool wait)
+{
+	struct vnvme_ns *ns, *tmp;
+
+	list_for_each_entry_safe(ns, tmp, &dev->detached, node) {
+		if (wait)
+			wait_for_completion(&ns->released);
+		else if (!completion_done(&ns->released))
+			continue;
+		list_del(&ns->node);
+		vnvme_ns_destroy(ns);
+	}
 }
 
 static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
@@ -119,6 +160,7 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	struct vnvme_ns *ns;
 	struct inode *inode;
 	unsigned int lbs;
+	u32 nsid;
 	loff_t bytes;
 	long ret;
 
@@ -130,19 +172,25 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 		return -EINVAL;
 	if (!arg.nsid || arg.nsid > VNVME_MAX_NSID)
 		return -EINVAL;
+	nsid = array_index_nospec(arg.nsid, VNVME_MAX_NSID + 1);
 
 	ns = kzalloc(sizeof(*ns), GFP_KERNEL_ACCOUNT);
 	if (!ns)
 		return -ENOMEM;
 	kref_init(&ns->ref);
 	init_completion(&ns->released);
-	ns->nsid = arg.nsid;
+	ns->nsid = nsid;
 	ns->read_only = arg.flags & VHOST_NVME_NS_F_READ_ONLY;
 
 	ns->file = fget(arg.fd);
 	if (!ns->file) {
 		ret = -EBADF;
 		goto out_free_ns;
+	}
+	/* The guest reads through this fd: it must have been opened for it. */
+	if (!(ns->file->f_mode & FMODE_READ)) {
+		ret = -EBADF;
+		goto out_put_file;
 	}
 	inode = file_inode(ns->file);
 	if (S_ISBLK(inode->i_mode)) {
@@ -152,6 +200,18 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 		if (bdev_read_only(ns->bdev))
 			ns->read_only = true;
 	} else if (S_ISREG(inode->i_mode)) {
+		/*
+		 * The worker reads and writes with ->read_iter/->write_iter,
+		 * as loop does: a file without them (procfs's kcore and mem,
+		 * say) cannot be a namespace, one without ->write_iter only
+		 * a read-only one.
+		 */
+		if (!ns->file->f_op->read_iter) {
+			ret = -EINVAL;
+			goto out_put_file;
+		}
+		if (!ns->file->f_op->write_iter)
+			ns->read_only = true;
 		lbs = SECTOR_SIZE;
 		if ((ns->file->f_flags & O_DIRECT) && inode->i_sb->s_bdev)
 			lbs = bdev_logical_block_size(inode->i_sb->s_bdev);
@@ -176,12 +236,12 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	ns->nsze = bytes >> ns->lba_shift;
 
 	down_write(&dev->io_lock);
-	if (dev->ns[arg.nsid]) {
+	if (dev->ns[nsid]) {
 		up_write(&dev->io_lock);
 		ret = -EEXIST;
 		goto out_put_file;
 	}
-	dev->ns[arg.nsid] = ns;
+	dev->ns[nsid] = ns;
 	up_write(&dev->io_lock);
 
 	arg.lba_shift = ns->lba_shift;
@@ -189,7 +249,7 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	arg.flags = ns->read_only ? VHOST_NVME_NS_F_READ_ONLY : 0;
 	if (copy_to_user(argp, &arg, sizeof(arg))) {
 		down_write(&dev->io_lock);
-		dev->ns[arg.nsid] = NULL;
+		dev->ns[nsid] = NULL;
 		up_write(&dev->io_lock);
 		vnvme_ns_free(ns);
 		return -EFAULT;
@@ -217,13 +277,23 @@ static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
 		return -EINVAL;
 	nsid = array_index_nospec(arg.nsid, VNVME_MAX_NSID + 1);
 
+	vnvme_reap_detached(dev, false);
 	down_write(&dev->io_lock);
 	ns = dev->ns[nsid];
 	dev->ns[nsid] = NULL;
 	up_write(&dev->io_lock);
 	if (!ns)
 		return -ENOENT;
-	vnvme_ns_free(ns);
+	/*
+	 * The namespace is gone for the guest; its commands still hold it.
+	 * A fatal signal ends the wait: the rest is freed later.
+	 */
+	vnvme_ns_put(ns);
+	if (wait_for_completion_killable(&ns->released)) {
+		list_add_tail(&ns->node, &dev->detached);
+		return -EINTR;
+	}
+	vnvme_ns_destroy(ns);
 	return 0;
 }
 
@@ -433,20 +503,30 @@ out_free_sq:
 	return ret;
 }
 
-/* Stop fetching from @sq, wait for its commands, unlink and free it. */
-static void vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq)
+/*
+ * Stop fetching from @sq, wait for its commands, unlink and free it.  With
+ * @killable a fatal signal ends the wait with -EINTR: @sq stays, no longer
+ * fetched, for a later delete to finish.  Caller holds dev->mutex.
+ */
+static int vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq,
+			    bool killable)
 {
+	lockdep_assert_held(&dev->mutex);
 	down_write(&dev->io_lock);
 	sq->deleting = true;
 	up_write(&dev->io_lock);
 
-	wait_event(dev->wq, !READ_ONCE(sq->inflight));
+	if (!killable)
+		wait_event(dev->wq, !READ_ONCE(sq->inflight));
+	else if (wait_event_killable(dev->wq, !READ_ONCE(sq->inflight)))
+		return -EINTR;
 
 	down_write(&dev->io_lock);
 	dev->sq[sq->qid] = NULL;
 	sq->cq->nr_sqs--;
 	up_write(&dev->io_lock);
 	vnvme_sq_free(sq);
+	return 0;
 }
 
 static long vnvme_copy_qid(struct vnvme_dev *dev, void __user *argp,
@@ -479,8 +559,7 @@ static long vnvme_delete_sq(struct vnvme_dev *dev, void __user *argp)
 	if (!sq)
 		return -ENOENT;
 	/* dev->mutex is held: nobody else can delete @sq meanwhile. */
-	vnvme_sq_destroy(dev, sq);
-	return 0;
+	return vnvme_sq_destroy(dev, sq, true);
 }
 
 static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
@@ -513,18 +592,23 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 	struct vhost_nvme_queue_state arg;
 	unsigned int qid;
 	long ret = 0;
+	u8 type;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
 	if (arg.reserved0 || arg.reserved1 ||
 	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
-	arg.polled = 0;
 	if (arg.type != VHOST_NVME_QTYPE_SQ && arg.type != VHOST_NVME_QTYPE_CQ)
 		return -EINVAL;
 	if (vnvme_check_qid(dev, arg.qid))
 		return -EINVAL;
 	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+	/* Every out field is written: none echoes what the caller passed. */
+	type = arg.type;
+	memset(&arg, 0, sizeof(arg));
+	arg.qid = qid;
+	arg.type = type;
 
 	down_write(&dev->io_lock);
 	if (arg.type == VHOST_NVME_QTYPE_SQ) {
@@ -541,7 +625,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		arg.head = sq->head;
 		arg.tail = sq->tail;
 		arg.cqid = sq->cq->qid;
-		arg.inflight = sq->inflight;
+		arg.inflight = READ_ONCE(sq->inflight);
 		arg.commands = sq->fetched;
 		arg.errors = sq->errors;
 		arg.polled = sq->polled;
@@ -820,12 +904,21 @@ static long vnvme_set_features_ioctl(struct vnvme_dev *dev, void __user *argp)
 	return 0;
 }
 
-static void vnvme_quiesce(struct vnvme_dev *dev)
+/*
+ * Stop fetching and wait for what is in flight; with @killable a fatal
+ * signal ends the wait with -EINTR, the device staying quiesced.
+ */
+static int vnvme_quiesce(struct vnvme_dev *dev, bool killable)
 {
 	down_write(&dev->io_lock);
 	dev->quiesced = true;
 	up_write(&dev->io_lock);
-	wait_event(dev->wq, !atomic_read(&dev->inflight));
+	if (!killable) {
+		wait_event(dev->wq, !atomic_read(&dev->inflight));
+		return 0;
+	}
+	return wait_event_killable(dev->wq, !atomic_read(&dev->inflight)) ?
+	       -EINTR : 0;
 }
 
 static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
@@ -837,14 +930,12 @@ static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
 		return -EFAULT;
 	if (arg.flags || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
-	if (quiesce) {
-		vnvme_quiesce(dev);
-	} else {
-		down_write(&dev->io_lock);
-		dev->quiesced = false;
-		up_write(&dev->io_lock);
-		vnvme_wake_all(dev);
-	}
+	if (quiesce)
+		return vnvme_quiesce(dev, true);
+	down_write(&dev->io_lock);
+	dev->quiesced = false;
+	up_write(&dev->io_lock);
+	vnvme_wake_all(dev);
 	return 0;
 }
 
@@ -879,8 +970,11 @@ static long vnvme_set_owner(struct vnvme_dev *dev)
 	if (!mm)
 		return -EINVAL;
 	dev->mm = mm;
+	dev->memcg = get_mem_cgroup_from_mm(mm);
 	worker = vnvme_worker_create(dev);
 	if (IS_ERR(worker)) {
+		mem_cgroup_put(dev->memcg);
+		dev->memcg = NULL;
 		dev->mm = NULL;
 		mmput(mm);
 		return PTR_ERR(worker);
@@ -973,20 +1067,78 @@ static long vnvme_set_irq_coalescing(struct vnvme_dev *dev, void __user *argp)
 	return ret;
 }
 
+/* Limits as after open(): the module's, no command limits. */
+static void vnvme_limits_init(struct vnvme_dev *dev)
+{
+	dev->bounce_max = (u64)READ_ONCE(max_bounce_kb) * SZ_1K;
+	dev->wzsl_bytes = 0;
+	dev->dmrl = 0;
+	dev->dmrsl = 0;
+}
+
+static long vnvme_set_limits(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_limits arg;
+	u64 bounce_cap = (u64)READ_ONCE(max_bounce_kb) * SZ_1K;
+	u32 usize;
+	int ret;
+
+	if (get_user(usize, (u32 __user *)argp))
+		return -EFAULT;
+	if (usize < offsetofend(struct vhost_nvme_limits, bounce_bytes))
+		return -EINVAL;
+	ret = copy_struct_from_user(&arg, sizeof(arg), argp, usize);
+	if (ret)
+		return ret;
+	if (arg.reserved0)
+		return -EINVAL;
+	if (arg.bounce_bytes && (arg.bounce_bytes < VNVME_MAX_XFER ||
+				 arg.bounce_bytes > bounce_cap))
+		return -EINVAL;
+	/* WZSL counts 4 KiB units as a power of two, like MDTS */
+	if (arg.wzsl > 31 || arg.dmrl > VNVME_MAX_DSM_RANGES)
+		return -EINVAL;
+
+	down_write(&dev->io_lock);
+	if (arg.bounce_bytes)
+		dev->bounce_max = arg.bounce_bytes;
+	dev->wzsl_bytes = arg.wzsl ? (u64)VNVME_PAGE_SIZE << arg.wzsl : 0;
+	dev->dmrl = arg.dmrl;
+	dev->dmrsl = arg.dmrsl;
+	arg.bounce_bytes = dev->bounce_max;
+	up_write(&dev->io_lock);
+	/* Commands waiting for bounce memory may fit now. */
+	vnvme_wake_all(dev);
+
+	arg.size = min_t(u32, usize, sizeof(arg));
+	return copy_to_user(argp, &arg, arg.size) ? -EFAULT : 0;
+}
+
 /*
  * Stop all I/O and free everything the owner set up; the device is then as
- * after open().  Caller holds dev->mutex.
+ * after open().  With @killable (RESET_OWNER) a fatal signal ends the
+ * drain with -EINTR, the device quiesced, its queues partly deleted;
+ * release drains fully.  Caller holds dev->mutex.
  */
-static void vnvme_reset(struct vnvme_dev *dev)
+static int vnvme_reset(struct vnvme_dev *dev, bool killable)
 {
 	unsigned int i;
+	int ret;
 
+	lockdep_assert_held(&dev->mutex);
 	if (!dev->mm)
-		return;
-	vnvme_quiesce(dev);
-	for (i = 1; i <= dev->max_qid; i++)
-		if (dev->sq[i])
-			vnvme_sq_destroy(dev, dev->sq[i]);
+		return 0;
+	ret = vnvme_quiesce(dev, killable);
+	if (ret)
+		return ret;
+	for (i = 1; i <= dev->max_qid; i++) {
+		if (!dev->sq[i])
+			continue;
+		ret = vnvme_sq_destroy(dev, dev->sq[i], killable);
+		if (ret)
+			return ret;
+	}
+	vnvme_reap_detached(dev, true);
 	/*
 	 * A worker may still be running passes (polling) that read these
 	 * tables under io_lock: empty them with it held for write.
@@ -1016,6 +1168,9 @@ static void vnvme_reset(struct vnvme_dev *dev)
 		dev->workers[i] = NULL;
 	}
 	dev->nr_workers = 0;
+	WARN_ON_ONCE(atomic_long_read(&dev->bounce_used));
+	mem_cgroup_put(dev->memcg);
+	dev->memcg = NULL;
 	mmput(dev->mm);
 	dev->mm = NULL;
 
@@ -1029,6 +1184,8 @@ static void vnvme_reset(struct vnvme_dev *dev)
 	dev->eis = NULL;
 	dev->quiesced = false;
 	dev->poll_ns = 0;
+	vnvme_limits_init(dev);
+	return 0;
 }
 
 static int vnvme_open(struct inode *inode, struct file *f)
@@ -1041,10 +1198,13 @@ static int vnvme_open(struct inode *inode, struct file *f)
 	mutex_init(&dev->mutex);
 	init_rwsem(&dev->io_lock);
 	init_waitqueue_head(&dev->wq);
+	INIT_LIST_HEAD(&dev->detached);
 	atomic_set(&dev->inflight, 0);
 	dev->max_qid = READ_ONCE(max_io_queues);
 	dev->max_regions = READ_ONCE(max_mem_regions);
 	dev->mem = &vnvme_no_mem;
+	atomic_long_set(&dev->bounce_used, 0);
+	vnvme_limits_init(dev);
 	dev->sq = kcalloc(dev->max_qid + 1, sizeof(*dev->sq),
 			  GFP_KERNEL_ACCOUNT);
 	dev->cq = kcalloc(dev->max_qid + 1, sizeof(*dev->cq),
@@ -1065,8 +1225,9 @@ static int vnvme_release(struct inode *inode, struct file *f)
 {
 	struct vnvme_dev *dev = f->private_data;
 
+	/* No ioctl runs any more: the last reference is gone. */
 	mutex_lock(&dev->mutex);
-	vnvme_reset(dev);
+	vnvme_reset(dev, false);
 	mutex_unlock(&dev->mutex);
 	kfree(dev->cq);
 	kfree(dev->sq);
@@ -1103,8 +1264,7 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 
 	switch (ioctl) {
 	case VHOST_RESET_OWNER:
-		vnvme_reset(dev);
-		ret = 0;
+		ret = vnvme_reset(dev, true);
 		break;
 	case VHOST_SET_FEATURES:
 		if (copy_from_user(&features, argp, sizeof(features)))
@@ -1157,6 +1317,9 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 	case VHOST_NVME_SET_IRQ_COALESCING:
 		ret = vnvme_set_irq_coalescing(dev, argp);
 		break;
+	case VHOST_NVME_SET_LIMITS:
+		ret = vnvme_set_limits(dev, argp);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -1196,6 +1359,7 @@ static int __init vnvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_poll) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_worker) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_irq_coalescing) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_limits) != 32);
 	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
 	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);
 	return misc_register(&vnvme_misc);
@@ -1211,4 +1375,3 @@ module_exit(vnvme_exit);
 
 MODULE_DESCRIPTION("vhost-nvme: in-kernel NVMe I/O queues for virtual machines");
 MODULE_LICENSE("GPL");
-MODULE_ALIAS("devname:vhost-nvme");

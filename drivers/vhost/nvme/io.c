@@ -14,6 +14,8 @@
 #include <linux/uio.h>
 #include <linux/bsearch.h>
 #include <linux/cgroup.h>
+#include <linux/nospec.h>
+#include <linux/memcontrol.h>
 
 #include "vnvme.h"
 #include "queue.h"
@@ -237,30 +239,63 @@ static bool vnvme_bounce_copy(struct vnvme_cmd *cmd, bool to_guest)
 	return true;
 }
 
+/* What a bounce of @nr pages counts against dev->bounce_max */
+static long vnvme_bounce_cost(unsigned int nr)
+{
+	return (long)nr * PAGE_SIZE;
+}
+
 static void vnvme_bounce_free(struct vnvme_cmd *cmd)
 {
+	struct vnvme_dev *dev = cmd->sq->dev;
 	struct vnvme_bounce *b = cmd->bounce;
 	unsigned int i;
 
 	for (i = 0; i < b->nr; i++)
 		__free_page(b->bv[i].bv_page);
+	atomic_long_sub(vnvme_bounce_cost(DIV_ROUND_UP(b->len, PAGE_SIZE)),
+			&dev->bounce_used);
 	kfree(b);
 	cmd->bounce = NULL;
+	/* Commands left in their SQs for lack of bounce memory can go on. */
+	if (READ_ONCE(dev->bounce_wait)) {
+		WRITE_ONCE(dev->bounce_wait, false);
+		vnvme_wake_all(dev);
+	}
 }
 
-static u16 vnvme_bounce_alloc(struct vnvme_cmd *cmd, u32 len, bool write)
+/*
+ * Bounce pages for @len bytes, charged to the owner's memory cgroup (the
+ * worker runs with it active) and counted against dev->bounce_max.  Past
+ * the cap the command waits in its SQ (VNVME_STATUS_RETRY); a device with
+ * no bounce memory in use always gets it (the cap is at least MDTS).
+ */
+static u16 vnvme_bounce_alloc(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			      u32 len, bool write)
 {
 	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE);
+	long cost = vnvme_bounce_cost(nr);
 	struct vnvme_bounce *b;
 	u32 left = len;
 
-	b = kzalloc(struct_size(b, bv, nr), GFP_KERNEL);
-	if (!b)
+	if (atomic_long_add_return(cost, &dev->bounce_used) > dev->bounce_max &&
+	    atomic_long_read(&dev->bounce_used) != cost) {
+		atomic_long_sub(cost, &dev->bounce_used);
+		WRITE_ONCE(dev->bounce_wait, true);
+		/* Freed meanwhile? Then nobody would wake us: retry at once. */
+		if (!atomic_long_read(&dev->bounce_used))
+			vnvme_wake(cmd->sq->worker);
+		return VNVME_STATUS_RETRY;
+	}
+	b = kzalloc(struct_size(b, bv, nr), GFP_KERNEL_ACCOUNT);
+	if (!b) {
+		atomic_long_sub(cost, &dev->bounce_used);
 		return NVME_SC_INTERNAL;
+	}
 	cmd->bounce = b;
 	b->len = len;
 	for (b->nr = 0; b->nr < nr; b->nr++) {
-		struct page *page = alloc_page(GFP_KERNEL);
+		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT);
 
 		if (!page)
 			goto out_free;
@@ -468,7 +503,8 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	sq->cq->reserved--;
 	cmd->next_free = sq->free;
 	sq->free = cmd - sq->cmds;
-	sq->inflight--;
+	/* Read locklessly by vnvme_sq_destroy()'s wait */
+	WRITE_ONCE(sq->inflight, sq->inflight - 1);
 	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
 		wake_up_all(&dev->wq);
 }
@@ -588,8 +624,8 @@ static void vnvme_kiocb_end(struct kiocb *iocb, long ret)
 	vnvme_cmd_done(cmd);
 }
 
-static u16 vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
-			   bool write, bool fua)
+static u16 vnvme_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			   u64 slba, u32 len, bool write, bool fua)
 {
 	struct vnvme_ns *ns = cmd->ns;
 	struct bio_vec *bvecs = cmd->bvecs;
@@ -598,7 +634,7 @@ static u16 vnvme_submit_rw(struct vnvme_cmd *cmd, u64 slba, u32 len,
 	ssize_t ret;
 
 	if (vnvme_needs_bounce(cmd)) {
-		u16 status = vnvme_bounce_alloc(cmd, len, write);
+		u16 status = vnvme_bounce_alloc(dev, cmd, len, write);
 
 		if (status)
 			return status;
@@ -663,7 +699,7 @@ static u16 vnvme_get_ns(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 	if (!nsid || nsid > VNVME_MAX_NSID)
 		return NVME_SC_INVALID_NS | NVME_SC_DNR;
-	ns = dev->ns[nsid];
+	ns = dev->ns[array_index_nospec(nsid, VNVME_MAX_NSID + 1)];
 	if (!ns)
 		return NVME_SC_INVALID_NS | NVME_SC_DNR;
 	kref_get(&ns->ref);
@@ -705,7 +741,9 @@ static u16 vnvme_exec_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	status = vnvme_map_data(dev, cmd, len, !write, NULL);
 	if (status)
 		return status;
-	return vnvme_submit_rw(cmd, slba, len, write, control & NVME_RW_FUA);
+	/* FUA means nothing for a Read, and block layers after 6.1 refuse it. */
+	return vnvme_submit_rw(dev, cmd, slba, len, write,
+			       write && (control & NVME_RW_FUA));
 }
 
 /*
@@ -762,6 +800,9 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 
 	if (control & ~VNVME_WZ_CONTROL_OK)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	/* Beyond the WZSL the VMM advertises */
+	if (dev->wzsl_bytes && ((u64)nlb << ns->lba_shift) > dev->wzsl_bytes)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 	status = vnvme_check_range(ns, slba, nlb);
 	if (status)
 		return status;
@@ -811,6 +852,9 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 	if (le32_to_cpu(dsm->nr) & ~0xffU)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
+	/* Beyond the DMRL the VMM advertises */
+	if (dev->dmrl && nr > dev->dmrl)
+		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 	if (!(le32_to_cpu(dsm->attributes) & NVME_DSMGMT_AD))
 		return NVME_SC_SUCCESS;	/* hints only */
 	if (ns->read_only)
@@ -820,6 +864,9 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	if (status)
 		return status;
 	for (i = 0; i < nr; i++) {
+		/* Beyond the DMRSL the VMM advertises */
+		if (dev->dmrsl && le32_to_cpu(range[i].nlb) > dev->dmrsl)
+			return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 		status = vnvme_check_range(ns, le64_to_cpu(range[i].slba),
 					   le32_to_cpu(range[i].nlb));
 		if (status)
@@ -988,6 +1035,31 @@ static bool vnvme_cq_reserve(struct vnvme_dev *dev, struct vnvme_cq *cq)
 	return true;
 }
 
+/*
+ * Worker: put back the command just fetched, which could not start yet
+ * (VNVME_STATUS_RETRY): nothing of it reached the backend, the guest
+ * entry stays in the SQ and is fetched again later.
+ */
+static void vnvme_unfetch(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	struct vnvme_sq *sq = cmd->sq;
+
+	cmd->flags &= ~VNVME_CMD_DIRTY;	/* the device wrote nothing */
+	vnvme_release_data(cmd);
+	if (cmd->ns) {
+		vnvme_ns_put(cmd->ns);
+		cmd->ns = NULL;
+	}
+	sq->head = (sq->head + sq->size - 1) % sq->size;
+	sq->fetched--;
+	sq->cq->reserved--;
+	cmd->next_free = sq->free;
+	sq->free = cmd - sq->cmds;
+	WRITE_ONCE(sq->inflight, sq->inflight - 1);
+	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
+		wake_up_all(&dev->wq);
+}
+
 /* Fetch and start up to @budget commands of @sq; returns how many. */
 static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 				   unsigned int budget, bool *more)
@@ -1021,12 +1093,16 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 			}
 			sq->free = cmd->next_free;
 			sq->head = (sq->head + 1) % sq->size;
-			sq->inflight++;
+			WRITE_ONCE(sq->inflight, sq->inflight + 1);
 			atomic_inc(&dev->inflight);
 			sq->fetched++;
 			n++;
 			cmd->flags = 0;
 			status = vnvme_exec(dev, cmd);
+			if (status == VNVME_STATUS_RETRY) {
+				vnvme_unfetch(dev, cmd);
+				return n - 1;
+			}
 			if (status != VNVME_STATUS_ASYNC)
 				vnvme_finish(dev, cmd, status);
 		}
@@ -1076,7 +1152,10 @@ static bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n)
 /*
  * Signal the irqfd of each CQ of @worker that got entries, unless
  * interrupt coalescing holds it back: then arm the timer for the earliest
- * deadline.
+ * deadline.  An Aggregation Time of 0 means no delay (NVMe Feature 08h), so
+ * a threshold alone never holds an interrupt back.  A full CQ with no kick
+ * eventfd learns of a new head only by reading the doorbell again: the
+ * timer brings the worker back every VNVME_CQ_RECHECK_NS while it is full.
  */
 static void vnvme_signal_cqs(struct vnvme_worker *worker)
 {
@@ -1087,16 +1166,23 @@ static void vnvme_signal_cqs(struct vnvme_worker *worker)
 	for (qid = 1; qid <= dev->max_qid; qid++) {
 		struct vnvme_cq *cq = dev->cq[qid];
 
-		if (!cq || cq->worker != worker || !cq->need_irq)
+		if (!cq || cq->worker != worker)
+			continue;
+		if (cq->full && !cq->kick.ctx) {
+			if (!now)
+				now = ktime_get();
+			next = min_t(ktime_t, next,
+				     ktime_add_ns(now, VNVME_CQ_RECHECK_NS));
+		}
+		if (!cq->need_irq)
 			continue;
 		if (cq->coal_thr > 1 && cq->pending < cq->coal_thr &&
-		    !cq->full) {
-			if (!cq->coal_ns)
-				continue;
+		    !cq->full && cq->coal_ns) {
 			if (!now)
 				now = ktime_get();
 			if (ktime_before(now, cq->first_pending + cq->coal_ns)) {
-				next = min(next, cq->first_pending + cq->coal_ns);
+				next = min_t(ktime_t, next,
+					     cq->first_pending + cq->coal_ns);
 				continue;
 			}
 		}
@@ -1149,7 +1235,8 @@ void vnvme_wake(struct vnvme_worker *worker)
 
 /**
  * vnvme_wake_all - make every worker of a device run a pass
- * @dev: the device; caller holds dev->mutex
+ * @dev: the device; caller holds dev->mutex or io_lock (workers come and go
+ *	 only with both held)
  */
 void vnvme_wake_all(struct vnvme_dev *dev)
 {
@@ -1190,8 +1277,14 @@ static int vnvme_worker_fn(void *data)
 {
 	struct vnvme_worker *worker = data;
 	struct vnvme_dev *dev = worker->dev;
+	struct mem_cgroup *old_memcg;
 
 	kthread_use_mm(dev->mm);
+	/*
+	 * A kthread's __GFP_ACCOUNT allocations are charged to nobody
+	 * unless a memcg is active: charge the owner's.
+	 */
+	old_memcg = set_active_memcg(dev->memcg);
 	for (;;) {
 		u64 poll_ns;
 		ktime_t now;
@@ -1235,6 +1328,7 @@ static int vnvme_worker_fn(void *data)
 		}
 		cond_resched();
 	}
+	set_active_memcg(old_memcg);
 	kthread_unuse_mm(dev->mm);
 	return 0;
 }

@@ -50,15 +50,20 @@
 #define VNVME_MAX_QSIZE		1024
 #define VNVME_MAX_NSID		32
 #define VNVME_MAX_SGL_DESCS	256
+#define VNVME_MAX_DSM_RANGES	256
 #define VNVME_MAX_WORKERS	16
 #define VNVME_MAX_POLL_US	1000000
 /* First polling window after one was dropped to zero (vnvme_poll_adapt()) */
 #define VNVME_POLL_START_NS	(10 * NSEC_PER_USEC)
+/* How often a full CQ without a kick eventfd has its head re-read */
+#define VNVME_CQ_RECHECK_NS	(1 * NSEC_PER_MSEC)
 #define VNVME_SQE_SIZE		64
 #define VNVME_CQE_SIZE		16
 
 /* Returned by command handlers that submitted I/O: completion comes later. */
 #define VNVME_STATUS_ASYNC	0xffff
+/* Returned by command handlers that cannot run yet: leave it in the SQ. */
+#define VNVME_STATUS_RETRY	0xfffe
 
 struct vnvme_dev;
 struct vnvme_worker;
@@ -113,6 +118,7 @@ struct vnvme_kick {
  * @lba_shift: log2 of the LBA size
  * @read_only: writes fail with Namespace Write Protected
  * @nsze: capacity in LBAs
+ * @node: on dev->detached after an interrupted detach (dev->mutex)
  */
 struct vnvme_ns {
 	struct kref ref;
@@ -123,6 +129,7 @@ struct vnvme_ns {
 	u8 lba_shift;
 	bool read_only;
 	u64 nsze;
+	struct list_head node;
 };
 
 #define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */
@@ -326,6 +333,8 @@ struct vnvme_worker {
  *	     and io_lock)
  * @nr_workers: entries used in @workers (@mutex and io_lock)
  * @wq: waiters for @inflight or a queue's inflight to drop to zero
+ * @detached: namespaces whose detach was interrupted by a fatal signal,
+ *	      freed once their commands are done (@mutex)
  * @max_qid: highest I/O queue identifier (module parameter at open)
  * @max_regions: largest memory table (module parameter at open)
  * @mem: memory table (io_lock; never NULL)
@@ -342,6 +351,15 @@ struct vnvme_worker {
  * @quiesced: nothing is fetched (io_lock)
  * @poll_ns: polling budget, 0 for none (io_lock)
  * @inflight: commands fetched and not yet posted, all workers
+ * @memcg: the owner's memory cgroup, charged for what workers allocate
+ *	   (@mutex)
+ * @bounce_max: most bytes of bounce pages at once (io_lock)
+ * @bounce_used: bytes of bounce pages allocated now
+ * @bounce_wait: a command was left in its SQ for lack of bounce memory:
+ *		 wake the workers when some is freed
+ * @wzsl_bytes: largest Write Zeroes in bytes, 0 for no limit (io_lock)
+ * @dmrl: most DSM ranges, 0 for 256 (io_lock)
+ * @dmrsl: most logical blocks in one DSM range, 0 for no limit (io_lock)
  */
 struct vnvme_dev {
 	struct mutex mutex;	/* see the top of this file */
@@ -350,6 +368,7 @@ struct vnvme_dev {
 	struct vnvme_worker *workers[VNVME_MAX_WORKERS];
 	unsigned int nr_workers;
 	wait_queue_head_t wq;
+	struct list_head detached;
 	unsigned int max_qid;
 	unsigned int max_regions;
 	const struct vnvme_memtable *mem;
@@ -365,6 +384,13 @@ struct vnvme_dev {
 	bool quiesced;
 	u64 poll_ns;
 	atomic_t inflight;
+	struct mem_cgroup *memcg;
+	u64 bounce_max;
+	atomic_long_t bounce_used;
+	bool bounce_wait;
+	u64 wzsl_bytes;
+	u32 dmrl;
+	u64 dmrsl;
 };
 
 /**

@@ -371,7 +371,8 @@ struct vhost_nvme_worker {
  * @threshold: signal the irqfd once this many entries are pending (the
  *	       NVMe field THR plus one); 0 or 1 turns coalescing off
  * @time_us: or once the oldest pending entry is this old (NVMe TIME is in
- *	     100 us units); 0 means no time limit beyond the threshold
+ *	     100 us units); 0 means no delay, as TIME 0h does: with it the
+ *	     threshold holds nothing back
  * @reserved: zero
  *
  * Entries are always signalled at once while the CQ is full, so that a
@@ -384,6 +385,39 @@ struct vhost_nvme_irq_coalescing {
 	__u32 time_us;
 	__u32 reserved1;
 	__u64 reserved[2];
+};
+
+/**
+ * struct vhost_nvme_limits - resource and command limits of a device
+ * @size: in: sizeof(struct vhost_nvme_limits) as the caller knows it; the
+ *	  struct grows at its end, fields the kernel does not know of must
+ *	  be zero (E2BIG otherwise), fields the caller does not pass are 0
+ * @reserved0: zero
+ * @bounce_bytes: in: most bytes of bounce pages the device holds at once,
+ *		  for data pointers the backend cannot take as they are
+ *		  (misaligned PRP offsets, SGL blocks); at least the MDTS
+ *		  transfer size, at most the module parameter max_bounce_kb
+ *		  (its default); 0 keeps the current value.  Out: the value
+ *		  in force.  A command that would exceed it is left in its
+ *		  SQ, unfetched, until bounce memory is freed.
+ * @wzsl: in: Write Zeroes Size Limit as the VMM advertises it (Identify
+ *	  Controller, NVM command set): a power of two in 4 KiB units, 0 for
+ *	  no limit.  A larger Write Zeroes gets Invalid Field in Command.
+ * @dmrl: in: Dataset Management Ranges Limit, 0 for none (256).  A DSM with
+ *	  more ranges gets Invalid Field in Command.
+ * @dmrsl: in: Dataset Management Range Size Limit in logical blocks, 0 for
+ *	   none.  A range with more blocks gets Invalid Field in Command.
+ *
+ * VHOST_NVME_SET_LIMITS sets them (owner only, any time: commands fetched
+ * afterwards see the new limits) and returns the values in force.
+ */
+struct vhost_nvme_limits {
+	__u32 size;
+	__u32 reserved0;
+	__u64 bounce_bytes;
+	__u32 wzsl;
+	__u32 dmrl;
+	__u64 dmrsl;
 };
 
 /*
@@ -408,5 +442,6 @@ struct vhost_nvme_irq_coalescing {
 #define VHOST_NVME_SET_POLL	_IOW(VHOST_VIRTIO, 0xAC, struct vhost_nvme_poll)
 #define VHOST_NVME_NEW_WORKER	_IOWR(VHOST_VIRTIO, 0xAD, struct vhost_nvme_worker)
 #define VHOST_NVME_SET_IRQ_COALESCING _IOW(VHOST_VIRTIO, 0xAE, struct vhost_nvme_irq_coalescing)
+#define VHOST_NVME_SET_LIMITS	_IOWR(VHOST_VIRTIO, 0xAF, struct vhost_nvme_limits)
 
 #endif /* _UAPI_LINUX_VHOST_NVME_H */

@@ -10,7 +10,10 @@
 #     "write back" is refused otherwise), which also makes it report FUA.
 #   - a loop device on a 256 MiB file in /tmp (tmpfs): write cache, no
 #     native FUA, discard by punching holes.
-# exports VHOST_NVME_NULLB and VHOST_NVME_LOOP, runs ./vhost_nvme_test and
+#   - a slow null_blk made through configfs (vnvme-slow, 64 MiB, memory
+#     backed): every I/O completes 1 s after submission (irqmode=2), for
+#     what must hold while commands sit behind a slow backend.
+# exports VHOST_NVME_NULLB, VHOST_NVME_LOOP and VHOST_NVME_SLOW, runs ./vhost_nvme_test and
 # removes the backends again.  Extra arguments go to the test program.
 
 ksft_skip=4
@@ -31,8 +34,14 @@ fi
 LOOPDEV=
 IMG=
 NULLB_LOADED=
+SLOW=/sys/kernel/config/nullb/vnvme-slow
+SLOW_MADE=
 
 cleanup() {
+	if [ -n "$SLOW_MADE" ]; then
+		echo 0 > "$SLOW/power" 2>/dev/null
+		rmdir "$SLOW" 2>/dev/null
+	fi
 	if [ -n "$LOOPDEV" ]; then
 		losetup -d "$LOOPDEV" 2>/dev/null
 	fi
@@ -72,6 +81,31 @@ else
 	echo "run.sh: modprobe null_blk failed; nullb tests will be skipped" >&2
 fi
 
+# The slow null_blk: configfs names its disk after the item (6.1).
+if [ -n "$NULLB_LOADED" ]; then
+	mountpoint -q /sys/kernel/config ||
+		mount -t configfs none /sys/kernel/config 2>/dev/null
+	if mkdir "$SLOW" 2>/dev/null; then
+		SLOW_MADE=1
+		echo 64 > "$SLOW/size"
+		echo 1 > "$SLOW/memory_backed"
+		echo 2 > "$SLOW/irqmode"
+		echo 1000000000 > "$SLOW/completion_nsec"
+		echo 1 > "$SLOW/power"
+		sdev=$(basename "$SLOW")
+		[ -b "/dev/$sdev" ] || mknod "/dev/$sdev" b \
+			"$(cut -d: -f1 "/sys/block/$sdev/dev")" \
+			"$(cut -d: -f2 "/sys/block/$sdev/dev")" 2>/dev/null
+		if wait_dev "/dev/$sdev"; then
+			export VHOST_NVME_SLOW="/dev/$sdev"
+		else
+			echo "run.sh: the slow null_blk did not appear" >&2
+		fi
+	else
+		echo "run.sh: cannot create a configfs null_blk; slow tests will be skipped" >&2
+	fi
+fi
+
 # Loop device on a tmpfs file.
 IMG=$(mktemp /tmp/vhost-nvme-loop.XXXXXX) || exit 1
 if truncate -s 256M "$IMG" && LOOPDEV=$(losetup -f --show "$IMG") &&
@@ -82,7 +116,8 @@ else
 	LOOPDEV=
 fi
 
-echo "# VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-}"
+echo "# VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-}" \
+     "VHOST_NVME_SLOW=${VHOST_NVME_SLOW:-}"
 for d in ${VHOST_NVME_NULLB:-} ${VHOST_NVME_LOOP:-}; do
 	n=$(basename "$d")
 	echo "# $n: write_cache=$(cat /sys/block/"$n"/queue/write_cache 2>/dev/null)" \

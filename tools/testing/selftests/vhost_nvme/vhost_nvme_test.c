@@ -51,6 +51,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -72,6 +75,8 @@
 #define OUTSIDE_GPA	(GUEST_GPA + GUEST_SIZE + 0x10000000ULL)
 #define WAIT_MS		5000
 #define QUIET_MS	300
+/* Longest a CQE may be visible before its interrupt arrives */
+#define IRQ_GRACE_MS	1000
 #define MAXQ		8
 #define MDTS_BYTES	(256UL << 10)
 
@@ -177,6 +182,8 @@ struct q {
 	uint8_t phase;		/* CQ: phase expected at head */
 	uint16_t cqid;		/* SQ: its CQ */
 	bool manual_head;	/* CQ: do not ring the head doorbell on pop */
+	bool strict_irq;	/* CQ: every CQE consumed needs an interrupt */
+	bool irq_seen;		/* CQ: an interrupt came since it was empty */
 	bool force_kick;	/* kick once regardless of EventIdx */
 };
 
@@ -412,6 +419,8 @@ static int g_create_cq(struct guest *g, uint16_t qid, uint16_t size, bool irq)
 		cq->head = 0;
 		cq->phase = 1;
 		cq->manual_head = false;
+		cq->strict_irq = irq;
+		cq->irq_seen = false;
 	}
 	return ret;
 }
@@ -586,7 +595,51 @@ static void cq_pop(struct guest *g, uint16_t qid)
 		cq_ring(g, qid);
 }
 
-/* 0 and the consumed CQE, or -ETIMEDOUT after @ms. */
+/* Read the irqfd without blocking: was it signalled? */
+static bool irq_take(struct q *cq)
+{
+	uint64_t v;
+
+	return cq->irqfd >= 0 && read(cq->irqfd, &v, sizeof(v)) == sizeof(v);
+}
+
+/*
+ * A CQE is visible on a CQ whose interrupts are on and not coalesced: the
+ * device signals the irqfd at the end of the pass that posted it, so the
+ * signal is either in or on its way.  Wait IRQ_GRACE_MS for it.
+ */
+static bool irq_for_cqe(struct q *cq)
+{
+	struct pollfd p = { .fd = cq->irqfd, .events = POLLIN };
+
+	if (!cq->strict_irq || cq->irq_seen)
+		return true;
+	if (poll(&p, 1, IRQ_GRACE_MS) == 1 && irq_take(cq))
+		cq->irq_seen = true;
+	return cq->irq_seen;
+}
+
+/*
+ * After consuming a CQE: once the CQ looks empty, the next CQE needs an
+ * interrupt of its own.  Drain the irqfd first, then look again: a CQE that
+ * came before the drain may have been signalled by what was drained.
+ */
+static void irq_rearm(struct guest *g, uint16_t cqid)
+{
+	struct q *cq = &g->cq[cqid];
+	bool took;
+
+	if (!cq->strict_irq || cq_peek(g, cqid, NULL))
+		return;
+	took = irq_take(cq);
+	cq->irq_seen = took && cq_peek(g, cqid, NULL);
+}
+
+/*
+ * 0 and the consumed CQE, -ETIMEDOUT after @ms, or -ENOLINK if the CQE
+ * came without an interrupt on a CQ that must interrupt (a lost interrupt
+ * is a failure, not something to poll around).
+ */
 static int wait_cqe(struct guest *g, uint16_t cqid, struct nvme_cqe *out,
 		    long ms)
 {
@@ -598,7 +651,10 @@ static int wait_cqe(struct guest *g, uint16_t cqid, struct nvme_cqe *out,
 		long rem;
 
 		if (cq_peek(g, cqid, out)) {
+			if (!irq_for_cqe(cq))
+				return -ENOLINK;
 			cq_pop(g, cqid);
+			irq_rearm(g, cqid);
 			return 0;
 		}
 		rem = deadline - now_ms();
@@ -607,7 +663,9 @@ static int wait_cqe(struct guest *g, uint16_t cqid, struct nvme_cqe *out,
 		if (poll(&p, 1, rem) > 0) {
 			uint64_t v;
 
-			if (read(cq->irqfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			if (read(cq->irqfd, &v, sizeof(v)) == sizeof(v))
+				cq->irq_seen = true;
+			else if (errno != EAGAIN)
 				return -errno;
 		}
 	}
@@ -668,8 +726,8 @@ static uint16_t __submit(struct __test_metadata *_metadata, struct guest *g,
 	cid = sq_put(g, sqid, sqe);
 	sq_ring(g, sqid);
 	ASSERT_EQ(0, wait_cqe(g, cqid, &cqe, WAIT_MS))
-		TH_LOG("no completion for opcode 0x%x cid %u", sqe->opcode,
-		       cid);
+		TH_LOG("no completion (-ETIMEDOUT) or no interrupt (-ENOLINK) for opcode 0x%x cid %u",
+		       sqe->opcode, cid);
 	ASSERT_EQ(cid, cqe.cid);
 	ASSERT_EQ(sqid, cqe.sq_id);
 	ASSERT_EQ(g->sq[sqid].tail, cqe.sq_head);
@@ -1489,6 +1547,91 @@ TEST_F(ctl, attach_ns_errors)
 	close(p[0]);
 	close(p[1]);
 	close(efd);
+}
+
+/*
+ * Files the worker cannot read and write as a namespace, and fds that do
+ * not allow it: each refused with a clear errno, nothing attached.  A file
+ * without ->read_iter made the worker call a NULL pointer on the first
+ * guest read; an O_WRONLY fd was readable through the guest.
+ */
+TEST_F(ctl, attach_ns_refuses_unusable_files)
+{
+	struct guest *g = &self->g;
+	struct vhost_nvme_ns ns;
+	char path[] = "/tmp/vhost-nvme-test-XXXXXX";
+	int fd, sv[2];
+
+	ctl_ready(_metadata, g);
+
+	/* procfs files without read_iter/write_iter (proc_mem_operations) */
+	fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd) TH_LOG("/proc/self/mem: %s", strerror(errno));
+	EXPECT_EQ(-EINVAL, g_attach(g, 1, fd, 0, 0, NULL)) TH_LOG("/proc/self/mem");
+	close(fd);
+	/*
+	 * kcore has ->read_iter (6.1.y has the backport) but no
+	 * ->write_iter: opened O_RDWR it made the worker call a NULL
+	 * ->write_iter.  Refused, or attached read-only, as loop does.
+	 */
+	fd = open("/proc/kcore", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		int ret = g_attach(g, 3, fd, 0, 0, &ns);
+
+		if (ret) {
+			EXPECT_EQ(-EINVAL, ret) TH_LOG("/proc/kcore");
+		} else {
+			EXPECT_NE(0U, ns.flags & VHOST_NVME_NS_F_READ_ONLY)
+				TH_LOG("/proc/kcore attached writable");
+			EXPECT_EQ(0, g_detach(g, 3));
+		}
+		close(fd);
+	}
+
+	/* An fd that was not opened for reading */
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 1 << 20));
+	close(fd);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EBADF, g_attach(g, 1, fd, 0, 0, NULL)) TH_LOG("O_WRONLY");
+	EXPECT_EQ(-EBADF, g_attach(g, 1, fd, VHOST_NVME_NS_F_READ_ONLY, 0, NULL))
+		TH_LOG("O_WRONLY, read-only namespace");
+	close(fd);
+	fd = open(path, O_PATH | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EBADF, g_attach(g, 1, fd, 0, 0, NULL)) TH_LOG("O_PATH");
+	close(fd);
+	/* Read-only fds are fine: a read-only namespace */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, g_attach(g, 2, fd, 0, 0, &ns));
+	EXPECT_NE(0U, ns.flags & VHOST_NVME_NS_F_READ_ONLY);
+	close(fd);
+	unlink(path);
+
+	/* Neither regular files nor block devices */
+	fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EINVAL, g_attach(g, 1, fd, 0, 0, NULL)) TH_LOG("directory");
+	close(fd);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	EXPECT_EQ(-EINVAL, g_attach(g, 1, sv[0], 0, 0, NULL)) TH_LOG("socket");
+	close(sv[0]);
+	close(sv[1]);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EINVAL, g_attach(g, 1, fd, 0, 0, NULL)) TH_LOG("char device");
+	close(fd);
+	fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EINVAL, g_attach(g, 1, fd, 0, 0, NULL)) TH_LOG("/dev/zero");
+	close(fd);
+
+	/* None of these attached anything. */
+	EXPECT_EQ(-ENOENT, g_detach(g, 1));
+	EXPECT_EQ(0, g_detach(g, 2));
 }
 
 TEST_F(ctl, attach_ns_regular_file)
@@ -2408,6 +2551,49 @@ TEST_F(io, cq_full_backpressure)
 	ASSERT_EQ(0U, st.inflight);
 }
 
+/*
+ * A CQ created without a kick eventfd (the uapi allows -1): once full, the
+ * head the guest publishes later must still be seen, or the queue stays
+ * full forever.
+ */
+TEST_F(io, cq_full_without_kick)
+{
+	struct guest *g = &self->g;
+	struct q *cq = &g->cq[2];
+	struct vhost_nvme_cq c = { .qid = 2, .size = 4, .kickfd = -1,
+				   .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
+	struct nvme_cqe cqe;
+	struct nvme_sqe sqe;
+	unsigned int i, got = 0;
+
+	IO_PROLOGUE();
+	cq->gpa = g_alloc(g, 4 * sizeof(struct nvme_cqe));
+	cq->ring = g_hva(g, cq->gpa);
+	cq->irqfd = new_eventfd();
+	c.addr = cq->gpa;
+	c.irqfd = cq->irqfd;
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	cq->live = true;
+	cq->size = 4;
+	cq->phase = 1;
+	cq->strict_irq = true;
+	ASSERT_EQ(0, g_create_sq(g, 2, 16, 2));
+	for (i = 0; i < 8; i++) {
+		rw_sqe(&sqe, OP_READ, 1, i, 1);
+		sqe.prp1 = self->buf;
+		sqe.cid = 0;
+		sq_put(g, 2, &sqe);
+	}
+	sq_ring(g, 2);
+	/* 3 entries fill a CQ of 4; each pop publishes the head, no kick. */
+	while (got < 8) {
+		ASSERT_EQ(0, wait_cqe(g, 2, &cqe, WAIT_MS))
+			TH_LOG("entry %u never came after the head moved", got);
+		ASSERT_EQ(0, cqe.status >> 1);
+		got++;
+	}
+}
+
 TEST_F(io, invalid_opcode)
 {
 	struct nvme_sqe sqe;
@@ -2677,6 +2863,163 @@ TEST_F(io, fua_write)
 	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_READ, 1, 5100, 8,
 			      self->buf2, RW_FUA));
 	ASSERT_EQ(0, memcmp(direct, HVA(self->buf2), 4096));
+}
+
+/* ---- block tracepoints: what reached the backend ------------------- */
+
+#define TRACEFS		"/sys/kernel/tracing"
+#define BIO_EVENT	TRACEFS "/events/block/block_bio_queue/enable"
+
+/* Start recording block_bio_queue; false if tracefs is not available. */
+static bool bio_trace_start(void)
+{
+	if (access(BIO_EVENT, W_OK))
+		mount("nodev", TRACEFS, "tracefs", 0, NULL);
+	if (access(BIO_EVENT, W_OK))
+		return false;
+	return put_str(TRACEFS "/tracing_on", "0") &&
+	       put_str(TRACEFS "/buffer_size_kb", "1024") &&
+	       put_str(TRACEFS "/trace", "") &&
+	       put_str(BIO_EVENT, "1") &&
+	       put_str(TRACEFS "/tracing_on", "1");
+}
+
+/* Stop recording; returns the trace (free it) or NULL. */
+static char *bio_trace_stop(void)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	ssize_t n;
+	int fd;
+
+	put_str(TRACEFS "/tracing_on", "0");
+	put_str(BIO_EVENT, "0");
+	fd = open(TRACEFS "/trace", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !buf) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap *= 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+		}
+	}
+	buf[len] = 0;
+	close(fd);
+	return buf;
+}
+
+/*
+ * The rwbs string of the first bio queued on @path at @sector (any sector
+ * if @sector is UINT64_MAX), or "" if none; with @rwbs == NULL just count
+ * the bios whose rwbs contains @flag.  rwbs (blk_fill_rwbs()): 'F' first
+ * for a preflush, the operation (R, W, D, N), then 'F' for FUA, 'S' sync.
+ */
+static int bio_trace_find(const char *trace, const char *path,
+			  uint64_t sector, char *rwbs, size_t len)
+{
+	struct stat st;
+	char key[32];
+	const char *p = trace;
+	int found = 0;
+
+	if (stat(path, &st))
+		return -1;
+	snprintf(key, sizeof(key), " %u,%u ", major(st.st_rdev),
+		 minor(st.st_rdev));
+	if (rwbs)
+		rwbs[0] = 0;
+	while ((p = strstr(p, key))) {
+		char r[16];
+		unsigned long long sec;
+		unsigned int nr;
+
+		p += strlen(key);
+		if (sscanf(p, "%15s %llu + %u", r, &sec, &nr) != 3)
+			continue;
+		if (sector != UINT64_MAX && sec != sector)
+			continue;
+		found++;
+		if (rwbs && found == 1)
+			snprintf(rwbs, len, "%s", r);
+	}
+	return found;
+}
+
+/* The rwbs of a bio carries FUA: the 'F' after the operation letter. */
+static bool rwbs_fua(const char *rwbs)
+{
+	const char *op = strpbrk(rwbs, "RWDN");
+
+	return op && op[1] == 'F';
+}
+
+static bool rwbs_preflush(const char *rwbs)
+{
+	return rwbs[0] == 'F';
+}
+
+/*
+ * What the backend receives, seen at the block layer's bio tracepoint:
+ * FUA on a FUA write and only there (not on a plain write, not on a Read
+ * with FUA set, which later kernels refuse), and a preflush for a Flush
+ * and for nothing else.
+ */
+TEST_F(io, fua_and_flush_reach_backend)
+{
+	char rwbs[16];
+	struct nvme_sqe sqe;
+	char *trace;
+
+	IO_PROLOGUE();
+	if (!bio_trace_start())
+		SKIP(return, "no tracefs with block tracepoints");
+	fill(HVA(self->buf), 4096, 22);
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 6000, 8, self->buf));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_WRITE, 1, 6008, 8,
+			      self->buf, RW_FUA));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_READ, 1, 6016, 8,
+			      self->buf2, RW_FUA));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 6024, 8, self->buf2));
+	trace = bio_trace_stop();
+	ASSERT_NE(NULL, trace);
+
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, 6000, rwbs, sizeof(rwbs)));
+	EXPECT_FALSE(rwbs_fua(rwbs)) TH_LOG("plain write: %s", rwbs);
+	EXPECT_FALSE(rwbs_preflush(rwbs)) TH_LOG("plain write: %s", rwbs);
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, 6008, rwbs, sizeof(rwbs)));
+	EXPECT_TRUE(rwbs_fua(rwbs)) TH_LOG("FUA write: %s", rwbs);
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, 6016, rwbs, sizeof(rwbs)));
+	EXPECT_EQ('R', rwbs[0]) TH_LOG("FUA read: %s", rwbs);
+	EXPECT_FALSE(rwbs_fua(rwbs)) TH_LOG("FUA read reached the backend as %s",
+					   rwbs);
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, 6024, rwbs, sizeof(rwbs)));
+	EXPECT_FALSE(rwbs_fua(rwbs)) TH_LOG("plain read: %s", rwbs);
+	/* No guest Flush yet: no preflush bio at sector 0 either. */
+	if (bio_trace_find(trace, self->dev, 0, rwbs, sizeof(rwbs)) > 0) {
+		EXPECT_FALSE(rwbs_preflush(rwbs)) TH_LOG("flush without a Flush");
+	}
+	free(trace);
+
+	ASSERT_TRUE(bio_trace_start());
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = OP_FLUSH;
+	sqe.nsid = htole32(1);
+	ASSERT_EQ(SC_OK, SUBMIT(&sqe));
+	trace = bio_trace_stop();
+	ASSERT_NE(NULL, trace);
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, UINT64_MAX, rwbs,
+				    sizeof(rwbs)));
+	EXPECT_TRUE(rwbs_preflush(rwbs)) TH_LOG("Flush reached the backend as %s",
+					       rwbs);
+	free(trace);
 }
 
 TEST_F(io, write_zeroes)
@@ -3219,8 +3562,14 @@ static int g_coalesce(struct guest *g, uint16_t qid, uint32_t thr,
 	struct vhost_nvme_irq_coalescing c = {
 		.qid = qid, .threshold = thr, .time_us = us,
 	};
+	int ret = xioctl(g->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
 
-	return xioctl(g->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
+	/* Coalesced CQEs may be seen before their interrupt. */
+	if (!ret && qid < MAXQ) {
+		g->cq[qid].strict_irq = thr <= 1;
+		g->cq[qid].irq_seen = false;
+	}
+	return ret;
 }
 
 /*
@@ -3302,7 +3651,10 @@ static bool irq_within(struct guest *g, uint16_t cqid, long ms)
 
 	if (poll(&p, 1, ms) != 1)
 		return false;
-	return read(p.fd, &v, sizeof(v)) == sizeof(v);
+	if (read(p.fd, &v, sizeof(v)) != sizeof(v))
+		return false;
+	g->cq[cqid].irq_seen = true;
+	return true;
 }
 
 TEST_F(ctl, poll_errors)
@@ -3566,6 +3918,7 @@ TEST_F(io, two_workers)
 	cq->size = 16;
 	cq->head = 0;
 	cq->phase = 1;
+	cq->strict_irq = true;
 	ASSERT_EQ(0, g_create_sq(&self->g, 2, 16, 2));
 	fill(HVA(self->buf), 8192, 31);
 	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 2, OP_WRITE, 1, 300, 16,
@@ -3585,7 +3938,8 @@ TEST_F(io, irq_coalescing_threshold)
 	int k;
 
 	IO_PROLOGUE();
-	ASSERT_EQ(0, g_coalesce(&self->g, 1, 4, 0));
+	/* Time 0 would be no delay: a time far beyond the test's wait */
+	ASSERT_EQ(0, g_coalesce(&self->g, 1, 4, 1000000));
 	irq_within(&self->g, 1, 0);	/* drain */
 	for (k = 0; k < 3; k++) {
 		rw_sqe(&sqe, OP_READ, 1, 8 * k, 8);
@@ -3626,6 +3980,434 @@ TEST_F(io, irq_coalescing_time)
 	EXPECT_TRUE(irq_within(&self->g, 1, WAIT_MS));
 	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
 	EXPECT_EQ(SC_OK, cqe.status >> 1);
+}
+
+/*
+ * NVMe Feature 08h: an Aggregation Time of 0 means no delay.  A threshold
+ * with time 0 must not hold an interrupt back forever (a guest waiting for
+ * fewer completions than the threshold would hang).
+ */
+TEST_F(io, irq_coalescing_time_zero_no_delay)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_coalesce(&self->g, 1, 8, 0));
+	irq_within(&self->g, 1, 0);	/* drain */
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = self->buf;
+	sq_put(&self->g, 1, &sqe);
+	sq_ring(&self->g, 1);
+	ASSERT_EQ(0, wait_visible(&self->g, 1, 1, WAIT_MS));
+	EXPECT_TRUE(irq_within(&self->g, 1, WAIT_MS))
+		TH_LOG("one entry below the threshold, time 0: no interrupt");
+	ASSERT_EQ(0, wait_cqe(&self->g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+}
+
+/* ---- limits (VHOST_NVME_SET_LIMITS) ------------------------------ */
+
+static int g_limits(struct guest *g, struct vhost_nvme_limits *l)
+{
+	l->size = sizeof(*l);
+	return xioctl(g->fd, VHOST_NVME_SET_LIMITS, l);
+}
+
+TEST_F(ctl, limits_errors)
+{
+	struct guest *g = &self->g;
+	struct {
+		struct vhost_nvme_limits l;
+		uint64_t more;
+	} big = { 0 };
+	struct vhost_nvme_limits l = { 0 };
+
+	ctl_ready(_metadata, g);
+	ASSERT_EQ(0, g_limits(g, &l));
+	EXPECT_LE(MDTS_BYTES, l.bounce_bytes) TH_LOG("bounce cap below MDTS");
+	l = (struct vhost_nvme_limits){ .bounce_bytes = MDTS_BYTES - 4096 };
+	EXPECT_EQ(-EINVAL, g_limits(g, &l)) TH_LOG("bounce cap below MDTS");
+	l = (struct vhost_nvme_limits){ .bounce_bytes = 1ULL << 50 };
+	EXPECT_EQ(-EINVAL, g_limits(g, &l)) TH_LOG("above the module's cap");
+	l = (struct vhost_nvme_limits){ .reserved0 = 1 };
+	EXPECT_EQ(-EINVAL, g_limits(g, &l));
+	l = (struct vhost_nvme_limits){ .wzsl = 32 };
+	EXPECT_EQ(-EINVAL, g_limits(g, &l));
+	l = (struct vhost_nvme_limits){ .dmrl = 257 };
+	EXPECT_EQ(-EINVAL, g_limits(g, &l));
+	/* Too short to hold bounce_bytes */
+	l = (struct vhost_nvme_limits){ .size = 8 };
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_SET_LIMITS, &l));
+	/* A longer struct from a newer VMM: zero tail accepted, else E2BIG */
+	big.l.size = sizeof(big);
+	EXPECT_EQ(0, xioctl(g->fd, VHOST_NVME_SET_LIMITS, &big));
+	EXPECT_EQ(sizeof(big.l), big.l.size);
+	big.l.size = sizeof(big);
+	big.more = 1;
+	EXPECT_EQ(-E2BIG, xioctl(g->fd, VHOST_NVME_SET_LIMITS, &big));
+	l = (struct vhost_nvme_limits){ .bounce_bytes = MDTS_BYTES };
+	ASSERT_EQ(0, g_limits(g, &l));
+	EXPECT_EQ(MDTS_BYTES, l.bounce_bytes);
+	EXPECT_EQ(-EFAULT, xioctl(g->fd, VHOST_NVME_SET_LIMITS, NULL));
+}
+
+/* WZSL, DMRL and DMRSL as the VMM advertises them are enforced. */
+TEST_F(io, command_limits)
+{
+	struct vhost_nvme_limits l = { .wzsl = 1, .dmrl = 2, .dmrsl = 8 };
+	struct nvme_dsm_range *r;
+	struct nvme_sqe sqe;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_limits(&self->g, &l));
+	/* WZSL 1: 8 KiB, 16 blocks of 512 bytes */
+	EXPECT_EQ(SC_OK, RW(OP_WZ, 100, 16, 0));
+	EXPECT_EQ(ERR(SC_INVALID_FIELD), RW(OP_WZ, 100, 17, 0));
+
+	r = HVA(self->buf);
+	memset(r, 0, 4 * sizeof(*r));
+	r[0].slba = htole64(10);
+	r[0].nlb = htole32(8);
+	r[1].slba = htole64(30);
+	r[1].nlb = htole32(8);
+	r[2].slba = htole64(50);
+	r[2].nlb = htole32(8);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = OP_DSM;
+	sqe.nsid = htole32(1);
+	sqe.prp1 = self->buf;
+	sqe.cdw11 = htole32(DSM_AD);
+	sqe.cdw10 = htole32(1);	/* 2 ranges */
+	EXPECT_EQ(SC_OK, SUBMIT(&sqe));
+	sqe.cdw10 = htole32(2);	/* 3 ranges > DMRL */
+	EXPECT_EQ(ERR(SC_INVALID_FIELD), SUBMIT(&sqe));
+	r[1].nlb = htole32(9);	/* > DMRSL */
+	sqe.cdw10 = htole32(1);
+	EXPECT_EQ(ERR(SC_INVALID_FIELD), SUBMIT(&sqe));
+	/* No limits again */
+	l = (struct vhost_nvme_limits){ 0 };
+	ASSERT_EQ(0, g_limits(&self->g, &l));
+	EXPECT_EQ(SC_OK, RW(OP_WZ, 100, 64, 0));
+	sqe.cdw10 = htole32(2);
+	EXPECT_EQ(SC_OK, SUBMIT(&sqe));
+}
+
+/* ---- cgroups: what the device's work is charged to ----------------- */
+
+#define CGROOT	"/sys/fs/cgroup"
+
+/* Enter a new cgroup v2 child with the memory and io controllers. */
+static bool cg_enter(char *path, size_t len)
+{
+	char pid[16];
+
+	if (access(CGROOT "/cgroup.controllers", R_OK))
+		mount("none", CGROOT, "cgroup2", 0, NULL);
+	if (access(CGROOT "/cgroup.controllers", R_OK))
+		return false;
+	put_str(CGROOT "/cgroup.subtree_control", "+memory");
+	put_str(CGROOT "/cgroup.subtree_control", "+io");
+	snprintf(path, len, CGROOT "/vhost-nvme-test-%d", getpid());
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return false;
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	{
+		char procs[256];
+
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
+		return put_str(procs, pid);
+	}
+}
+
+/* Back to the root cgroup; remove @path once its workers have left. */
+static void cg_leave(const char *path)
+{
+	char pid[16];
+	int i;
+
+	if (!path[0])
+		return;
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	put_str(CGROOT "/cgroup.procs", pid);
+	for (i = 0; i < 200 && rmdir(path) && errno == EBUSY; i++)
+		msleep(10);
+}
+
+static uint64_t cg_u64(const char *path, const char *file)
+{
+	char f[256];
+	unsigned long long v;
+	FILE *fp;
+
+	snprintf(f, sizeof(f), "%s/%s", path, file);
+	fp = fopen(f, "r");
+	if (!fp)
+		return UINT64_MAX;
+	if (fscanf(fp, "%llu", &v) != 1)
+		v = UINT64_MAX;
+	fclose(fp);
+	return v;
+}
+
+/* ---- slow backend: every I/O takes 1 s ------------------------------ */
+
+FIXTURE(slow) {
+	struct guest g;
+	const char *dev;
+	int bfd;
+	bool skip;
+	char cg[128];
+};
+
+FIXTURE_SETUP(slow)
+{
+	self->bfd = -1;
+	self->g.fd = -1;
+	self->cg[0] = 0;
+	self->dev = getenv("VHOST_NVME_SLOW");
+	if (!self->dev || !*self->dev || access(self->dev, R_OK | W_OK)) {
+		self->skip = true;
+		SKIP(return, "$VHOST_NVME_SLOW not set or not accessible");
+	}
+	/* Before SET_OWNER: the worker joins the owner's cgroups then. */
+	if (!cg_enter(self->cg, sizeof(self->cg)))
+		self->cg[0] = 0;
+	self->bfd = open(self->dev, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->bfd) TH_LOG("%s: %s", self->dev, strerror(errno));
+	io_guest(_metadata, &self->g, self->bfd, NULL);
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+	g_fini(&self->g);
+	if (self->bfd >= 0)
+		close(self->bfd);
+	cg_leave(self->cg);
+}
+
+#define SLOW_PROLOGUE() do {						\
+		if (self->skip)						\
+			SKIP(return, "$VHOST_NVME_SLOW not set");	\
+	} while (0)
+
+/*
+ * Misaligned MDTS reads bounce.  Their bounce pages are charged to the
+ * owner's memory cgroup and capped by the device's bounce limit: past it,
+ * commands stay in the SQ (not failed), and every command completes with
+ * the right data.
+ */
+TEST_F(slow, bounce_charged_and_capped)
+{
+	const unsigned int n = 8, nlb = MDTS_BYTES / 512;
+	/* 65 pages each: 2 fit under 600 KiB, 3 do not */
+	struct vhost_nvme_limits l = { .bounce_bytes = 600 << 10 };
+	struct vhost_nvme_queue_state st;
+	struct guest *g = &self->g;
+	uint64_t bufs[8], c0 = 0, c1 = 0, c2 = 0;
+	uint8_t *pattern;
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	unsigned int i;
+
+	SLOW_PROLOGUE();
+	ASSERT_EQ(0, g_limits(g, &l));
+	ASSERT_EQ(600U << 10, l.bounce_bytes);
+	pattern = malloc(n * MDTS_BYTES);
+	ASSERT_NE(NULL, pattern);
+	fill(pattern, n * MDTS_BYTES, 77);
+	ASSERT_EQ(0, bdev_io(self->dev, true, 0, pattern, n * MDTS_BYTES));
+	for (i = 0; i < n; i++) {
+		bufs[i] = g_alloc(g, MDTS_BYTES + PG) + 4;	/* dword offset */
+		memset(HVA(bufs[i]), 0xa5, MDTS_BYTES);
+		rw_sqe(&sqe, OP_READ, 1, (uint64_t)i * nlb, nlb);
+		build_prp(g, bufs[i], MDTS_BYTES, &sqe.prp1, &sqe.prp2);
+		sqe.cid = 0;
+		sq_put(g, 1, &sqe);
+	}
+	if (self->cg[0])
+		c0 = cg_u64(self->cg, "memory.current");
+	sq_ring(g, 1);
+	msleep(400);
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_SQ, 1, &st));
+	if (self->cg[0])
+		c1 = cg_u64(self->cg, "memory.current");
+	EXPECT_GE(2U, st.inflight) TH_LOG("%u commands in flight", st.inflight);
+	EXPECT_LE(1U, st.inflight);
+	EXPECT_GE(2, st.head) TH_LOG("fetched past the bounce cap: head %u",
+				     st.head);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, wait_cqe(g, 1, &cqe, 3 * WAIT_MS)) TH_LOG("read %u", i);
+		EXPECT_EQ(SC_OK, cqe.status >> 1);
+	}
+	if (self->cg[0])
+		c2 = cg_u64(self->cg, "memory.current");
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, memcmp(HVA(bufs[i]), pattern + (size_t)i * MDTS_BYTES,
+				    MDTS_BYTES)) TH_LOG("read %u: wrong data", i);
+	free(pattern);
+	if (!self->cg[0])
+		SKIP(return, "no cgroup v2 memory controller: charge not checked");
+	TH_LOG("memory.current: %llu before, %llu in flight, %llu after",
+	       (unsigned long long)c0, (unsigned long long)c1,
+	       (unsigned long long)c2);
+	/* Two bounces of 65 pages in flight, charged to us; never all 8 */
+	EXPECT_LE(c0 + 2 * 65 * PG - 64 * 1024, c1)
+		TH_LOG("bounce pages not charged to the owner's memcg");
+	EXPECT_GT(c0 + 4 * 65 * PG, c1) TH_LOG("more bounce memory than the cap");
+}
+
+enum { KILL_DELETE_SQ, KILL_QUIESCE, KILL_DETACH, KILL_RESET };
+
+/*
+ * A child owns a device whose namespace is the slow backend, has a read in
+ * flight and then calls an ioctl that waits for it.  SIGKILL must end the
+ * wait: the child exits long before the read completes (1 s).  We hold a
+ * reference on the device file, so the child's exit does not run release,
+ * which does drain fully.  Returns how long the child took to die, in ms.
+ */
+static long kill_during(struct __test_metadata *_metadata, const char *dev,
+			int what)
+{
+	int vfd, bfd, pfd[2], status;
+	long t0, waited;
+	char c;
+	pid_t pid;
+
+	vfd = open(DEV_PATH, O_RDWR | O_CLOEXEC);
+	bfd = open(dev, O_RDWR | O_CLOEXEC);
+	if (vfd < 0 || bfd < 0 || pipe(pfd))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		struct vhost_nvme_qid d = { .qid = 1 };
+		struct vhost_nvme_nsid nsid = { .nsid = 1 };
+		struct vhost_nvme_quiesce qq = { 0 };
+		struct guest g;
+		struct nvme_sqe sqe;
+		uint64_t b;
+
+		close(pfd[0]);
+		g_open(_metadata, &g);
+		close(g.fd);
+		g.fd = vfd;
+		g_owner(_metadata, &g, VHOST_NVME_F_ALL);
+		if (g_db_vmm(&g) || g_attach(&g, 1, bfd, 0, 0, NULL) ||
+		    g_create_cq(&g, 1, 16, true) || g_create_sq(&g, 1, 16, 1))
+			_exit(2);
+		b = g_alloc(&g, PG);
+		rw_sqe(&sqe, OP_READ, 1, 0, 8);
+		sqe.prp1 = b;
+		sq_put(&g, 1, &sqe);
+		sq_ring(&g, 1);
+		msleep(100);	/* fetched and submitted */
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(3);
+		switch (what) {
+		case KILL_DELETE_SQ:
+			ioctl(g.fd, VHOST_NVME_DELETE_SQ, &d);
+			break;
+		case KILL_QUIESCE:
+			ioctl(g.fd, VHOST_NVME_QUIESCE, &qq);
+			break;
+		case KILL_DETACH:
+			ioctl(g.fd, VHOST_NVME_DETACH_NS, &nsid);
+			break;
+		default:
+			ioctl(g.fd, VHOST_RESET_OWNER, NULL);
+			break;
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	close(bfd);
+	if (read(pfd[0], &c, 1) != 1) {
+		close(pfd[0]);
+		close(vfd);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	close(pfd[0]);
+	msleep(100);	/* in the ioctl's wait by now */
+	t0 = now_ms();
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	waited = now_ms() - t0;
+	/* Release drains what the dead owner left in flight. */
+	close(vfd);
+	if (!WIFSIGNALED(status))
+		TH_LOG("child exit status %d", WEXITSTATUS(status));
+	return waited;
+}
+
+#define KILL_BOUND_MS	400
+
+TEST_F(slow, delete_sq_wait_is_killable)
+{
+	long ms;
+
+	SLOW_PROLOGUE();
+	ms = kill_during(_metadata, self->dev, KILL_DELETE_SQ);
+	ASSERT_LE(0, ms);
+	EXPECT_GT(KILL_BOUND_MS, ms) TH_LOG("DELETE_SQ: killed owner took %ld ms", ms);
+}
+
+TEST_F(slow, quiesce_wait_is_killable)
+{
+	long ms;
+
+	SLOW_PROLOGUE();
+	ms = kill_during(_metadata, self->dev, KILL_QUIESCE);
+	ASSERT_LE(0, ms);
+	EXPECT_GT(KILL_BOUND_MS, ms) TH_LOG("QUIESCE: killed owner took %ld ms", ms);
+}
+
+TEST_F(slow, detach_wait_is_killable)
+{
+	long ms;
+
+	SLOW_PROLOGUE();
+	ms = kill_during(_metadata, self->dev, KILL_DETACH);
+	ASSERT_LE(0, ms);
+	EXPECT_GT(KILL_BOUND_MS, ms) TH_LOG("DETACH_NS: killed owner took %ld ms", ms);
+}
+
+TEST_F(slow, reset_owner_wait_is_killable)
+{
+	long ms;
+
+	SLOW_PROLOGUE();
+	ms = kill_during(_metadata, self->dev, KILL_RESET);
+	ASSERT_LE(0, ms);
+	EXPECT_GT(KILL_BOUND_MS, ms) TH_LOG("RESET_OWNER: killed owner took %ld ms", ms);
+}
+
+/*
+ * An interrupted DELETE_SQ leaves the SQ being deleted; the next one
+ * finishes it.  (The waits return -EINTR only on a fatal signal, so drive
+ * it here with a read that completes.)
+ */
+TEST_F(slow, delete_sq_completes_after_io)
+{
+	struct guest *g = &self->g;
+	struct nvme_sqe sqe;
+	long t0;
+	uint64_t b = g_alloc(g, PG);
+
+	SLOW_PROLOGUE();
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = b;
+	sq_put(g, 1, &sqe);
+	sq_ring(g, 1);
+	msleep(100);
+	t0 = now_ms();
+	ASSERT_EQ(0, g_delete(g, true, 1));
+	/* It waited for the read (about 1 s from its submission). */
+	EXPECT_LE(500, now_ms() - t0);
+	EXPECT_EQ(-ENOENT, g_delete(g, true, 1));
+	EXPECT_EQ(0, g_delete(g, false, 1));
 }
 
 TEST_HARNESS_MAIN
