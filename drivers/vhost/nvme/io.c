@@ -548,6 +548,35 @@ static void vnvme_resubmit(struct vnvme_cmd *cmd)
 	submit_bio(&cmd->bio);
 }
 
+static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd);
+static void vnvme_zero_pages(struct vnvme_cmd *cmd);
+
+/*
+ * Worker: the next step of a Write Zeroes on a block device, if any: zero
+ * pages when the device refused REQ_OP_WRITE_ZEROES (a loop device over a
+ * file system without FALLOC_FL_ZERO_RANGE does), then the flush of FUA.
+ * Returns true if the command went back to the backend.
+ */
+static bool vnvme_zero_next(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	if (cmd->sqe.common.opcode != nvme_cmd_write_zeroes || !cmd->ns ||
+	    !cmd->ns->bdev)
+		return false;
+	if (cmd->status == (NVME_SC_INVALID_OPCODE | NVME_SC_DNR) &&
+	    !(cmd->flags & VNVME_CMD_ZERO_PAGES)) {
+		WRITE_ONCE(cmd->ns->no_write_zeroes, true);
+		cmd->status = 0;
+		vnvme_zero_pages(cmd);
+		return true;
+	}
+	if (!cmd->status && (cmd->flags & VNVME_CMD_FLUSH_AFTER)) {
+		cmd->flags &= ~VNVME_CMD_FLUSH_AFTER;
+		vnvme_submit_flush(dev, cmd);
+		return true;
+	}
+	return false;
+}
+
 /* Worker: post everything the backend finished. */
 static bool vnvme_reap(struct vnvme_worker *worker)
 {
@@ -559,7 +588,7 @@ static bool vnvme_reap(struct vnvme_worker *worker)
 	llist_for_each_entry_safe(cmd, tmp, list, lnode) {
 		if (cmd->flags & VNVME_CMD_RESUBMIT)
 			vnvme_resubmit(cmd);
-		else
+		else if (!vnvme_zero_next(dev, cmd))
 			vnvme_finish(dev, cmd, cmd->status);
 	}
 	return list;
@@ -746,10 +775,92 @@ static u16 vnvme_exec_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 			       write && (control & NVME_RW_FUA));
 }
 
+/* Write Zeroes CDW12 Deallocate */
+#define VNVME_WZ_DEAC		BIT(9)
+
+/* Submit the bio chain ending in @bio for @cmd, or fail @cmd with @ret. */
+static void vnvme_submit_chain(struct vnvme_cmd *cmd, struct bio *bio, int ret)
+{
+	if (!bio) {
+		cmd->status = vnvme_errno_status(ret, cmd->sqe.common.opcode);
+		vnvme_cmd_done(cmd);
+		return;
+	}
+	bio->bi_private = cmd;
+	bio->bi_end_io = vnvme_bio_end_put;
+	if (ret) {
+		cmd->status = vnvme_errno_status(ret, cmd->sqe.common.opcode);
+		bio_io_error(bio);
+	} else {
+		submit_bio(bio);
+	}
+}
+
+/* Write Zeroes as writes of the zero page, chained like the helpers do. */
+static void vnvme_zero_pages(struct vnvme_cmd *cmd)
+{
+	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
+	struct vnvme_ns *ns = cmd->ns;
+	u8 shift = ns->lba_shift - SECTOR_SHIFT;
+	sector_t sector = le64_to_cpu(wz->slba) << shift;
+	sector_t nr = (sector_t)(le16_to_cpu(wz->length) + 1) << shift;
+	struct bio *bio = NULL;
+
+	cmd->flags |= VNVME_CMD_ZERO_PAGES;
+	while (nr) {
+		bio = blk_next_bio(bio, ns->bdev,
+				   min_t(sector_t, BIO_MAX_VECS,
+					 DIV_ROUND_UP(nr, PAGE_SECTORS)),
+				   REQ_OP_WRITE, GFP_KERNEL);
+		bio->bi_iter.bi_sector = sector;
+		while (nr) {
+			unsigned int len = min_t(sector_t, PAGE_SIZE,
+						 nr << SECTOR_SHIFT);
+
+			if (bio_add_page(bio, ZERO_PAGE(0), len, 0) < len)
+				break;
+			nr -= len >> SECTOR_SHIFT;
+			sector += len >> SECTOR_SHIFT;
+		}
+		cond_resched();
+	}
+	vnvme_submit_chain(cmd, bio, 0);
+}
+
 /*
- * Write Zeroes runs in a work item: the blocking helpers fall back to
- * writing zero pages when a device that claims Write Zeroes refuses it
- * (a loop device over a file system without FALLOC_FL_ZERO_RANGE does).
+ * Write Zeroes on a block device: a chain of bios from the block layer's
+ * helper, submitted by the worker like every other I/O (so charged to the
+ * owner's cgroups, and never waited for); the completion comes through
+ * vnvme_zero_next() for a fallback or the flush of FUA.
+ */
+static void vnvme_submit_zeroes(struct vnvme_cmd *cmd)
+{
+	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
+	u16 control = le16_to_cpu(wz->control);
+	struct vnvme_ns *ns = cmd->ns;
+	u8 shift = ns->lba_shift - SECTOR_SHIFT;
+	struct bio *bio = NULL;
+	int ret;
+
+	cmd->status = 0;
+	if (control & NVME_RW_FUA)
+		cmd->flags |= VNVME_CMD_FLUSH_AFTER;
+	if (READ_ONCE(ns->no_write_zeroes)) {
+		vnvme_zero_pages(cmd);
+		return;
+	}
+	/* Deallocate (DEAC) lets the device unmap; else keep blocks. */
+	ret = __blkdev_issue_zeroout(ns->bdev, le64_to_cpu(wz->slba) << shift,
+				     (sector_t)(le16_to_cpu(wz->length) + 1) << shift,
+				     GFP_KERNEL, &bio, (control & VNVME_WZ_DEAC) ?
+				     0 : BLKDEV_ZERO_NOUNMAP);
+	vnvme_submit_chain(cmd, bio, ret);
+}
+
+/*
+ * Write Zeroes on a regular file runs in a work item: fallocate() blocks.
+ * (It still runs on system_unbound_wq, outside the owner's cgroups; see
+ * Documentation/vhost/vhost-nvme.rst.)
  */
 static void vnvme_zero_work(struct work_struct *work)
 {
@@ -761,32 +872,22 @@ static void vnvme_zero_work(struct work_struct *work)
 	u64 nlb = le16_to_cpu(wz->length) + 1;
 	loff_t off = slba << ns->lba_shift;
 	loff_t len = nlb << ns->lba_shift;
-	u8 shift = ns->lba_shift - SECTOR_SHIFT;
 	int ret;
 
-	if (ns->bdev) {
-		/* Deallocate (DEAC) lets the device unmap; else keep blocks. */
-		ret = blkdev_issue_zeroout(ns->bdev, slba << shift, nlb << shift,
-					   GFP_KERNEL, (control & BIT(9)) ? 0 :
-					   BLKDEV_ZERO_NOUNMAP);
-		if (!ret && (control & NVME_RW_FUA))
-			ret = blkdev_issue_flush(ns->bdev);
-	} else {
-		ret = vfs_fallocate(ns->file,
-				    FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-				    off, len);
-		if (ret == -EOPNOTSUPP)
-			ret = vfs_fallocate(ns->file, FALLOC_FL_PUNCH_HOLE |
-					    FALLOC_FL_KEEP_SIZE, off, len);
-		if (!ret && (control & NVME_RW_FUA))
-			ret = vfs_fsync_range(ns->file, off, off + len - 1, 1);
-	}
+	ret = vfs_fallocate(ns->file,
+			    FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+			    off, len);
+	if (ret == -EOPNOTSUPP)
+		ret = vfs_fallocate(ns->file, FALLOC_FL_PUNCH_HOLE |
+				    FALLOC_FL_KEEP_SIZE, off, len);
+	if (!ret && (control & NVME_RW_FUA))
+		ret = vfs_fsync_range(ns->file, off, off + len - 1, 1);
 	cmd->status = vnvme_errno_status(ret, nvme_cmd_write_zeroes);
 	vnvme_cmd_done(cmd);
 }
 
 /* Write Zeroes control bits accepted: LR, FUA, PRINFO, DEAC. */
-#define VNVME_WZ_CONTROL_OK	(NVME_RW_LR | NVME_RW_FUA | 0x3c00 | BIT(9))
+#define VNVME_WZ_CONTROL_OK	(NVME_RW_LR | NVME_RW_FUA | 0x3c00 | VNVME_WZ_DEAC)
 
 static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 				   struct vnvme_cmd *cmd)
@@ -809,6 +910,10 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 	if (ns->read_only)
 		return NVME_SC_NS_WRITE_PROTECTED | NVME_SC_DNR;
 
+	if (ns->bdev) {
+		vnvme_submit_zeroes(cmd);
+		return VNVME_STATUS_ASYNC;
+	}
 	INIT_WORK(&cmd->work, vnvme_zero_work);
 	queue_work(system_unbound_wq, &cmd->work);
 	return VNVME_STATUS_ASYNC;

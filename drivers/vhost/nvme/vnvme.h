@@ -118,6 +118,8 @@ struct vnvme_kick {
  * @lba_shift: log2 of the LBA size
  * @read_only: writes fail with Namespace Write Protected
  * @nsze: capacity in LBAs
+ * @no_write_zeroes: the block device refused REQ_OP_WRITE_ZEROES once:
+ *		     write zero pages instead (read and written locklessly)
  * @node: on dev->detached after an interrupted detach (dev->mutex)
  */
 struct vnvme_ns {
@@ -129,6 +131,7 @@ struct vnvme_ns {
 	u8 lba_shift;
 	bool read_only;
 	u64 nsze;
+	bool no_write_zeroes;
 	struct list_head node;
 };
 
@@ -136,6 +139,8 @@ struct vnvme_ns {
 #define VNVME_CMD_DIRTY		BIT(1)	/* device wrote the pages */
 #define VNVME_CMD_POLLED	BIT(2)	/* @bio is REQ_POLLED, on @poll_node */
 #define VNVME_CMD_RESUBMIT	BIT(3)	/* polled @bio got no tag: submit again */
+#define VNVME_CMD_FLUSH_AFTER	BIT(4)	/* Write Zeroes with FUA: flush when done */
+#define VNVME_CMD_ZERO_PAGES	BIT(5)	/* Write Zeroes retried with zero pages */
 
 /**
  * struct vnvme_bounce - bounce pages for a misaligned data pointer

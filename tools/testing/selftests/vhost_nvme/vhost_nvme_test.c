@@ -117,6 +117,7 @@
 
 #define RW_FUA		(1U << 30)
 #define DSM_AD		(1U << 2)
+#define WZ_DEAC		(1U << 25)
 
 struct nvme_sgl {
 	uint64_t addr;
@@ -3041,6 +3042,16 @@ TEST_F(io, write_zeroes)
 	ASSERT_EQ(ERR(SC_LBA_RANGE), RW(OP_WZ, self->ns.nsze - 1, 2, 0));
 	/* And its NLB is not limited by MDTS (no data is transferred). */
 	ASSERT_EQ(SC_OK, RW(OP_WZ, 16384, 2048, 0));
+	/* With FUA (a flush after it) and with Deallocate (may unmap) */
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 6000, 32, self->buf));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_WZ, 1, 6000, 8, 0,
+			      RW_FUA));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_WZ, 1, 6024, 8, 0,
+			      WZ_DEAC));
+	ASSERT_EQ(0, bdev_io(self->dev, false, 6000 * 512, direct, 16384));
+	ASSERT_TRUE(is_zero(direct, 4096)) TH_LOG("Write Zeroes with FUA");
+	ASSERT_EQ(0, memcmp(direct + 4096, HVA(self->buf + 4096), 8192));
+	ASSERT_TRUE(is_zero(direct + 12288, 4096)) TH_LOG("Write Zeroes with DEAC");
 }
 
 static uint16_t dsm(struct __test_metadata *_metadata, struct guest *g,
@@ -4255,6 +4266,63 @@ TEST_F(slow, bounce_charged_and_capped)
 	EXPECT_LE(c0 + 2 * 65 * PG - 64 * 1024, c1)
 		TH_LOG("bounce pages not charged to the owner's memcg");
 	EXPECT_GT(c0 + 4 * 65 * PG, c1) TH_LOG("more bounce memory than the cap");
+}
+
+/* wbytes of @dev in the cgroup's io.stat, or UINT64_MAX */
+static uint64_t cg_io_wbytes(const char *cg, const char *dev)
+{
+	char f[256], line[512], key[32];
+	unsigned long long v = UINT64_MAX;
+	struct stat st;
+	FILE *fp;
+
+	if (stat(dev, &st))
+		return UINT64_MAX;
+	snprintf(key, sizeof(key), "%u:%u ", major(st.st_rdev),
+		 minor(st.st_rdev));
+	snprintf(f, sizeof(f), "%s/io.stat", cg);
+	fp = fopen(f, "r");
+	if (!fp)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), fp)) {
+		char *w = strstr(line, "wbytes=");
+
+		if (!strncmp(line, key, strlen(key)) && w)
+			v = strtoull(w + 7, NULL, 10);
+	}
+	fclose(fp);
+	return v == UINT64_MAX ? 0 : v;
+}
+
+/*
+ * The device's Write Zeroes are I/O of the owner: submitted by its worker,
+ * in its cgroup, so io.max and io.stat see them (they ran on a root-cgroup
+ * kworker of system_unbound_wq before).  null_blk has no Write Zeroes
+ * command: the block layer writes zero pages, counted as wbytes.
+ */
+TEST_F(slow, write_zeroes_charged_to_owner)
+{
+	const uint32_t nlb = 4096;	/* 2 MiB of 512-byte blocks */
+	uint64_t before, after, b = g_alloc(&self->g, PG);
+	uint8_t *p;
+
+	SLOW_PROLOGUE();
+	if (!self->cg[0])
+		SKIP(return, "no cgroup v2 with the io controller");
+	p = HVA(b);
+	fill(p, 4096, 5);
+	ASSERT_EQ(0, bdev_io(self->dev, true, 100 * 512, p, 4096));
+	before = cg_io_wbytes(self->cg, self->dev);
+	ASSERT_NE(UINT64_MAX, before);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_WZ, 1, 0, nlb, 0, 0));
+	after = cg_io_wbytes(self->cg, self->dev);
+	TH_LOG("io.stat wbytes: %llu before, %llu after",
+	       (unsigned long long)before, (unsigned long long)after);
+	EXPECT_LE(before + (uint64_t)nlb * 512, after)
+		TH_LOG("Write Zeroes not charged to the owner's cgroup");
+	memset(p, 0xff, 4096);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_READ, 1, 100, 8, b, 0));
+	EXPECT_TRUE(is_zero(p, 4096));
 }
 
 enum { KILL_DELETE_SQ, KILL_QUIESCE, KILL_DETACH, KILL_RESET };
