@@ -39,6 +39,39 @@ step() {	# step DESCRIPTION CMD...
 	return $rc
 }
 
+# tap_complete TAP SKIPLIST: the kselftest TAP in TAP has a plan, one
+# result per planned test, and skips only of the tests SKIPLIST names.
+tap_complete() {
+	awk -v skips="$2" '
+	BEGIN {
+		while ((getline l < skips) > 0) {
+			if (l ~ /^#/ || l == "")
+				continue
+			sub(/[ \t].*/, "", l)
+			want[l] = 1
+		}
+	}
+	/^#  RUN +/ { name = $3 }
+	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0 }
+	/^(not )?ok [0-9]+/ {
+		n++
+		if ($0 ~ /# SKIP/ && !(name in want)) {
+			print "unexpected skip: " name
+			bad = 1
+		}
+	}
+	END {
+		if (!plan) {
+			print "no TAP plan"
+			bad = 1
+		} else if (n != plan) {
+			printf "%d results for a plan of %d\n", n, plan
+			bad = 1
+		}
+		exit bad
+	}' "$1"
+}
+
 # Backends for the selftests' io variants (see the header of
 # vhost_nvme_test.c): a memory-backed null_blk with discard and a write-back
 # cache, and a loop device on a 256 MiB tmpfs file.
@@ -95,6 +128,9 @@ else
 	elif [ "$rc" -ne 0 ]; then
 		failed=1
 	fi
+	# A partial run is a failure; so is a skip nobody expected.
+	step "selftests: every planned test reported, no unexpected skip" \
+		tap_complete "$STAP" tools/testing/selftests/vhost_nvme/expected-skips
 fi
 
 # The fio ioengine's verify jobs (tools/fio-vhost-nvme/guest-test.sh), one

@@ -661,7 +661,8 @@ static int wait_cqe(struct guest *g, uint16_t cqid, struct nvme_cqe *out,
 		rem = deadline - now_ms();
 		if (rem <= 0)
 			return -ETIMEDOUT;
-		if (poll(&p, 1, rem) > 0) {
+		/* Look at the ring now and then: a CQE may come unsignalled. */
+		if (poll(&p, 1, rem < 20 ? rem : 20) > 0) {
 			uint64_t v;
 
 			if (read(cq->irqfd, &v, sizeof(v)) == sizeof(v))

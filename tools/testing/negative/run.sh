@@ -1,0 +1,81 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Negative controls: each NAME.patch in this directory breaks the device (or
+# the harness's setup) in exactly one way the suite claims to catch.  For
+# each one: copy the tree (tracked files, as they are in the work tree),
+# apply the patch, build the module and the selftests, run
+# tools/testing/vm/guest-check.sh in the test VM, and require it to go red
+# where the patch's "Expect-fail:" line says (selftest names, or
+# "guest-check" for guest-check.sh's own items).  A control that stays green
+# means the suite would pass a device broken that way.
+#
+#   tools/testing/negative/run.sh [NAME...]    default: every patch
+#
+# Prints "negative NAME: red ..." or "negative NAME: GREEN ..." per control;
+# exits 1 if any control stayed green or could not run.  Work trees and VM
+# output go to $NEG_OUT (default results/negative/NAME).
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cd "$REPO" || exit 1
+# shellcheck source=../env.sh
+. tools/testing/env.sh
+NEG=tools/testing/negative
+OUT=${NEG_OUT:-$REPO/results/negative}
+
+if [ $# -eq 0 ]; then
+	set -- $(cd "$NEG" && ls -- *.patch | sed 's/\.patch$//')
+fi
+
+rc=0
+for name in "$@"; do
+	patch=$REPO/$NEG/$name.patch
+	dst=$OUT/$name
+	if [ ! -f "$patch" ]; then
+		echo "negative $name: no such control ($patch)"
+		rc=1
+		continue
+	fi
+	expect=$(sed -n 's/^Expect-fail: *//p' "$patch")
+	rm -rf "$dst"
+	mkdir -p "$dst/tree"
+	git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$dst/tree"
+	# The fio engine's jobs need its build; they prove nothing here.
+	rm -f "$dst/tree/tools/fio-vhost-nvme/guest-test.sh"
+	if ! (cd "$dst/tree" && patch -s -p1 < "$patch") > "$dst/patch.log" 2>&1; then
+		echo "negative $name: the patch does not apply (see $dst/patch.log)"
+		rc=1
+		continue
+	fi
+	if ! { make -C "$KDIR" M="$dst/tree" modules &&
+	       make -C "$dst/tree/tools/testing/selftests/vhost_nvme" KSRC="$KSRC"; } \
+			> "$dst/build.log" 2>&1; then
+		echo "negative $name: build failed (see $dst/build.log)"
+		rc=1
+		continue
+	fi
+	(cd "$dst/tree" && tools/testing/vm/vm-run.sh --out "$dst/vm" \
+		tools/testing/vm/guest-check.sh) > "$dst/vm.log" 2>&1
+	if [ ! -f "$dst/vm/status" ]; then
+		echo "negative $name: the VM did not finish (see $dst/vm.log)"
+		rc=1
+		continue
+	fi
+	missed=()
+	for t in $expect; do
+		if [ "$t" = guest-check ]; then
+			grep -q '^not ok' "$dst/vm/guest-check.tap" || missed+=("$t")
+		else
+			grep -Eq "^not ok [0-9]+ $t\$" "$dst/vm/selftests.tap" ||
+				missed+=("$t")
+		fi
+	done
+	nfail=$(grep -c '^not ok' "$dst/vm/selftests.tap" 2>/dev/null)
+	if [ "$(cat "$dst/vm/status")" = 0 ] || [ ${#missed[@]} -gt 0 ]; then
+		echo "negative $name: GREEN where it must fail: ${missed[*]:-guest-check.sh exit 0} ($nfail selftests failed)"
+		rc=1
+	else
+		echo "negative $name: red as it must be ($nfail selftests failed, including $expect)"
+	fi
+done
+exit $rc
