@@ -54,8 +54,9 @@ for name in "$@"; do
 		rc=1
 		continue
 	fi
-	(cd "$dst/tree" && tools/testing/vm/vm-run.sh --out "$dst/vm" \
-		tools/testing/vm/guest-check.sh) > "$dst/vm.log" 2>&1
+	# vm-run.sh runs the script in $VN_REPO: the patched copy.
+	(cd "$dst/tree" && VN_REPO="$dst/tree" tools/testing/vm/vm-run.sh \
+		--out "$dst/vm" tools/testing/vm/guest-check.sh) > "$dst/vm.log" 2>&1
 	if [ ! -f "$dst/vm/status" ]; then
 		echo "negative $name: the VM did not finish (see $dst/vm.log)"
 		rc=1
