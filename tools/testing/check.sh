@@ -143,6 +143,25 @@ if [ -f "$VMOUT/status" ]; then
 	fi
 fi
 
+# --- VM: negative controls (tools/testing/negative) -----------------------------
+# Each control breaks the device in one way the selftests claim to catch and
+# must turn them red; one that stays green is a failure of the suite.
+# NEGATIVE=0 skips them (about 8 minutes under TCG).
+if [ "${NEGATIVE:-1}" != 0 ] && [ "$built" = 1 ]; then
+	echo "check: negative controls (tools/testing/negative/run.sh)"
+	NEG_OUT=$RES/negative tools/testing/negative/run.sh > "$RES/negative.log" 2>&1 || true
+	while IFS= read -r line; do
+		case $line in
+		"negative "*": red as it must be"*) item pass "${line%% (*}" ;;
+		"negative "*) item fail "${line%%:*}" "${line#*: }" ;;
+		esac
+	done < "$RES/negative.log"
+	grep -q '^negative ' "$RES/negative.log" ||
+		item fail "negative controls" "no result; see $RES/negative.log"
+else
+	item skip "negative controls" "NEGATIVE=0 or the module did not build"
+fi
+
 # --- VM: the hostile suite (tools/testing/hostile) ------------------------------
 HOSTILE_ARGS=${HOSTILE_ARGS:--n 1000000 -i 100000 -k 40 -f 100}
 echo "check: building the hostile suite"
