@@ -25,6 +25,7 @@ typedef u64 dma_addr_t;
 typedef unsigned int gfp_t;
 typedef u8 blk_status_t;
 typedef struct { int counter; } atomic_t;
+typedef struct { long counter; } atomic_long_t;
 typedef struct { s64 counter; } atomic64_t;
 struct list_head { struct list_head *next, *prev; };
 
