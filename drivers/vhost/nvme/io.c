@@ -644,6 +644,11 @@ static void vnvme_kiocb_end(struct kiocb *iocb, long ret)
 	struct vnvme_cmd *cmd = container_of(iocb, struct vnvme_cmd, iocb);
 	u32 len = le16_to_cpu(cmd->sqe.rw.length) + 1;
 
+	if (cmd->flags & VNVME_CMD_SB_WRITE) {
+		cmd->flags &= ~VNVME_CMD_SB_WRITE;
+		kiocb_end_write(iocb);
+	}
+
 	len <<= cmd->ns->lba_shift;
 	if (ret == len)
 		cmd->status = 0;
@@ -660,13 +665,41 @@ static u16 vnvme_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	struct bio_vec *bvecs = cmd->bvecs;
 	unsigned int nr_bvecs = cmd->nr_bvecs;
 	struct iov_iter iter;
+	loff_t pos = slba << ns->lba_shift;
 	ssize_t ret;
+
+	if (!ns->bdev) {
+		struct super_block *sb = file_inode(ns->file)->i_sb;
+
+		if (rw_verify_area(write ? WRITE : READ, ns->file, &pos, len))
+			return NVME_SC_ACCESS_DENIED | NVME_SC_DNR;
+		/*
+		 * Freeze protection, as a write(2) has: while the file system
+		 * is frozen the write stays in its SQ (never blocking the
+		 * worker) and is tried again every VNVME_FROZEN_RECHECK_NS.
+		 */
+		if (write) {
+			if (!sb_start_write_trylock(sb)) {
+				cmd->sq->worker->frozen = true;
+				return VNVME_STATUS_RETRY;
+			}
+			/* Completion may run in another context: see kiocb_start_write() */
+			__sb_writers_release(sb, SB_FREEZE_WRITE);
+			cmd->flags |= VNVME_CMD_SB_WRITE;
+		}
+	}
 
 	if (vnvme_needs_bounce(cmd)) {
 		u16 status = vnvme_bounce_alloc(dev, cmd, len, write);
 
-		if (status)
+		if (status) {
+			if (cmd->flags & VNVME_CMD_SB_WRITE) {
+				cmd->flags &= ~VNVME_CMD_SB_WRITE;
+				init_sync_kiocb(&cmd->iocb, ns->file);
+				kiocb_end_write(&cmd->iocb);
+			}
 			return status;
+		}
 		bvecs = cmd->bounce->bv;
 		nr_bvecs = cmd->bounce->nr;
 	}
@@ -703,7 +736,7 @@ static u16 vnvme_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	}
 
 	init_sync_kiocb(&cmd->iocb, ns->file);
-	cmd->iocb.ki_pos = slba << ns->lba_shift;
+	cmd->iocb.ki_pos = pos;
 	cmd->iocb.ki_complete = vnvme_kiocb_end;
 	if (fua)
 		cmd->iocb.ki_flags |= IOCB_DSYNC;
@@ -1268,6 +1301,11 @@ static void vnvme_signal_cqs(struct vnvme_worker *worker)
 	ktime_t now = 0, next = KTIME_MAX;
 	unsigned int qid;
 
+	if (worker->frozen) {
+		worker->frozen = false;
+		now = ktime_get();
+		next = ktime_add_ns(now, VNVME_FROZEN_RECHECK_NS);
+	}
 	for (qid = 1; qid <= dev->max_qid; qid++) {
 		struct vnvme_cq *cq = dev->cq[qid];
 

@@ -57,6 +57,8 @@
 #define VNVME_POLL_START_NS	(10 * NSEC_PER_USEC)
 /* How often a full CQ without a kick eventfd has its head re-read */
 #define VNVME_CQ_RECHECK_NS	(1 * NSEC_PER_MSEC)
+/* How often commands put back in their SQ for a frozen file system retry */
+#define VNVME_FROZEN_RECHECK_NS	(10 * NSEC_PER_MSEC)
 #define VNVME_SQE_SIZE		64
 #define VNVME_CQE_SIZE		16
 
@@ -141,6 +143,7 @@ struct vnvme_ns {
 #define VNVME_CMD_RESUBMIT	BIT(3)	/* polled @bio got no tag: submit again */
 #define VNVME_CMD_FLUSH_AFTER	BIT(4)	/* Write Zeroes with FUA: flush when done */
 #define VNVME_CMD_ZERO_PAGES	BIT(5)	/* Write Zeroes retried with zero pages */
+#define VNVME_CMD_SB_WRITE	BIT(6)	/* holds the file's freeze protection */
 
 /**
  * struct vnvme_bounce - bounce pages for a misaligned data pointer
@@ -310,7 +313,10 @@ struct vnvme_sq {
  * @poll_win_ns: current polling window, 0..@poll_budget_ns (worker)
  * @polled: commands whose polled bios only this worker's polling
  *	    completes (worker)
- * @coal_timer: wakes the worker when a coalesced interrupt is due
+ * @frozen: a write was put back in its SQ: its file system is frozen
+ *	    (worker)
+ * @coal_timer: wakes the worker when a coalesced interrupt is due, a full
+ *		CQ is to be looked at again, or a frozen file system
  * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
  */
 struct vnvme_worker {
@@ -325,6 +331,7 @@ struct vnvme_worker {
 	u64 poll_budget_ns;
 	u64 poll_win_ns;
 	struct list_head polled;
+	bool frozen;
 	struct hrtimer coal_timer;
 	void *scratch;
 };

@@ -13,7 +13,11 @@
 #   - a slow null_blk made through configfs (vnvme-slow, 64 MiB, memory
 #     backed): every I/O completes 1 s after submission (irqmode=2), for
 #     what must hold while commands sit behind a slow backend.
-# exports VHOST_NVME_NULLB, VHOST_NVME_LOOP and VHOST_NVME_SLOW, runs ./vhost_nvme_test and
+#   - an ext4 file system on a second loop device (64 MiB tmpfs file),
+#     mounted at a temporary directory, for file namespaces on a file
+#     system that can be frozen.
+# exports VHOST_NVME_NULLB, VHOST_NVME_LOOP, VHOST_NVME_SLOW and
+# VHOST_NVME_EXT4_DIR, runs ./vhost_nvme_test and
 # removes the backends again.  Extra arguments go to the test program.
 
 ksft_skip=4
@@ -36,8 +40,16 @@ IMG=
 NULLB_LOADED=
 SLOW=/sys/kernel/config/nullb/vnvme-slow
 SLOW_MADE=
+EXT4_IMG= EXT4_LOOP= EXT4_DIR=
 
 cleanup() {
+	if [ -n "$EXT4_DIR" ]; then
+		fsfreeze -u "$EXT4_DIR" 2>/dev/null
+		umount "$EXT4_DIR" 2>/dev/null
+		rmdir "$EXT4_DIR" 2>/dev/null
+	fi
+	[ -z "$EXT4_LOOP" ] || losetup -d "$EXT4_LOOP" 2>/dev/null
+	[ -z "$EXT4_IMG" ] || rm -f "$EXT4_IMG"
 	if [ -n "$SLOW_MADE" ]; then
 		echo 0 > "$SLOW/power" 2>/dev/null
 		rmdir "$SLOW" 2>/dev/null
@@ -116,8 +128,22 @@ else
 	LOOPDEV=
 fi
 
+# ext4 on a loop device, for file namespaces on a freezable file system.
+EXT4_IMG=$(mktemp /tmp/vhost-nvme-ext4.XXXXXX) || exit 1
+if truncate -s 64M "$EXT4_IMG" && EXT4_LOOP=$(losetup -f --show "$EXT4_IMG") &&
+   wait_dev "$EXT4_LOOP" && mkfs.ext4 -q -F "$EXT4_LOOP" >/dev/null 2>&1 &&
+   EXT4_DIR=$(mktemp -d /tmp/vhost-nvme-ext4-mnt.XXXXXX) &&
+   mount -t ext4 "$EXT4_LOOP" "$EXT4_DIR"; then
+	export VHOST_NVME_EXT4_DIR="$EXT4_DIR"
+else
+	echo "run.sh: cannot set up ext4 on a loop device; its tests will be skipped" >&2
+	[ -z "$EXT4_DIR" ] || rmdir "$EXT4_DIR"
+	EXT4_DIR=
+fi
+
 echo "# VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-}" \
-     "VHOST_NVME_SLOW=${VHOST_NVME_SLOW:-}"
+     "VHOST_NVME_SLOW=${VHOST_NVME_SLOW:-}" \
+     "VHOST_NVME_EXT4_DIR=${VHOST_NVME_EXT4_DIR:-}"
 for d in ${VHOST_NVME_NULLB:-} ${VHOST_NVME_LOOP:-}; do
 	n=$(basename "$d")
 	echo "# $n: write_cache=$(cat /sys/block/"$n"/queue/write_cache 2>/dev/null)" \
