@@ -12,7 +12,7 @@ set -euo pipefail
 
 PKGS=(linux-headers-amd64 linux-image-amd64 qemu-system-x86
       fio nvme-cli busybox-static kmod cpio xz-utils python3 gcc make file
-      e2fsprogs util-linux perl dmsetup)
+      e2fsprogs util-linux perl dmsetup patch)	# patch: tools/testing/negative
 BENCH=0
 if [ "${1:-}" = --bench ]; then
 	BENCH=1
