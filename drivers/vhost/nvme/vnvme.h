@@ -45,8 +45,10 @@
 #define VNVME_MAX_XFER		(VNVME_PAGE_SIZE << VNVME_MDTS)
 /* Pages one command may span: a page-aligned transfer plus one for the
  * PRP1 offset, doubled for SGL data blocks that each straddle a page.
+ * Counted in NVMe pages: every PRP entry may name a different host page,
+ * whatever the host's PAGE_SIZE (the same number where it is 4 KiB).
  */
-#define VNVME_MAX_BVECS		(2 * (VNVME_MAX_XFER / PAGE_SIZE + 1))
+#define VNVME_MAX_BVECS		(2 * (VNVME_MAX_XFER / VNVME_PAGE_SIZE + 1))
 #define VNVME_MAX_QSIZE		1024
 #define VNVME_MAX_NSID		32
 #define VNVME_MAX_SGL_DESCS	256
