@@ -7,6 +7,13 @@
 # backends set up here) and unload the module.
 # Writes its own steps as TAP to $VM_OUT/guest-check.tap and the selftest's
 # TAP output to $VM_OUT/selftests.tap. Exits non-zero if anything failed.
+#
+# The block_bio_queue tracepoint the selftests read is enabled at boot:
+# turning a tracepoint on or off patches kernel text with cross-CPU IPIs,
+# and under TCG an IPI is sometimes never answered (the sender spins in
+# smp_call_function_many_cond(), a soft lockup, the VM hangs; reproduced
+# with no module loaded, by toggling it under dd).
+# vm-run-append: trace_event=block:block_bio_queue
 set -uo pipefail
 : "${VM_OUT:?run this through tools/testing/vm/vm-run.sh}"
 # shellcheck source=guest-lib.sh
@@ -117,8 +124,14 @@ else
 		cmd=("./$VN_SELFTEST")
 	fi
 	echo "# running ${cmd[*]} (VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-})"
+	# Shortly before timeout(1) kills the run, show where it is stuck:
+	# a test in an unkillable wait outlives the kill.
+	( sleep $((SELFTEST_TIMEOUT - 5)) && vn_dump_stuck vhost_nvme_test ) &
+	wd=$!
 	timeout -k 10 "$SELFTEST_TIMEOUT" "${cmd[@]}" 2>&1 | tee "$STAP"
 	rc=${PIPESTATUS[0]}
+	kill "$wd" 2>/dev/null
+	wait "$wd" 2>/dev/null
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		result 1 "selftests finished within ${SELFTEST_TIMEOUT}s"
 	elif ! grep -Eq '^[[:space:]]*(not )?ok [0-9]+' "$STAP"; then
@@ -138,9 +151,17 @@ fi
 FIO_TEST=tools/fio-vhost-nvme/guest-test.sh
 if [ "$loaded" -eq 0 ] && [ -f "$FIO_TEST" ]; then
 	bash "$FIO_TEST" "$VM_OUT/fio-engine.res"
+	frc=$?
+	fbad=0 fn=0
 	while read -r rc desc; do
 		result "$rc" "$desc"
+		fn=$((fn + 1))
+		[ "$rc" = 0 ] || fbad=1
 	done < "$VM_OUT/fio-engine.res"
+	# Its exit status must agree with its items, and it must have some.
+	if [ "$fn" = 0 ] || { [ "$frc" != 0 ] && [ "$fbad" = 0 ]; }; then
+		result 1 "fio engine jobs: exit status $frc with $fn results, none failing"
+	fi
 fi
 
 if [ "$loaded" -eq 0 ]; then

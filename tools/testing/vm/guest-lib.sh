@@ -34,3 +34,20 @@ vn_unload_module() {
 	[ -d /sys/module/$VN_KO_NAME ] || return 0
 	rmmod "$VN_KO_NAME"
 }
+
+# vn_dump_stuck PATTERN: what the processes whose command line matches
+# PATTERN are doing (state, wait channel, kernel stack), and every CPU's
+# backtrace (sysrq l: a task looping in the kernel is in R state, which the
+# watchdog's sysrq w does not show). For a run about to be killed.
+vn_dump_stuck() {
+	local p
+	echo "# stuck: processes matching '$1':"
+	for p in $(pgrep -f "$1"); do
+		echo "#   pid $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"
+		echo "#     $(grep -E '^State:' "/proc/$p/status" 2>/dev/null)," \
+			"wchan $(cat "/proc/$p/wchan" 2>/dev/null)"
+		sed 's/^/#     /' "/proc/$p/stack" 2>/dev/null
+	done
+	echo l > /proc/sysrq-trigger 2>/dev/null
+	echo w > /proc/sysrq-trigger 2>/dev/null
+}

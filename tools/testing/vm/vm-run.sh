@@ -14,6 +14,8 @@
 #   guest.log    SCRIPT's output     dmesg.txt guest kernel log
 #   warnings.txt kernel warnings found in console.log/dmesg.txt (empty: none)
 # Exit status: SCRIPT's status, or 1 on timeout, no status, or kernel warnings.
+# SCRIPT may ask for kernel parameters of its own with a line
+# "# vm-run-append: ARGS" near its top; they go after --append's.
 # --idle SECS kills the VM when its console has been silent that long (a VM
 # frozen under nested KVM cannot notice it itself; SCRIPT must print at
 # least that often) and leaves DIR/.vmrun/idle behind.
@@ -280,6 +282,7 @@ GUEST_WD=$((TIMEOUT - 30))
 	printf ')\n'
 } > "$META/job"
 
+SCRIPT_APPEND=$(sed -n '1,20s/^# vm-run-append: //p' "$SCRIPT" | head -n1)
 CONSOLE=$OUT/console.log
 : > "$CONSOLE"
 P9="security_model=none,multidevs=remap"
@@ -288,7 +291,7 @@ qemu_base "$ACCEL"
 QEMU=("${QBASE[@]}" -smp "$SMP" -m "$MEM"
 	-chardev "file,id=con,path=$CONSOLE" -serial chardev:con
 	-kernel "$KERNEL" -initrd "$INITRD"
-	-append "$CMDLINE_BASE${APPEND:+ $APPEND}"
+	-append "$CMDLINE_BASE${APPEND:+ $APPEND}${SCRIPT_APPEND:+ $SCRIPT_APPEND}"
 	-fsdev "local,id=root,path=/,$P9,readonly=on"
 	-device virtio-9p-pci,fsdev=root,mount_tag=hostroot
 	-fsdev "local,id=out,path=$OUT,$P9"
