@@ -481,6 +481,32 @@ fault:
 	cq->broken = true;
 }
 
+/* Worker: drop the namespace reference @cmd took at fetch, if any. */
+static void vnvme_put_ns(struct vnvme_cmd *cmd)
+{
+	if (cmd->ns) {
+		vnvme_ns_put(cmd->ns);
+		cmd->ns = NULL;
+	}
+}
+
+/*
+ * Worker: return @cmd's slot to its SQ's free list and its CQ reservation,
+ * and wake whoever waits for the SQ or the device to drain.
+ */
+static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	struct vnvme_sq *sq = cmd->sq;
+
+	sq->cq->reserved--;
+	cmd->next_free = sq->free;
+	sq->free = cmd - sq->cmds;
+	/* Read locklessly by vnvme_sq_destroy()'s wait */
+	WRITE_ONCE(sq->inflight, sq->inflight - 1);
+	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
+		wake_up_all(&dev->wq);
+}
+
 /* Worker: post @cmd's completion and free its slot. */
 static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			 u16 status)
@@ -493,20 +519,11 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 		sq->polled++;
 	}
 	vnvme_release_data(cmd);	/* may fail a bounced read */
-	if (cmd->ns) {
-		vnvme_ns_put(cmd->ns);
-		cmd->ns = NULL;
-	}
+	vnvme_put_ns(cmd);
 	vnvme_post_cqe(sq, cmd, cmd->status);
 	if (cmd->status)
 		sq->errors++;
-	sq->cq->reserved--;
-	cmd->next_free = sq->free;
-	sq->free = cmd - sq->cmds;
-	/* Read locklessly by vnvme_sq_destroy()'s wait */
-	WRITE_ONCE(sq->inflight, sq->inflight - 1);
-	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
-		wake_up_all(&dev->wq);
+	vnvme_put_slot(dev, cmd);
 }
 
 /*
@@ -1184,18 +1201,10 @@ static void vnvme_unfetch(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 	cmd->flags &= ~VNVME_CMD_DIRTY;	/* the device wrote nothing */
 	vnvme_release_data(cmd);
-	if (cmd->ns) {
-		vnvme_ns_put(cmd->ns);
-		cmd->ns = NULL;
-	}
+	vnvme_put_ns(cmd);
 	sq->head = (sq->head + sq->size - 1) % sq->size;
 	sq->fetched--;
-	sq->cq->reserved--;
-	cmd->next_free = sq->free;
-	sq->free = cmd - sq->cmds;
-	WRITE_ONCE(sq->inflight, sq->inflight - 1);
-	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
-		wake_up_all(&dev->wq);
+	vnvme_put_slot(dev, cmd);
 }
 
 /* Fetch and start up to @budget commands of @sq; returns how many. */
