@@ -219,12 +219,17 @@ fi
 # lines become items here. E2E=0 skips it.
 if [ "${E2E:-1}" = 1 ]; then
 	echo "check: end-to-end tests (tools/testing/e2e/e2e.sh)"
+	erc=0
 	RESULTS=$RES/e2e tools/testing/e2e/e2e.sh 2>&1 | tee "$RES/e2e.log" |
-		sed 's/^/    /' || true
+		sed 's/^/    /' || erc=${PIPESTATUS[0]}
+	before=$FAIL
 	if [ -s "$RES/e2e/e2e.tap" ]; then
 		tap_items e2e "$RES/e2e/e2e.tap"
 	else
 		item fail "end-to-end tests" "no TAP output; see $RES/e2e.log"
+	fi
+	if [ "$erc" != 0 ] && [ "$FAIL" = "$before" ]; then
+		item fail "end-to-end tests" "exit status $erc without a failing item; see $RES/e2e.log"
 	fi
 else
 	item skip "end-to-end tests" "E2E=0"

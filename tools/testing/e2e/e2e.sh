@@ -111,30 +111,38 @@ echo "e2e: booting the test VM (--smp 1: nested KVM is reliable with one vCPU)"
 t0=$(date +%s)
 run_vm "$PLAN"
 vm_note=
-keep_attempt() {	# keep_attempt N: keep the logs of a hung attempt
-	rm -rf "$RES/vm-attempt$1"
-	mv "$RES/vm" "$RES/vm-attempt$1"
-	cp "$RES/vm-run.log" "$RES/vm-attempt$1/vm-run.log"
+keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
+	rm -rf "${RES:?}/vm-$1"
+	mv "$RES/vm" "$RES/vm-$1"
+	cp "$RES/vm-run.log" "$RES/vm-$1/vm-run.log"
 }
-if [ "$VM_HUNG" = 1 ]; then
-	vm_note="the test VM hung (console silent for ${E2E_IDLE:-240}s) and was run again"
-	keep_attempt 1
-	echo "e2e: INFRA: $vm_note; first attempt's logs in $RES/vm-attempt1"
-	run_vm "$PLAN"
-fi
+# A hung test VM is not retried. The way it hangs under nested KVM is
+# KVM-in-TCG's; the control tells that apart from a device bug: a test VM
+# whose nested KVM guest runs on QEMU's own -device nvme, under the same
+# conditions. If the control hangs or fails too, the nested KVM pass is a
+# SKIP (infrastructure); if it runs to the end, the hang is a FAIL. Either
+# way the rest of the tests then run without nested KVM (check-nokvm).
 if [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ]; then
-	vm_note="the test VM hung twice with nested KVM; the tests ran under nested TCG only"
-	keep_attempt 2
-	echo "e2e: INFRA: $vm_note"
+	keep_attempt hung
+	echo "e2e: the test VM hung; control: the nested KVM guest on QEMU's -device nvme"
+	run_vm control-kvm
+	ctl=failed
+	if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: ' "$RES/vm/e2e.tap" 2>/dev/null; then
+		ctl=passed
+	fi
+	keep_attempt control
+	echo "e2e: control $ctl; the tests run again without nested KVM (logs of the hung VM in $RES/vm-hung)"
 	run_vm check-nokvm
+	if [ $ctl = passed ]; then
+		tap "not ok" "test VM with a nested KVM guest on vhost-nvme ran to the end: it hung, while the control on -device nvme did not (see $RES/vm-hung)"
+	else
+		vm_note="the test VM hung with a nested KVM guest on vhost-nvme and the control on -device nvme failed too"
+		tap "not ok" "test VM with a nested KVM guest ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
+	fi
 fi
 echo "e2e: test VM done in $(( $(date +%s) - t0 ))s"
 vrc=0
 [ -f "$RES/vm/status" ] && [ "$(cat "$RES/vm/status")" = 0 ] || vrc=1
-if [ -n "$vm_note" ]; then
-	echo "e2e: INFRA: $vm_note"
-	tap ok "test VM with nested guests ran (infrastructure: $vm_note)"
-fi
 
 if [ -f "$RES/vm/e2e.tap" ]; then
 	while IFS= read -r line; do

@@ -26,7 +26,10 @@ FW=(-L /usr/share/qemu -L /usr/share/seabios)
 run_l2() {
 	local name=$1 accel=$2 mode=$3 tmo=$4 idle=$5
 	local con=$VM_OUT/l2-$name.console err=$VM_OUT/l2-$name.stderr
-	local cpu=host mem=1G klog="quiet loglevel=4" initrd=$INITRD qpid fd cfd
+	# noxsave: the CPUID that KVM in TCG gives the nested guest has XSAVE
+	# sizes that disagree (fpu__init_system_xstate() WARNs "size != kernel_size"
+	# at boot on any device); FXSAVE is all the tests need.
+	local cpu=host mem=1G klog="quiet loglevel=4 noxsave" initrd=$INITRD qpid fd cfd
 	local start=$SECONDS last=$SECONDS beat=$SECONDS killed=0 line='' part='' r reason='' rc
 	if [ "$accel" = tcg ]; then
 		# Nested TCG boots in minutes: its kernel messages show the
