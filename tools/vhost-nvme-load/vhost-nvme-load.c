@@ -6,7 +6,9 @@
  * it creates I/O queue pairs, and it keeps a queue depth of 4 KiB (or --bs)
  * random reads and writes in flight against a backend for a given time.
  * Every block written carries its LBA and a generation number; every block
- * read back is checked, so the run also verifies data integrity.
+ * read back is checked, so the run also verifies data integrity (a block
+ * whose write failed is not read until it has been written again: with a
+ * failing backend, every successful read must still be right).
  *
  *   vhost-nvme-load [--seconds N] [--qd N] [--bs BYTES] [--read-pct P]
  *                   [--span MIB] [--shadow] BACKEND
@@ -281,6 +283,12 @@ int main(int argc, char **argv)
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			if (c->status >> 1) {
 				errors++;
+				/*
+				 * What a failed write left there is unknown: the
+				 * block is written again before it is read.
+				 */
+				if (s->write)
+					gens[s->lba / (bs / lbs)] = 0;
 			} else if (!s->write) {
 				uint64_t idx = s->lba / (bs / lbs);
 

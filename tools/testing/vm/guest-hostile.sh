@@ -27,7 +27,7 @@ slab0=$(awk '/^SUnreclaim:/ {print $2}' /proc/meminfo)
 # error status), never hang.  Prints the number of failed commands.
 LOAD=tools/vhost-nvme-load/vhost-nvme-load
 under_load() {	# under_load NAME DEV BREAK-CMD
-	local out=$VM_OUT/$1.txt errs
+	local out=$VM_OUT/$1.txt errs bad
 	timeout -k 5 60 "$LOAD" --seconds 6 --qd 16 --span 32 "$2" > "$out" 2>&1 &
 	local pid=$! i
 	# break it only once I/O is flowing (the tool prints IOPS each second)
@@ -43,8 +43,11 @@ under_load() {	# under_load NAME DEV BREAK-CMD
 		return 1
 	fi
 	errs=$(sed -n 's/.*, errors \([0-9]*\),.*/\1/p' "$out")
+	bad=$(sed -n 's/.*, mismatches \([0-9]*\).*/\1/p' "$out")
 	echo "# $1: $(grep -m1 commands "$out" | sed 's/^ *//')"
 	[ "${errs:-0}" -gt 0 ] || { echo "hostile: $1: no command failed" >&2; return 1; }
+	# A read that succeeds returns what was last written successfully.
+	[ "${bad:-x}" = 0 ] || { echo "hostile: $1: ${bad:-?} reads returned wrong data" >&2; return 1; }
 	extra_faults=$((extra_faults + errs))
 }
 extra_faults=0
