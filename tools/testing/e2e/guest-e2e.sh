@@ -14,6 +14,8 @@
 #               under nested TCG;
 #        check-nokvm: the same without nested KVM (the full pass under
 #               nested TCG: e2e.sh's plan after the test VM hung);
+#        check-kvm: only the full pass under KVM (a negative control's
+#               lane: no user-error checks, no fallback, no TCG pass);
 #        control-kvm: only the full pass under KVM, on QEMU's own
 #               -device nvme (e2e.sh's control after the test VM hung);
 #        bench: the nested guest under KVM runs fio and prints IOPS.
@@ -67,7 +69,7 @@ refuses() {	# refuses PATTERN [setpriv ARGS --] DEVICE-OPTIONS
 log "QEMU $QEMU"
 [ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
 USER_CHECKS=1
-case $PLAN in bench|control-kvm) USER_CHECKS=0 ;; esac
+case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
 if [ $USER_CHECKS = 1 ]; then
 	check "without the module: QEMU refuses (is the module loaded?)" \
 		refuses "module loaded" backend=/dev/null
@@ -235,6 +237,11 @@ error)
 	tap "not ok" "nested guest under KVM: QEMU refused to start the device"
 	;;
 infra)
+	if [ "$PLAN" = check-kvm ]; then
+		tap "not ok" "nested guest under KVM ran to the end # SKIP infrastructure: ${L2_REASON}"
+		vn_unload_module
+		exit 0
+	fi
 	log "INFRA: nested KVM failed ($L2_REASON): the full pass runs under nested TCG"
 	tap "not ok" "nested guest under KVM ran to the end # SKIP infrastructure: ${L2_REASON}; the full pass ran under nested TCG instead"
 	run_l2 tcg-full tcg full 1800 400
@@ -245,6 +252,12 @@ infra)
 	fi
 	;;
 esac
+
+if [ "$PLAN" = check-kvm ]; then
+	vn_unload_module || log "rmmod vhost_nvme failed"
+	grep -q '^not ok' "$TAP" && exit 1
+	exit 0
+fi
 
 # A short pass without KVM: interrupts through the main-loop eventfd handler,
 # doorbells through QEMU-dispatched ioeventfds. Nested TCG does not have

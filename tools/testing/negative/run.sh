@@ -10,6 +10,11 @@
 # "guest-check" for guest-check.sh's own items).  A control that stays green
 # means the suite would pass a device broken that way.
 #
+# A patch with "Lane: e2e PLAN" runs tools/testing/e2e/e2e.sh PLAN in the
+# copy instead (nested guests; the QEMU build is the cached one), and its
+# "Expect-fail-item: DESCRIPTION" lines name e2e items that must be
+# "not ok" (a prefix of the description).
+#
 #   tools/testing/negative/run.sh [NAME...]    default: every patch
 #
 # Prints "negative NAME: red ..." or "negative NAME: GREEN ..." per control;
@@ -27,6 +32,26 @@ if [ $# -eq 0 ]; then
 	set -- $(cd "$NEG" && ls -- *.patch | sed 's/\.patch$//')
 fi
 
+# neg_e2e NAME PATCH DST PLAN: the e2e lane of one control.
+neg_e2e() {
+	local name=$1 patch=$2 dst=$3 plan missed=() d
+	plan=$(echo "$4" | xargs)
+	(cd "$dst/tree" && VN_REPO="$dst/tree" RESULTS="$dst/e2e" tools/testing/e2e/e2e.sh ${plan:+"$plan"}) \
+		> "$dst/e2e.log" 2>&1
+	if [ ! -s "$dst/e2e/e2e.tap" ]; then
+		echo "negative $name: e2e produced no TAP (see $dst/e2e.log)"
+		return 1
+	fi
+	while IFS= read -r d; do
+		grep -qF -- "- $d" <(grep '^not ok' "$dst/e2e/e2e.tap") || missed+=("$d")
+	done < <(sed -n 's/^Expect-fail-item: *//p' "$patch")
+	if [ ${#missed[@]} -gt 0 ]; then
+		echo "negative $name: GREEN where it must fail: ${missed[*]} ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed)"
+		return 1
+	fi
+	echo "negative $name: red as it must be ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed, including the expected)"
+}
+
 rc=0
 for name in "$@"; do
 	patch=$REPO/$NEG/$name.patch
@@ -37,6 +62,7 @@ for name in "$@"; do
 		continue
 	fi
 	expect=$(sed -n 's/^Expect-fail: *//p' "$patch")
+	lane=$(sed -n 's/^Lane: *//p' "$patch")
 	rm -rf "$dst"
 	mkdir -p "$dst/tree"
 	git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$dst/tree"
@@ -45,6 +71,10 @@ for name in "$@"; do
 	if ! (cd "$dst/tree" && patch -s -p1 < "$patch") > "$dst/patch.log" 2>&1; then
 		echo "negative $name: the patch does not apply (see $dst/patch.log)"
 		rc=1
+		continue
+	fi
+	if [ "${lane%% *}" = e2e ]; then
+		neg_e2e "$name" "$patch" "$dst" "${lane#e2e}" || rc=1
 		continue
 	fi
 	if ! { make -C "$KDIR" M="$dst/tree" modules &&
