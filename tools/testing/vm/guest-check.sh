@@ -125,8 +125,9 @@ else
 	fi
 	echo "# running ${cmd[*]} (VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-})"
 	# Shortly before timeout(1) kills the run, show where it is stuck:
-	# a test in an unkillable wait outlives the kill.
-	( sleep $((SELFTEST_TIMEOUT - 5)) && vn_dump_stuck vhost_nvme_test ) &
+	# a test in an unkillable wait outlives the kill. (The sleep must not
+	# hold our stdout: the caller's tee would wait for it.)
+	( sleep $((SELFTEST_TIMEOUT - 5)) > /dev/null 2>&1 && vn_dump_stuck vhost_nvme_test ) &
 	wd=$!
 	timeout -k 10 "$SELFTEST_TIMEOUT" "${cmd[@]}" 2>&1 | tee "$STAP"
 	rc=${PIPESTATUS[0]}

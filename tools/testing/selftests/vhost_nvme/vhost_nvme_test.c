@@ -2217,16 +2217,33 @@ TEST_F(io, mdts_transfer)
 	ASSERT_EQ(0, memcmp(direct, HVA(self->buf2), MDTS_BYTES));
 }
 
+/*
+ * Over MDTS: Invalid Field, and nothing moves: the backend keeps what it
+ * held (checked on the backend itself) and a refused read leaves guest
+ * memory as it was.
+ */
 TEST_F(io, over_mdts_invalid_field)
 {
+	static char before[MDTS_BYTES + 4096], after[MDTS_BYTES + 4096];
+	size_t len = MDTS_BYTES + 512;
+
 	IO_PROLOGUE();
+	fill(before, sizeof(before), 31);
+	ASSERT_EQ(0, bdev_io(self->dev, true, 8192 * 512, before, sizeof(before)));
+	fill(HVA(self->buf), len, 32);
 	ASSERT_EQ(ERR(SC_INVALID_FIELD),
 		  RW(OP_WRITE, 8192, (MDTS_BYTES >> 9) + 1, self->buf));
+	ASSERT_EQ(0, bdev_io(self->dev, false, 8192 * 512, after, sizeof(after)));
+	EXPECT_EQ(0, memcmp(before, after, sizeof(after)))
+		TH_LOG("a refused write reached the backend");
+
+	fill(HVA(self->buf2), MDTS_BYTES + 4096, 33);
+	memcpy(after, HVA(self->buf2), sizeof(after));
 	ASSERT_EQ(ERR(SC_INVALID_FIELD),
-		  RW(OP_READ, 8192, (MDTS_BYTES >> 9) + 8, self->buf));
-	ASSERT_EQ(ERR(SC_INVALID_FIELD), RW(OP_READ, 8192, 1024, self->buf));
-	/* Nothing was written. */
-	ASSERT_EQ(SC_OK, RW(OP_READ, 8192, 8, self->buf));
+		  RW(OP_READ, 8192, (MDTS_BYTES >> 9) + 8, self->buf2));
+	ASSERT_EQ(ERR(SC_INVALID_FIELD), RW(OP_READ, 8192, 1024, self->buf2));
+	EXPECT_EQ(0, memcmp(after, HVA(self->buf2), sizeof(after)))
+		TH_LOG("a refused read wrote guest memory");
 }
 
 static void sgl_desc(struct nvme_sgl *d, uint64_t addr, uint32_t len,
@@ -3947,12 +3964,68 @@ TEST_F(io, polling_leaves_eventidx_then_rearms)
 	EXPECT_EQ(0, wait_u32(&eis[2], self->g.sq[1].tail, 5000));
 }
 
+/*
+ * The context switches of this process's workers, in creation (pid)
+ * order: worker 0 first.  Returns how many were found, at most @max.
+ */
+static int worker_switches(unsigned long long *sw, int max)
+{
+	char want[32], path[300], comm[32], line[128];
+	struct dirent *de;
+	int pids[8], n = 0, i, j;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return -1;
+	snprintf(want, sizeof(want), "vhost-nvme-%d", getpid());
+	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
+	while ((de = readdir(d)) && n < max && n < 8) {
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		if (!strcmp(comm, want))
+			pids[n++] = atoi(de->d_name);
+	}
+	closedir(d);
+	for (i = 1; i < n; i++)		/* a few entries: insertion sort */
+		for (j = i; j > 0 && pids[j - 1] > pids[j]; j--) {
+			int t = pids[j];
+
+			pids[j] = pids[j - 1];
+			pids[j - 1] = t;
+		}
+	for (i = 0; i < n; i++) {
+		FILE *f;
+
+		sw[i] = 0;
+		snprintf(path, sizeof(path), "/proc/%d/status", pids[i]);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			sscanf(line, "voluntary_ctxt_switches: %llu", &sw[i]);
+		fclose(f);
+	}
+	return n;
+}
+
 TEST_F(io, two_workers)
 {
 	struct vhost_nvme_worker w = { 0 };
 	struct vhost_nvme_cq c = { .qid = 2, .size = 16, .kickfd = -1,
 				   .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
 	struct q *cq = &self->g.cq[2];
+	unsigned long long sw0[2], sw1[2];
+	int k;
 
 	IO_PROLOGUE();
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
@@ -3982,6 +4055,20 @@ TEST_F(io, two_workers)
 	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 2, OP_READ, 1, 300, 16,
 			      self->buf2, 0));
 	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 8192));
+
+	/*
+	 * Queue 2's I/O is worker 1's: 40 commands there wake worker 1 (at
+	 * least once each: one in flight at a time), worker 0 hardly at all.
+	 */
+	ASSERT_EQ(2, worker_switches(sw0, 2));
+	for (k = 0; k < 40; k++)
+		ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 2, OP_READ, 1, 300,
+				      16, self->buf2, 0));
+	ASSERT_EQ(2, worker_switches(sw1, 2));
+	TH_LOG("worker 0: %llu switches, worker 1: %llu",
+	       sw1[0] - sw0[0], sw1[1] - sw0[1]);
+	EXPECT_LE(40ULL, sw1[1] - sw0[1]);
+	EXPECT_GT(10ULL, sw1[0] - sw0[0]);
 }
 
 TEST_F(io, irq_coalescing_threshold)
