@@ -3639,24 +3639,25 @@ static int g_coalesce(struct guest *g, uint16_t qid, uint32_t thr,
 	return ret;
 }
 
+#define MAX_WORKERS	64	/* above the module's 16: too many still shows */
+
 /*
- * Threads whose name is the worker name of this process; with @sleeping,
- * only those in interruptible sleep (state S: waiting for a kick).
+ * The pids of the threads whose name is the worker name of this process,
+ * in creation (pid) order: worker 0 first.  Returns how many, at most @max.
  */
-static int __count_workers(bool sleeping)
+static int worker_pids(int *pids, int max)
 {
-	char want[32], path[300], comm[32], stat[512];
+	char want[32], path[300], comm[32];
 	struct dirent *de;
 	DIR *d = opendir("/proc");
-	int n = 0;
+	int n = 0, i, j;
 
 	if (!d)
 		return -1;
 	snprintf(want, sizeof(want), "vhost-nvme-%d", getpid());
 	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
-	while ((de = readdir(d))) {
+	while ((de = readdir(d)) && n < max) {
 		FILE *f;
-		char *p;
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
@@ -3668,24 +3669,47 @@ static int __count_workers(bool sleeping)
 			comm[0] = '\0';
 		fclose(f);
 		comm[strcspn(comm, "\n")] = '\0';
-		if (strcmp(comm, want))
-			continue;
-		if (!sleeping) {
-			n++;
-			continue;
+		if (!strcmp(comm, want))
+			pids[n++] = atoi(de->d_name);
+	}
+	closedir(d);
+	for (i = 1; i < n; i++)		/* a few entries: insertion sort */
+		for (j = i; j > 0 && pids[j - 1] > pids[j]; j--) {
+			int t = pids[j];
+
+			pids[j] = pids[j - 1];
+			pids[j - 1] = t;
 		}
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+	return n;
+}
+
+/*
+ * This process's workers; with @sleeping, only those in interruptible
+ * sleep (state S: waiting for a kick).
+ */
+static int __count_workers(bool sleeping)
+{
+	int pids[MAX_WORKERS], n, i, asleep = 0;
+	char path[64], stat[512];
+
+	n = worker_pids(pids, MAX_WORKERS);
+	if (n < 0 || !sleeping)
+		return n;
+	for (i = 0; i < n; i++) {
+		FILE *f;
+		char *p;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", pids[i]);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
 		if (fgets(stat, sizeof(stat), f)) {
 			p = strrchr(stat, ')');
-			n += p && p[1] == ' ' && p[2] == 'S';
+			asleep += p && p[1] == ' ' && p[2] == 'S';
 		}
 		fclose(f);
 	}
-	closedir(d);
-	return n;
+	return asleep;
 }
 
 static int count_workers(void)
@@ -3965,44 +3989,15 @@ TEST_F(io, polling_leaves_eventidx_then_rearms)
 }
 
 /*
- * The context switches of this process's workers, in creation (pid)
- * order: worker 0 first.  Returns how many were found, at most @max.
+ * The voluntary context switches of this process's workers, worker 0
+ * first.  Returns how many workers, at most @max.
  */
 static int worker_switches(unsigned long long *sw, int max)
 {
-	char want[32], path[300], comm[32], line[128];
-	struct dirent *de;
-	int pids[8], n = 0, i, j;
-	DIR *d = opendir("/proc");
+	int pids[MAX_WORKERS], n, i;
+	char path[64], line[128];
 
-	if (!d)
-		return -1;
-	snprintf(want, sizeof(want), "vhost-nvme-%d", getpid());
-	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
-	while ((de = readdir(d)) && n < max && n < 8) {
-		FILE *f;
-
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		fclose(f);
-		comm[strcspn(comm, "\n")] = '\0';
-		if (!strcmp(comm, want))
-			pids[n++] = atoi(de->d_name);
-	}
-	closedir(d);
-	for (i = 1; i < n; i++)		/* a few entries: insertion sort */
-		for (j = i; j > 0 && pids[j - 1] > pids[j]; j--) {
-			int t = pids[j];
-
-			pids[j] = pids[j - 1];
-			pids[j - 1] = t;
-		}
+	n = worker_pids(pids, max < MAX_WORKERS ? max : MAX_WORKERS);
 	for (i = 0; i < n; i++) {
 		FILE *f;
 
