@@ -881,7 +881,7 @@ static int vn_init(struct thread_data *td)
 		d->uc->d = d;
 		d->uc->stopfd = -1;
 	} else {
-		struct vhost_nvme_features feat = { .features = vn_wanted_features(o) };
+		uint64_t features = vn_wanted_features(o), supported;
 
 		d->vfd = open("/dev/vhost-nvme", O_RDWR | O_CLOEXEC);
 		if (d->vfd < 0) {
@@ -890,7 +890,9 @@ static int vn_init(struct thread_data *td)
 			td_verror(td, errno, "open /dev/vhost-nvme");
 			goto fail;
 		}
+		d->info.size = sizeof(d->info);
 		if (vn_ioctl(td, d, VHOST_NVME_GET_INFO, &d->info, "VHOST_NVME_GET_INFO") ||
+		    vn_ioctl(td, d, VHOST_GET_FEATURES, &supported, "VHOST_GET_FEATURES") ||
 		    vn_ioctl(td, d, VHOST_SET_OWNER, NULL, "VHOST_SET_OWNER"))
 			goto fail;
 		if (d->info.abi_version != VHOST_NVME_ABI_VERSION) {
@@ -898,14 +900,14 @@ static int vn_init(struct thread_data *td)
 				d->info.abi_version, VHOST_NVME_ABI_VERSION);
 			goto fail;
 		}
-		feat.features &= d->info.features;
-		if (o->shadow_db && !(feat.features & VHOST_NVME_F_SHADOW_DB)) {
+		features &= supported;
+		if (o->shadow_db && !(features & VHOST_NVME_F_SHADOW_DB)) {
 			log_err("fio-vhost-nvme: module lacks shadow doorbells\n");
 			goto fail;
 		}
-		if (vn_ioctl(td, d, VHOST_NVME_SET_FEATURES, &feat, "VHOST_NVME_SET_FEATURES"))
+		if (vn_ioctl(td, d, VHOST_SET_FEATURES, &features, "VHOST_SET_FEATURES"))
 			goto fail;
-		d->features = feat.features;
+		d->features = features;
 	}
 
 	qsize = d->depth + 1;

@@ -23,12 +23,16 @@
  *   msix_notify().
  * - guest memory: a MemoryListener sends every RAM section to the module
  *   with VHOST_SET_MEM_TABLE.
+ * - queue errors: one eventfd per I/O queue, signalled by the module when
+ *   the queue stops because its ring cannot be accessed; a main-loop
+ *   handler then sets CSTS.CFS so that the guest resets the controller.
  *
  * Everything here runs under the BQL (MMIO, config space, main-loop
  * handlers and the memory listener).
  *
  * Usage:
  *   -device vhost-nvme,backend=/dev/nullb0[,serial=...][,vhostfd=N]
+ *           [,write-cache=off]
  */
 
 #include "qemu/osdep.h"
@@ -86,6 +90,8 @@ typedef struct VNQueue {
     /* SQ: tail doorbell kick; CQ: head doorbell kick. */
     EventNotifier kick;
     bool ioeventfd;
+    /* Signalled by the module when the queue stops on a guest fault. */
+    EventNotifier err;
     /* SQ only */
     uint16_t cqid;
     /* CQ only */
@@ -118,6 +124,7 @@ struct VhostNvme {
     OnOffAuto write_zeroes;
     uint8_t lba_shift;
     int32_t poll_us;        /* -1: the module's default (its poll_us) */
+    bool write_cache;       /* off: no volatile write cache, write-through */
     bool debug;
 
     /* module */
@@ -554,6 +561,35 @@ static int vn_set_doorbells(VhostNvme *n, bool shadow, uint64_t dbs, uint64_t ei
 /* ------------------------------------------------------------------------ */
 /* Queues */
 
+/*
+ * The module stopped @q: its ring cannot be accessed in guest memory.  The
+ * guest learns of it from CSTS.CFS when its commands time out, and resets
+ * the controller.
+ */
+static void vn_queue_error(VNQueue *q, const char *type)
+{
+    VhostNvme *n = q->n;
+
+    error_report("vhost-nvme: I/O %s %u (ring at 0x%" PRIx64 ") stopped: the "
+                 "module cannot access it; controller fatal status set",
+                 type, q->qid, q->addr);
+    n->csts |= NVME_CSTS_FAILED;
+}
+
+static void vn_sq_err_read(EventNotifier *e)
+{
+    if (event_notifier_test_and_clear(e)) {
+        vn_queue_error(container_of(e, VNQueue, err), "SQ");
+    }
+}
+
+static void vn_cq_err_read(EventNotifier *e)
+{
+    if (event_notifier_test_and_clear(e)) {
+        vn_queue_error(container_of(e, VNQueue, err), "CQ");
+    }
+}
+
 static void vn_queue_free(VhostNvme *n, VNQueue *q, bool cq)
 {
     vn_queue_ioeventfd(n, q, cq, false);
@@ -561,6 +597,8 @@ static void vn_queue_free(VhostNvme *n, VNQueue *q, bool cq)
         vn_cq_irq_teardown(n, q);
         event_notifier_cleanup(&q->irq);
     }
+    event_notifier_set_handler(&q->err, NULL);
+    event_notifier_cleanup(&q->err);
     event_notifier_cleanup(&q->kick);
     q->exists = false;
 }
@@ -627,21 +665,30 @@ static uint16_t vn_create_cq(VhostNvme *n, NvmeCmd *cmd)
         event_notifier_cleanup(&cq->kick);
         return NVME_INTERNAL_DEV_ERROR;
     }
+    if (event_notifier_init(&cq->err, 0) < 0) {
+        event_notifier_cleanup(&cq->irq);
+        event_notifier_cleanup(&cq->kick);
+        return NVME_INTERNAL_DEV_ERROR;
+    }
     stl_le_p(&n->vmm_db[2 * qid + 1], 0);
 
     arg.qid = qid;
     arg.size = size;
-    arg.flags = cq->ien ? VHOST_NVME_CQ_F_IRQ_ENABLED : 0;
+    arg.flags = (cq->ien ? VHOST_NVME_CQ_F_IRQ_ENABLED : 0) |
+                VHOST_NVME_CQ_F_ERRFD;
     arg.addr = addr;
     arg.irqfd = cq->ien ? event_notifier_get_fd(&cq->irq) : -1;
     arg.kickfd = event_notifier_get_fd(&cq->kick);
+    arg.errfd = event_notifier_get_fd(&cq->err);
     ret = vn_ioctl(n, VHOST_NVME_CREATE_CQ, &arg);
     if (ret) {
+        event_notifier_cleanup(&cq->err);
         event_notifier_cleanup(&cq->irq);
         event_notifier_cleanup(&cq->kick);
         return vn_errno_status(n, ret, qid, size);
     }
     cq->exists = true;
+    event_notifier_set_handler(&cq->err, vn_cq_err_read);
     vn_debug(n, "CQ %u created: %u entries at 0x%" PRIx64, qid, size, addr);
     vn_cq_irq_setup(n, cq);
     if (n->shadow) {
@@ -682,19 +729,27 @@ static uint16_t vn_create_sq(VhostNvme *n, NvmeCmd *cmd)
     if (event_notifier_init(&sq->kick, 0) < 0) {
         return NVME_INTERNAL_DEV_ERROR;
     }
+    if (event_notifier_init(&sq->err, 0) < 0) {
+        event_notifier_cleanup(&sq->kick);
+        return NVME_INTERNAL_DEV_ERROR;
+    }
     stl_le_p(&n->vmm_db[2 * qid], 0);
 
     arg.qid = qid;
     arg.size = size;
     arg.cqid = cqid;
+    arg.flags = VHOST_NVME_SQ_F_ERRFD;
     arg.kickfd = event_notifier_get_fd(&sq->kick);
     arg.addr = addr;
+    arg.errfd = event_notifier_get_fd(&sq->err);
     ret = vn_ioctl(n, VHOST_NVME_CREATE_SQ, &arg);
     if (ret) {
+        event_notifier_cleanup(&sq->err);
         event_notifier_cleanup(&sq->kick);
         return vn_errno_status(n, ret, qid, size);
     }
     sq->exists = true;
+    event_notifier_set_handler(&sq->err, vn_sq_err_read);
     vn_debug(n, "SQ %u created: %u entries at 0x%" PRIx64 ", CQ %u", qid, size,
              addr, cqid);
     n->cq[cqid].nr_sqs++;
@@ -704,9 +759,13 @@ static uint16_t vn_create_sq(VhostNvme *n, NvmeCmd *cmd)
     return NVME_SUCCESS;
 }
 
-static int vn_delete_sq_q(VhostNvme *n, VNQueue *sq)
+/*
+ * Without VHOST_NVME_DELETE_F_DISCARD in @flags, the entries the module had
+ * not fetched complete with Command Aborted due to SQ Deletion.
+ */
+static int vn_delete_sq_q(VhostNvme *n, VNQueue *sq, uint16_t flags)
 {
-    struct vhost_nvme_qid arg = { .qid = sq->qid };
+    struct vhost_nvme_qid arg = { .qid = sq->qid, .flags = flags };
     int ret = vn_ioctl(n, VHOST_NVME_DELETE_SQ, &arg);
 
     if (ret && ret != -ENOENT) {
@@ -737,7 +796,7 @@ static uint16_t vn_delete_sq(VhostNvme *n, NvmeCmd *cmd)
     if (!qid || qid > n->max_ioqpairs || !n->sq[qid].exists) {
         return NVME_INVALID_QID | NVME_DNR;
     }
-    ret = vn_delete_sq_q(n, &n->sq[qid]);
+    ret = vn_delete_sq_q(n, &n->sq[qid], 0);
     return ret ? vn_errno_status(n, ret, qid, 0) : NVME_SUCCESS;
 }
 
@@ -785,6 +844,22 @@ static void vn_nguid(VhostNvme *n, uint8_t out[16])
     out[0] |= 1;
 }
 
+/*
+ * Write Zeroes Size Limit, DMRL and DMRSL as Identify Controller (NVM
+ * command set) advertises them: within one transfer size.  0 is no limit.
+ */
+static void vn_nvm_limits(VhostNvme *n, uint8_t *wzsl, uint8_t *dmrl,
+                          uint32_t *dmrsl)
+{
+    *wzsl = n->mdts;
+    *dmrl = 0;
+    *dmrsl = 0;
+    if (n->features & VHOST_NVME_F_DSM) {
+        *dmrl = 1;
+        *dmrsl = (VN_PAGE << n->mdts) >> n->ns.lba_shift;
+    }
+}
+
 static uint16_t vn_identify_ctrl(VhostNvme *n, NvmeCmd *cmd)
 {
     g_autofree NvmeIdCtrl *id = g_new0(NvmeIdCtrl, 1);
@@ -827,7 +902,7 @@ static uint16_t vn_identify_ctrl(VhostNvme *n, NvmeCmd *cmd)
         oncs |= NVME_ONCS_WRITE_ZEROES;
     }
     id->oncs = cpu_to_le16(oncs);
-    id->vwc = NVME_VWC_PRESENT;
+    id->vwc = n->write_cache ? NVME_VWC_PRESENT : 0;
     if (n->features & VHOST_NVME_F_SGL) {
         id->sgls = cpu_to_le32(NVME_CTRL_SGLS_SUPPORT_DWORD_ALIGN);
     }
@@ -900,13 +975,10 @@ static uint16_t vn_identify(VhostNvme *n, NvmeCmd *cmd)
         }
         {
             NvmeIdCtrlNvm *id = (NvmeIdCtrlNvm *)buf;
+            uint32_t dmrsl;
 
-            /* Write Zeroes and DSM: within one transfer size. */
-            id->wzsl = n->mdts;
-            if (n->features & VHOST_NVME_F_DSM) {
-                id->dmrl = 1;
-                id->dmrsl = cpu_to_le32((VN_PAGE << n->mdts) >> n->ns.lba_shift);
-            }
+            vn_nvm_limits(n, &id->wzsl, &id->dmrl, &dmrsl);
+            id->dmrsl = cpu_to_le32(dmrsl);
         }
         break;
     case NVME_ID_CNS_CS_NS:
@@ -994,13 +1066,14 @@ static uint16_t vn_get_log(VhostNvme *n, NvmeCmd *cmd)
     return vn_to_guest(n, cmd, out, len);
 }
 
-static bool vn_feature_known(uint8_t fid)
+static bool vn_feature_known(VhostNvme *n, uint8_t fid)
 {
     switch (fid) {
+    case NVME_VOLATILE_WRITE_CACHE:
+        return n->write_cache;          /* only with a write cache (VWC) */
     case NVME_ARBITRATION:
     case NVME_POWER_MANAGEMENT:
     case NVME_TEMPERATURE_THRESHOLD:
-    case NVME_VOLATILE_WRITE_CACHE:
     case NVME_NUMBER_OF_QUEUES:
     case NVME_INTERRUPT_COALESCING:
     case NVME_ASYNCHRONOUS_EVENT_CONF:
@@ -1021,7 +1094,7 @@ static uint16_t vn_get_features(VhostNvme *n, NvmeCmd *cmd, uint32_t *result)
     bool dflt = sel == NVME_GETFEAT_SELECT_DEFAULT ||
                 sel == NVME_GETFEAT_SELECT_SAVED;
 
-    if (!vn_feature_known(fid)) {
+    if (!vn_feature_known(n, fid)) {
         return NVME_INVALID_FIELD | NVME_DNR;
     }
     if (sel == NVME_GETFEAT_SELECT_CAP) {
@@ -1074,7 +1147,7 @@ static uint16_t vn_set_features(VhostNvme *n, NvmeCmd *cmd, uint32_t *result)
     uint32_t dw10 = le32_to_cpu(cmd->cdw10), dw11 = le32_to_cpu(cmd->cdw11);
     uint8_t fid = NVME_GETSETFEAT_FID(dw10);
 
-    if (!vn_feature_known(fid)) {
+    if (!vn_feature_known(n, fid)) {
         return NVME_INVALID_FIELD | NVME_DNR;
     }
     if (NVME_SETFEAT_SAVE(dw10)) {
@@ -1269,9 +1342,10 @@ static void vn_delete_all_queues(VhostNvme *n)
     unsigned int qid;
     int ret;
 
+    /* A controller being reset gets no completions for what is dropped. */
     for (qid = 1; qid <= n->max_ioqpairs; qid++) {
         if (n->sq[qid].exists) {
-            ret = vn_delete_sq_q(n, &n->sq[qid]);
+            ret = vn_delete_sq_q(n, &n->sq[qid], VHOST_NVME_DELETE_F_DISCARD);
             if (ret) {
                 error_report("vhost-nvme: VHOST_NVME_DELETE_SQ %u: %s",
                              qid, strerror(-ret));
@@ -1588,18 +1662,22 @@ static bool vn_negotiate(VhostNvme *n, Error **errp)
         { "dsm", offsetof(VhostNvme, dsm), VHOST_NVME_F_DSM },
         { "write-zeroes", offsetof(VhostNvme, write_zeroes), VHOST_NVME_F_WRITE_ZEROES },
     };
-    struct vhost_nvme_features f = { 0 };
-    uint64_t want = 0;
+    uint64_t supported, want = 0;
     unsigned int i;
     int ret;
 
+    ret = vn_ioctl(n, VHOST_GET_FEATURES, &supported);
+    if (ret) {
+        error_setg_errno(errp, -ret, "vhost-nvme: VHOST_GET_FEATURES");
+        return false;
+    }
     for (i = 0; i < ARRAY_SIZE(props); i++) {
         OnOffAuto v = *(OnOffAuto *)((char *)n + props[i].off);
 
         if (v == ON_OFF_AUTO_OFF) {
             continue;
         }
-        if (!(n->info.features & props[i].bit)) {
+        if (!(supported & props[i].bit)) {
             if (v == ON_OFF_AUTO_ON) {
                 error_setg(errp, "vhost-nvme: %s=on, but the vhost_nvme module "
                            "does not offer this feature", props[i].name);
@@ -1609,19 +1687,18 @@ static bool vn_negotiate(VhostNvme *n, Error **errp)
         }
         want |= props[i].bit;
     }
-    if (n->poll_us > 0 && !(n->info.features & VHOST_NVME_F_POLL)) {
+    if (n->poll_us > 0 && !(supported & VHOST_NVME_F_POLL)) {
         error_setg(errp, "vhost-nvme: poll-us=%d, but the vhost_nvme module "
                    "has no SQ polling", n->poll_us);
         return false;
     }
-    want |= n->info.features & VHOST_NVME_F_POLL;
-    f.features = want;
-    ret = vn_ioctl(n, VHOST_NVME_SET_FEATURES, &f);
+    want |= supported & VHOST_NVME_F_POLL;
+    ret = vn_ioctl(n, VHOST_SET_FEATURES, &want);
     if (ret) {
-        error_setg_errno(errp, -ret, "vhost-nvme: VHOST_NVME_SET_FEATURES");
+        error_setg_errno(errp, -ret, "vhost-nvme: VHOST_SET_FEATURES");
         return false;
     }
-    n->features = f.features;
+    n->features = want;
     if (n->poll_us >= 0 && (n->features & VHOST_NVME_F_POLL)) {
         struct vhost_nvme_poll p = { .poll_us = n->poll_us };
 
@@ -1637,6 +1714,27 @@ static bool vn_negotiate(VhostNvme *n, Error **errp)
         }
         vn_debug(n, "SQ polling: %d us after the last work", n->poll_us);
     }
+    return true;
+}
+
+/* The module enforces the limits Identify advertises (after ATTACH_NS). */
+static bool vn_set_limits(VhostNvme *n, Error **errp)
+{
+    struct vhost_nvme_limits l = { .size = sizeof(l) };
+    uint8_t wzsl, dmrl;
+    uint32_t dmrsl;
+    int ret;
+
+    vn_nvm_limits(n, &wzsl, &dmrl, &dmrsl);
+    l.wzsl = wzsl;
+    l.dmrl = dmrl;
+    l.dmrsl = dmrsl;
+    ret = vn_ioctl(n, VHOST_NVME_SET_LIMITS, &l);
+    if (ret) {
+        error_setg_errno(errp, -ret, "vhost-nvme: VHOST_NVME_SET_LIMITS");
+        return false;
+    }
+    vn_debug(n, "limits: WZSL %u, DMRL %u, DMRSL %u", wzsl, dmrl, dmrsl);
     return true;
 }
 
@@ -1691,6 +1789,17 @@ static bool vn_open_backend(VhostNvme *n, Error **errp)
 
 static void vn_cleanup(VhostNvme *n)
 {
+    unsigned int qid;
+
+    /* Queues a reset failed to delete: their notifiers and handlers. */
+    for (qid = 1; n->sq && qid <= n->max_ioqpairs; qid++) {
+        if (n->sq[qid].exists) {
+            vn_queue_free(n, &n->sq[qid], false);
+        }
+        if (n->cq[qid].exists) {
+            vn_queue_free(n, &n->cq[qid], true);
+        }
+    }
     if (n->bfd >= 0) {
         close(n->bfd);
         n->bfd = -1;
@@ -1730,10 +1839,12 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     if (!vn_open_module(n, errp)) {
         goto fail;
     }
+    n->info.size = sizeof(n->info);
     ret = vn_ioctl(n, VHOST_NVME_GET_INFO, &n->info);
     if (ret) {
         error_setg_errno(errp, -ret, "vhost-nvme: VHOST_NVME_GET_INFO (is "
-                         "/dev/vhost-nvme the vhost_nvme module?)");
+                         "/dev/vhost-nvme the vhost_nvme module, of ABI "
+                         "version %u?)", VHOST_NVME_ABI_VERSION);
         goto fail;
     }
     if (n->info.abi_version != VHOST_NVME_ABI_VERSION) {
@@ -1789,6 +1900,8 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     }
     ns.nsid = 1;
     ns.fd = n->bfd;
+    /* No volatile write cache: every write is durable when it completes. */
+    ns.flags = n->write_cache ? 0 : VHOST_NVME_NS_F_WRITE_THROUGH;
     ns.lba_shift = n->lba_shift;
     ret = vn_ioctl(n, VHOST_NVME_ATTACH_NS, &ns);
     if (ret) {
@@ -1799,6 +1912,9 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     n->ns = ns;
     if (!ns.nsze) {
         error_setg(errp, "vhost-nvme: backend %s is empty", n->backend);
+        goto fail;
+    }
+    if (!vn_set_limits(n, errp)) {
         goto fail;
     }
 
@@ -1919,6 +2035,7 @@ static const Property vn_props[] = {
     DEFINE_PROP_ON_OFF_AUTO("dsm", VhostNvme, dsm, ON_OFF_AUTO_AUTO),
     DEFINE_PROP_ON_OFF_AUTO("write-zeroes", VhostNvme, write_zeroes,
                             ON_OFF_AUTO_AUTO),
+    DEFINE_PROP_BOOL("write-cache", VhostNvme, write_cache, true),
     DEFINE_PROP_BOOL("x-debug", VhostNvme, debug, false),
 };
 

@@ -119,13 +119,16 @@ int main(int argc, char **argv)
 	if (vfd < 0)
 		die("/dev/vhost-nvme");
 
-	struct vhost_nvme_info info = { 0 };
+	struct vhost_nvme_info info = { .size = sizeof(info) };
 	if (ioctl(vfd, VHOST_NVME_GET_INFO, &info))
 		die("GET_INFO");
+	uint64_t features;
+	if (ioctl(vfd, VHOST_GET_FEATURES, &features))
+		die("GET_FEATURES");
 	if (ioctl(vfd, VHOST_SET_OWNER))
 		die("SET_OWNER");
-	struct vhost_nvme_features feat = { .features = VHOST_NVME_F_ALL };
-	if (ioctl(vfd, VHOST_NVME_SET_FEATURES, &feat))
+	features &= VHOST_NVME_F_ALL;
+	if (ioctl(vfd, VHOST_SET_FEATURES, &features))
 		die("SET_FEATURES");
 
 	mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,

@@ -22,6 +22,7 @@
 #include <linux/blkdev.h>
 #include <linux/log2.h>
 #include <linux/memcontrol.h>
+#include <linux/cgroup.h>
 #include <linux/sizes.h>
 
 #include "vnvme.h"
@@ -154,6 +155,32 @@ static void vnvme_reap_detached(struct vnvme_dev *dev, bool wait)
 	}
 }
 
+/*
+ * Start dev->helper, the thread the file operations that block run on, in
+ * the owner's cgroups as the workers are.  Caller holds dev->mutex.
+ */
+static int vnvme_helper_start(struct vnvme_dev *dev)
+{
+	struct kthread_worker *helper;
+	int ret;
+
+	lockdep_assert_held(&dev->mutex);
+	if (dev->helper)
+		return 0;
+	helper = kthread_create_worker(0, "vhost-nvme-io-%d", current->pid);
+	if (IS_ERR(helper))
+		return PTR_ERR(helper);
+	ret = cgroup_attach_task_all(current, helper->task);
+	if (ret) {
+		kthread_destroy_worker(helper);
+		return ret;
+	}
+	down_write(&dev->io_lock);
+	dev->helper = helper;
+	up_write(&dev->io_lock);
+	return 0;
+}
+
 static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_nvme_ns arg;
@@ -168,7 +195,8 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 		return -EFAULT;
 	if (!vnvme_zeroed(arg.reserved0, sizeof(arg.reserved0)) ||
 	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
-	    (arg.flags & ~VHOST_NVME_NS_F_READ_ONLY))
+	    (arg.flags & ~(VHOST_NVME_NS_F_READ_ONLY |
+			   VHOST_NVME_NS_F_WRITE_THROUGH)))
 		return -EINVAL;
 	if (!arg.nsid || arg.nsid > VNVME_MAX_NSID)
 		return -EINVAL;
@@ -181,6 +209,7 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	init_completion(&ns->released);
 	ns->nsid = nsid;
 	ns->read_only = arg.flags & VHOST_NVME_NS_F_READ_ONLY;
+	ns->write_through = arg.flags & VHOST_NVME_NS_F_WRITE_THROUGH;
 
 	ns->file = fget(arg.fd);
 	if (!ns->file) {
@@ -212,6 +241,9 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 		}
 		if (!ns->file->f_op->write_iter)
 			ns->read_only = true;
+		ret = vnvme_helper_start(dev);
+		if (ret)
+			goto out_put_file;
 		lbs = SECTOR_SIZE;
 		if ((ns->file->f_flags & O_DIRECT) && inode->i_sb->s_bdev)
 			lbs = bdev_logical_block_size(inode->i_sb->s_bdev);
@@ -246,7 +278,8 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 
 	arg.lba_shift = ns->lba_shift;
 	arg.nsze = ns->nsze;
-	arg.flags = ns->read_only ? VHOST_NVME_NS_F_READ_ONLY : 0;
+	arg.flags = (ns->read_only ? VHOST_NVME_NS_F_READ_ONLY : 0) |
+		    (ns->write_through ? VHOST_NVME_NS_F_WRITE_THROUGH : 0);
 	if (copy_to_user(argp, &arg, sizeof(arg))) {
 		down_write(&dev->io_lock);
 		dev->ns[nsid] = NULL;
@@ -314,11 +347,28 @@ static int vnvme_check_ring(u16 size, u64 addr)
 	return 0;
 }
 
+static void vnvme_eventfd_put(struct eventfd_ctx *ctx)
+{
+	if (ctx)
+		eventfd_ctx_put(ctx);
+}
+
+/*
+ * The eventfd @fd names if @flag is in @flags, else @fd must be 0: NULL,
+ * or an ERR_PTR().
+ */
+static struct eventfd_ctx *vnvme_opt_eventfd(u32 flags, u32 flag, int fd)
+{
+	if (!(flags & flag))
+		return fd ? ERR_PTR(-EINVAL) : NULL;
+	return eventfd_ctx_fdget(fd);
+}
+
 static void vnvme_cq_free(struct vnvme_cq *cq)
 {
 	vnvme_kick_stop(&cq->kick);
-	if (cq->irq)
-		eventfd_ctx_put(cq->irq);
+	vnvme_eventfd_put(cq->irq);
+	vnvme_eventfd_put(cq->err);
 	kfree(cq);
 }
 
@@ -331,8 +381,8 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
-	    (arg.flags & ~VHOST_NVME_CQ_F_IRQ_ENABLED))
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
+	    (arg.flags & ~(VHOST_NVME_CQ_F_IRQ_ENABLED | VHOST_NVME_CQ_F_ERRFD)))
 		return -EINVAL;
 	ret = vnvme_check_qid(dev, arg.qid);
 	if (ret)
@@ -360,6 +410,12 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 			cq->irq = NULL;
 			goto out_free_cq;
 		}
+	}
+	cq->err = vnvme_opt_eventfd(arg.flags, VHOST_NVME_CQ_F_ERRFD, arg.errfd);
+	if (IS_ERR(cq->err)) {
+		ret = PTR_ERR(cq->err);
+		cq->err = NULL;
+		goto out_free_cq;
 	}
 
 	down_write(&dev->io_lock);
@@ -400,6 +456,8 @@ out_free_cq:
 static void vnvme_sq_free(struct vnvme_sq *sq)
 {
 	vnvme_kick_stop(&sq->kick);
+	vnvme_eventfd_put(sq->err);
+	vnvme_eventfd_put(sq->drain);
 	kvfree(sq->pool);
 	kvfree(sq->cmds);
 	kfree(sq);
@@ -441,7 +499,8 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.reserved0 || arg.flags ||
+	if (arg.reserved0 || arg.reserved1 ||
+	    (arg.flags & ~VHOST_NVME_SQ_F_ERRFD) ||
 	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
 	ret = vnvme_check_qid(dev, arg.qid);
@@ -463,6 +522,12 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 	sq->size = arg.size;
 	sq->gpa = arg.addr;
 	vnvme_kick_init(&sq->kick, NULL);
+	sq->err = vnvme_opt_eventfd(arg.flags, VHOST_NVME_SQ_F_ERRFD, arg.errfd);
+	if (IS_ERR(sq->err)) {
+		ret = PTR_ERR(sq->err);
+		sq->err = NULL;
+		goto out_free_sq;
+	}
 	ret = vnvme_sq_alloc_cmds(sq);
 	if (ret)
 		goto out_free_sq;
@@ -504,73 +569,136 @@ out_free_sq:
 }
 
 /*
- * Stop fetching from @sq, wait for its commands, unlink and free it.  With
- * @killable a fatal signal ends the wait with -EINTR: @sq stays, no longer
- * fetched, for a later delete to finish.  Caller holds dev->mutex.
+ * Stop fetching from @sq; its worker aborts the entries not fetched yet,
+ * or with @discard they are dropped (also by a later delete, of what the
+ * worker has not aborted yet).  Caller holds io_lock for write.
  */
-static int vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq,
-			    bool killable)
+static void vnvme_sq_begin_delete(struct vnvme_sq *sq, bool discard)
+{
+	lockdep_assert_held_write(&sq->dev->io_lock);
+	if (!sq->deleting) {
+		sq->deleting = true;
+		sq->worker->abort = true;
+	}
+	if (discard)
+		sq->abort_done = true;
+}
+
+/* Nothing of @sq, being deleted, is left for its worker to do. */
+static bool vnvme_sq_idle(struct vnvme_sq *sq)
+{
+	return READ_ONCE(sq->abort_done) && !READ_ONCE(sq->inflight);
+}
+
+/* Unlink and free @sq, deleted and idle.  Caller holds dev->mutex. */
+static void vnvme_sq_unlink(struct vnvme_dev *dev, struct vnvme_sq *sq)
 {
 	lockdep_assert_held(&dev->mutex);
-	down_write(&dev->io_lock);
-	sq->deleting = true;
-	up_write(&dev->io_lock);
-
-	if (!killable)
-		wait_event(dev->wq, !READ_ONCE(sq->inflight));
-	else if (wait_event_killable(dev->wq, !READ_ONCE(sq->inflight)))
-		return -EINTR;
-
 	down_write(&dev->io_lock);
 	dev->sq[sq->qid] = NULL;
 	sq->cq->nr_sqs--;
 	up_write(&dev->io_lock);
 	vnvme_sq_free(sq);
+}
+
+/*
+ * Wait until @sq, being deleted, is idle, then unlink and free it.  With
+ * @killable a fatal signal ends the wait with -EINTR: @sq stays, no longer
+ * fetched, for a later delete to finish.  Caller holds dev->mutex, so
+ * nobody else deletes @sq meanwhile.
+ */
+static int vnvme_sq_finish_delete(struct vnvme_dev *dev, struct vnvme_sq *sq,
+				  bool killable)
+{
+	if (!killable)
+		wait_event(dev->wq, vnvme_sq_idle(sq));
+	else if (wait_event_killable(dev->wq, vnvme_sq_idle(sq)))
+		return -EINTR;
+	vnvme_sq_unlink(dev, sq);
 	return 0;
 }
 
-static long vnvme_copy_qid(struct vnvme_dev *dev, void __user *argp,
-			   unsigned int *qid)
+/* Delete @sq dropping its unfetched entries (reset and release). */
+static int vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq,
+			    bool killable)
 {
-	struct vhost_nvme_qid arg;
+	down_write(&dev->io_lock);
+	vnvme_sq_begin_delete(sq, true);
+	up_write(&dev->io_lock);
+	return vnvme_sq_finish_delete(dev, sq, killable);
+}
 
-	if (copy_from_user(&arg, argp, sizeof(arg)))
+static long vnvme_copy_qid(struct vnvme_dev *dev, void __user *argp,
+			   struct vhost_nvme_qid *arg, unsigned int *qid)
+{
+	if (copy_from_user(arg, argp, sizeof(*arg)))
 		return -EFAULT;
-	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+	if (!vnvme_zeroed(arg->reserved, sizeof(arg->reserved)))
 		return -EINVAL;
-	if (vnvme_check_qid(dev, arg.qid))
+	if (vnvme_check_qid(dev, arg->qid))
 		return -EINVAL;
-	*qid = array_index_nospec(arg.qid, dev->max_qid + 1);
+	*qid = array_index_nospec(arg->qid, dev->max_qid + 1);
 	return 0;
 }
 
 static long vnvme_delete_sq(struct vnvme_dev *dev, void __user *argp)
 {
+	struct eventfd_ctx *efd, *old = NULL;
+	struct vhost_nvme_qid arg;
 	struct vnvme_sq *sq;
 	unsigned int qid;
+	bool idle = false;
 	long ret;
 
-	ret = vnvme_copy_qid(dev, argp, &qid);
+	ret = vnvme_copy_qid(dev, argp, &arg, &qid);
 	if (ret)
 		return ret;
+	if (arg.flags & ~(VHOST_NVME_DRAIN_F_ASYNC | VHOST_NVME_DELETE_F_DISCARD))
+		return -EINVAL;
+	efd = vnvme_opt_eventfd(arg.flags, VHOST_NVME_DRAIN_F_ASYNC,
+				arg.eventfd);
+	if (IS_ERR(efd))
+		return PTR_ERR(efd);
+
 	down_write(&dev->io_lock);
 	sq = dev->sq[qid];
+	if (sq) {
+		vnvme_sq_begin_delete(sq, arg.flags & VHOST_NVME_DELETE_F_DISCARD);
+		if (efd) {
+			old = sq->drain;
+			sq->drain = efd;
+			efd = NULL;
+		}
+		/* Stable: the worker changes it only under the read lock. */
+		idle = vnvme_sq_idle(sq);
+	}
 	up_write(&dev->io_lock);
+	vnvme_eventfd_put(old);
+	vnvme_eventfd_put(efd);
 	if (!sq)
 		return -ENOENT;
-	/* dev->mutex is held: nobody else can delete @sq meanwhile. */
-	return vnvme_sq_destroy(dev, sq, true);
+	if (idle) {
+		vnvme_sq_unlink(dev, sq);
+		return 0;
+	}
+	vnvme_wake(sq->worker);
+	if (arg.flags & VHOST_NVME_DRAIN_F_ASYNC)
+		return -EINPROGRESS;
+	return vnvme_sq_finish_delete(dev, sq, true);
 }
 
 static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
 {
+	struct vhost_nvme_qid arg;
 	struct vnvme_cq *cq;
 	unsigned int qid;
 	long ret;
 
-	ret = vnvme_copy_qid(dev, argp, &qid);
+	ret = vnvme_copy_qid(dev, argp, &arg, &qid);
 	if (ret)
 		return ret;
+	if (arg.flags || arg.eventfd)
+		return -EINVAL;
 	down_write(&dev->io_lock);
 	cq = dev->cq[qid];
 	if (!cq) {
@@ -610,7 +738,12 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 	arg.qid = qid;
 	arg.type = type;
 
-	down_write(&dev->io_lock);
+	/*
+	 * The read lock keeps the queue tables still without stopping the
+	 * workers (a waiting writer would): the worker fields are read as
+	 * they change, each one whole.
+	 */
+	down_read(&dev->io_lock);
 	if (arg.type == VHOST_NVME_QTYPE_SQ) {
 		struct vnvme_sq *sq = dev->sq[qid];
 
@@ -618,17 +751,20 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 			ret = -ENOENT;
 			goto out_unlock;
 		}
-		arg.flags = sq->broken ? VHOST_NVME_QS_ERROR : 0;
-		if (sq->cq->full)
+		arg.flags = READ_ONCE(sq->broken) ? VHOST_NVME_QS_ERROR : 0;
+		if (READ_ONCE(sq->cq->full))
 			arg.flags |= VHOST_NVME_QS_CQ_FULL;
+		if (sq->deleting)
+			arg.flags |= VHOST_NVME_QS_DELETING;
 		arg.size = sq->size;
-		arg.head = sq->head;
-		arg.tail = sq->tail;
+		arg.head = READ_ONCE(sq->head);
+		arg.tail = READ_ONCE(sq->tail);
 		arg.cqid = sq->cq->qid;
 		arg.inflight = READ_ONCE(sq->inflight);
-		arg.commands = sq->fetched;
-		arg.errors = sq->errors;
-		arg.polled = sq->polled;
+		arg.commands = READ_ONCE(sq->fetched);
+		arg.errors = READ_ONCE(sq->errors);
+		arg.polled = READ_ONCE(sq->polled);
+		arg.aborted = READ_ONCE(sq->aborted);
 	} else {
 		struct vnvme_cq *cq = dev->cq[qid];
 
@@ -636,19 +772,19 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 			ret = -ENOENT;
 			goto out_unlock;
 		}
-		arg.flags = cq->broken ? VHOST_NVME_QS_ERROR : 0;
-		if (cq->full)
+		arg.flags = READ_ONCE(cq->broken) ? VHOST_NVME_QS_ERROR : 0;
+		if (READ_ONCE(cq->full))
 			arg.flags |= VHOST_NVME_QS_CQ_FULL;
 		arg.size = cq->size;
-		arg.head = cq->head;
-		arg.tail = cq->tail;
-		arg.phase = cq->phase;
-		arg.inflight = cq->reserved;
-		arg.commands = cq->posted;
-		arg.errors = cq->bad_db;
+		arg.head = READ_ONCE(cq->head);
+		arg.tail = READ_ONCE(cq->tail);
+		arg.phase = READ_ONCE(cq->phase);
+		arg.inflight = READ_ONCE(cq->reserved);
+		arg.commands = READ_ONCE(cq->posted);
+		arg.errors = READ_ONCE(cq->bad_db);
 	}
 out_unlock:
-	up_write(&dev->io_lock);
+	up_read(&dev->io_lock);
 	if (!ret && copy_to_user(argp, &arg, sizeof(arg)))
 		ret = -EFAULT;
 	return ret;
@@ -887,32 +1023,30 @@ static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
 	return ret;
 }
 
-static long vnvme_set_features_ioctl(struct vnvme_dev *dev, void __user *argp)
-{
-	struct vhost_nvme_features arg;
-	long ret;
-
-	if (copy_from_user(&arg, argp, sizeof(arg)))
-		return -EFAULT;
-	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
-		return -EINVAL;
-	ret = vnvme_set_features(dev, arg.features);
-	if (ret)
-		return ret;
-	if (copy_to_user(argp, &arg, sizeof(arg)))
-		return -EFAULT;
-	return 0;
-}
-
 /*
- * Stop fetching and wait for what is in flight; with @killable a fatal
- * signal ends the wait with -EINTR, the device staying quiesced.
+ * Stop fetching.  Then: with @efd (an asynchronous QUIESCE, the eventfd
+ * is the device's now) return -EINPROGRESS if commands are in flight, the
+ * worker posting the last one signals @efd; else wait for them, with
+ * @killable until a fatal signal (-EINTR, the device staying quiesced).
  */
-static int vnvme_quiesce(struct vnvme_dev *dev, bool killable)
+static int vnvme_quiesce(struct vnvme_dev *dev, bool killable,
+			 struct eventfd_ctx *efd)
 {
+	struct eventfd_ctx *old;
+	bool idle;
+
 	down_write(&dev->io_lock);
 	dev->quiesced = true;
+	old = dev->quiesce_efd;
+	dev->quiesce_efd = efd;
+	/* Stable: workers change it only under the read lock. */
+	idle = !atomic_read(&dev->inflight);
 	up_write(&dev->io_lock);
+	vnvme_eventfd_put(old);
+	if (idle)
+		return 0;
+	if (efd)
+		return -EINPROGRESS;
 	if (!killable) {
 		wait_event(dev->wq, !atomic_read(&dev->inflight));
 		return 0;
@@ -925,16 +1059,29 @@ static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
 				bool quiesce)
 {
 	struct vhost_nvme_quiesce arg;
+	struct eventfd_ctx *efd;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
-	if (quiesce)
-		return vnvme_quiesce(dev, true);
+	if (quiesce) {
+		if (arg.flags & ~VHOST_NVME_DRAIN_F_ASYNC)
+			return -EINVAL;
+		efd = vnvme_opt_eventfd(arg.flags, VHOST_NVME_DRAIN_F_ASYNC,
+					arg.eventfd);
+		if (IS_ERR(efd))
+			return PTR_ERR(efd);
+		return vnvme_quiesce(dev, true, efd);
+	}
+	if (arg.flags || arg.eventfd)
+		return -EINVAL;
 	down_write(&dev->io_lock);
 	dev->quiesced = false;
+	efd = dev->quiesce_efd;
+	dev->quiesce_efd = NULL;
 	up_write(&dev->io_lock);
+	vnvme_eventfd_put(efd);
 	vnvme_wake_all(dev);
 	return 0;
 }
@@ -948,12 +1095,26 @@ static long vnvme_get_info(struct vnvme_dev *dev, void __user *argp)
 		.max_nsid = VNVME_MAX_NSID,
 		.mdts = VNVME_MDTS,
 		.max_mem_regions = dev->max_regions,
-		.features = VHOST_NVME_F_ALL,
 		.max_workers = VNVME_MAX_WORKERS,
 		.max_poll_us = VNVME_MAX_POLL_US,
+		.max_bounce_bytes = (u64)READ_ONCE(max_bounce_kb) * SZ_1K,
 	};
+	u32 usize;
 
-	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+	if (get_user(usize, (u32 __user *)argp))
+		return -EFAULT;
+	if (usize < offsetofend(struct vhost_nvme_info, max_poll_us))
+		return -EINVAL;
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
+	info.size = min_t(u32, usize, sizeof(info));
+	if (copy_to_user(argp, &info, info.size))
+		return -EFAULT;
+	/* A newer caller's fields this module does not know of read as 0. */
+	if (usize > sizeof(info) &&
+	    clear_user(argp + sizeof(info), usize - sizeof(info)))
+		return -EFAULT;
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1128,7 +1289,7 @@ static int vnvme_reset(struct vnvme_dev *dev, bool killable)
 	lockdep_assert_held(&dev->mutex);
 	if (!dev->mm)
 		return 0;
-	ret = vnvme_quiesce(dev, killable);
+	ret = vnvme_quiesce(dev, killable, NULL);
 	if (ret)
 		return ret;
 	for (i = 1; i <= dev->max_qid; i++) {
@@ -1157,6 +1318,11 @@ static int vnvme_reset(struct vnvme_dev *dev, bool killable)
 		}
 	}
 	up_write(&dev->io_lock);
+	/* Nothing is in flight: the helper has no work left but returning. */
+	if (dev->helper) {
+		kthread_destroy_worker(dev->helper);
+		dev->helper = NULL;
+	}
 	/*
 	 * No kick can wake a worker any more, and once the completers that
 	 * posted the last commands have left vnvme_cmd_done() (an RCU read
@@ -1275,9 +1441,6 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 	case VHOST_SET_MEM_TABLE:
 		ret = vnvme_set_mem_table(dev, argp);
 		break;
-	case VHOST_NVME_SET_FEATURES:
-		ret = vnvme_set_features_ioctl(dev, argp);
-		break;
 	case VHOST_NVME_ATTACH_NS:
 		ret = vnvme_attach_ns(dev, argp);
 		break;
@@ -1346,8 +1509,7 @@ static struct miscdevice vnvme_misc = {
 
 static int __init vnvme_init(void)
 {
-	BUILD_BUG_ON(sizeof(struct vhost_nvme_info) != 64);
-	BUILD_BUG_ON(sizeof(struct vhost_nvme_features) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_info) != 48);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_ns) != 56);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_nsid) != 16);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_cq) != 56);

@@ -245,39 +245,15 @@ static long vnvme_bounce_cost(unsigned int nr)
 	return (long)nr * PAGE_SIZE;
 }
 
-static void vnvme_bounce_free(struct vnvme_cmd *cmd)
-{
-	struct vnvme_dev *dev = cmd->sq->dev;
-	struct vnvme_bounce *b = cmd->bounce;
-	unsigned int i;
-
-	for (i = 0; i < b->nr; i++)
-		__free_page(b->bv[i].bv_page);
-	atomic_long_sub(vnvme_bounce_cost(DIV_ROUND_UP(b->len, PAGE_SIZE)),
-			&dev->bounce_used);
-	kfree(b);
-	cmd->bounce = NULL;
-	/* Commands left in their SQs for lack of bounce memory can go on. */
-	if (READ_ONCE(dev->bounce_wait)) {
-		WRITE_ONCE(dev->bounce_wait, false);
-		vnvme_wake_all(dev);
-	}
-}
-
 /*
- * Bounce pages for @len bytes, charged to the owner's memory cgroup (the
- * worker runs with it active) and counted against dev->bounce_max.  Past
- * the cap the command waits in its SQ (VNVME_STATUS_RETRY); a device with
- * no bounce memory in use always gets it (the cap is at least MDTS).
+ * Worker: count @cost bytes of copies a command holds (bounce pages, DSM
+ * ranges for the helper) against dev->bounce_max.  Past the cap the
+ * command waits in its SQ (VNVME_STATUS_RETRY); a device with nothing
+ * charged always gets it (the cap is at least MDTS).
  */
-static u16 vnvme_bounce_alloc(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
-			      u32 len, bool write)
+static u16 vnvme_charge(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			long cost)
 {
-	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE);
-	long cost = vnvme_bounce_cost(nr);
-	struct vnvme_bounce *b;
-	u32 left = len;
-
 	if (atomic_long_add_return(cost, &dev->bounce_used) > dev->bounce_max &&
 	    atomic_long_read(&dev->bounce_used) != cost) {
 		atomic_long_sub(cost, &dev->bounce_used);
@@ -287,9 +263,52 @@ static u16 vnvme_bounce_alloc(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			vnvme_wake(cmd->sq->worker);
 		return VNVME_STATUS_RETRY;
 	}
+	return 0;
+}
+
+/* Worker: undo vnvme_charge(). */
+static void vnvme_uncharge(struct vnvme_dev *dev, long cost)
+{
+	atomic_long_sub(cost, &dev->bounce_used);
+	/* Commands left in their SQs for lack of bounce memory can go on. */
+	if (READ_ONCE(dev->bounce_wait)) {
+		WRITE_ONCE(dev->bounce_wait, false);
+		vnvme_wake_all(dev);
+	}
+}
+
+static void vnvme_bounce_free(struct vnvme_cmd *cmd)
+{
+	struct vnvme_bounce *b = cmd->bounce;
+	long cost = vnvme_bounce_cost(DIV_ROUND_UP(b->len, PAGE_SIZE));
+	unsigned int i;
+
+	for (i = 0; i < b->nr; i++)
+		__free_page(b->bv[i].bv_page);
+	kfree(b);
+	cmd->bounce = NULL;
+	vnvme_uncharge(cmd->sq->dev, cost);
+}
+
+/*
+ * Bounce pages for @len bytes, charged to the owner's memory cgroup (the
+ * worker runs with it active) and counted against dev->bounce_max.
+ */
+static u16 vnvme_bounce_alloc(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			      u32 len, bool write)
+{
+	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE);
+	long cost = vnvme_bounce_cost(nr);
+	struct vnvme_bounce *b;
+	u32 left = len;
+	u16 status;
+
+	status = vnvme_charge(dev, cmd, cost);
+	if (status)
+		return status;
 	b = kzalloc(struct_size(b, bv, nr), GFP_KERNEL_ACCOUNT);
 	if (!b) {
-		atomic_long_sub(cost, &dev->bounce_used);
+		vnvme_uncharge(dev, cost);
 		return NVME_SC_INTERNAL;
 	}
 	cmd->bounce = b;
@@ -315,6 +334,11 @@ out_free:
 
 static void vnvme_release_data(struct vnvme_cmd *cmd)
 {
+	if (cmd->ranges) {
+		vnvme_uncharge(cmd->sq->dev, VNVME_PAGE_SIZE);
+		kfree(cmd->ranges);
+		cmd->ranges = NULL;
+	}
 	if (cmd->bounce) {
 		/* A failed copy back leaves the guest buffer unchanged. */
 		if ((cmd->flags & VNVME_CMD_DIRTY) && !cmd->status &&
@@ -440,8 +464,18 @@ static void vnvme_bio_end_put(struct bio *bio)
 	vnvme_cmd_done(cmd);
 }
 
-static void vnvme_post_cqe(struct vnvme_sq *sq, struct vnvme_cmd *cmd,
-			   u16 status)
+/* Worker: a queue stopped on a guest fault; tell the VMM if it asked. */
+static void vnvme_queue_fault(struct eventfd_ctx *err)
+{
+	if (err)
+		vnvme_eventfd_signal(err);
+}
+
+/*
+ * Worker: post a completion for command @cid (as the guest wrote it) of
+ * @sq, reporting @sq's current head.
+ */
+static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 {
 	struct vnvme_cq *cq = sq->cq;
 	struct {
@@ -457,7 +491,7 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, struct vnvme_cmd *cmd,
 	cqe[0] = 0;	/* command specific result */
 	cqe[1] = 0;
 	cqe[2] = cpu_to_le32(sq->head | (u32)sq->qid << 16);
-	dw3.command_id = cmd->sqe.common.command_id;
+	dw3.command_id = cid;
 	dw3.status = cpu_to_le16(status << 1 | cq->phase);
 	memcpy(&last, &dw3, sizeof(last));
 	p = cq->ring + (size_t)cq->tail * VNVME_CQE_SIZE;
@@ -479,6 +513,7 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, struct vnvme_cmd *cmd,
 fault:
 	vnvme_guest_err("vhost-nvme: CQ %u not writable\n", cq->qid);
 	cq->broken = true;
+	vnvme_queue_fault(cq->err);
 }
 
 /* Worker: drop the namespace reference @cmd took at fetch, if any. */
@@ -491,6 +526,17 @@ static void vnvme_put_ns(struct vnvme_cmd *cmd)
 }
 
 /*
+ * Worker: @sq's delete has nothing left to wait for: tell the VMM if it
+ * asked for an eventfd, and wake a waiting DELETE_SQ.
+ */
+static void vnvme_sq_drained(struct vnvme_dev *dev, struct vnvme_sq *sq)
+{
+	if (sq->drain)
+		vnvme_eventfd_signal(sq->drain);
+	wake_up_all(&dev->wq);
+}
+
+/*
  * Worker: return @cmd's slot to its SQ's free list and its CQ reservation,
  * and wake whoever waits for the SQ or the device to drain.
  */
@@ -498,13 +544,23 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 {
 	struct vnvme_sq *sq = cmd->sq;
 
+	lockdep_assert_held_read(&dev->io_lock);
 	sq->cq->reserved--;
 	cmd->next_free = sq->free;
 	sq->free = cmd - sq->cmds;
-	/* Read locklessly by vnvme_sq_destroy()'s wait */
+	/* Read locklessly by the waits in delete */
 	WRITE_ONCE(sq->inflight, sq->inflight - 1);
-	if (atomic_dec_and_test(&dev->inflight) || !sq->inflight)
+	if (!sq->inflight) {
+		if (sq->abort_done)
+			vnvme_sq_drained(dev, sq);
+		else
+			wake_up_all(&dev->wq);
+	}
+	if (atomic_dec_and_test(&dev->inflight)) {
+		if (dev->quiesced && dev->quiesce_efd)
+			vnvme_eventfd_signal(dev->quiesce_efd);
 		wake_up_all(&dev->wq);
+	}
 }
 
 /* Worker: post @cmd's completion and free its slot. */
@@ -520,7 +576,7 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	}
 	vnvme_release_data(cmd);	/* may fail a bounced read */
 	vnvme_put_ns(cmd);
-	vnvme_post_cqe(sq, cmd, cmd->status);
+	vnvme_post_cqe(sq, cmd->sqe.common.command_id, cmd->status);
 	if (cmd->status)
 		sq->errors++;
 	vnvme_put_slot(dev, cmd);
@@ -630,13 +686,16 @@ static int vnvme_errno_status(int err, u8 opcode)
 	}
 }
 
-static void vnvme_file_flush_work(struct work_struct *work)
-{
-	struct vnvme_cmd *cmd = container_of(work, struct vnvme_cmd, work);
+static void vnvme_file_work(struct kthread_work *work);
 
-	cmd->status = vnvme_errno_status(vfs_fsync(cmd->ns->file, 0),
-					 nvme_cmd_flush);
-	vnvme_cmd_done(cmd);
+/*
+ * Worker: hand a file operation that blocks to dev->helper, which the
+ * owner's cgroups account and limit like the worker; the worker goes on.
+ */
+static void vnvme_queue_file_work(struct vnvme_cmd *cmd)
+{
+	kthread_init_work(&cmd->work, vnvme_file_work);
+	kthread_queue_work(cmd->sq->dev->helper, &cmd->work);
 }
 
 static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
@@ -645,8 +704,7 @@ static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 	cmd->status = 0;
 	if (!ns->bdev) {
-		INIT_WORK(&cmd->work, vnvme_file_flush_work);
-		queue_work(system_unbound_wq, &cmd->work);
+		vnvme_queue_file_work(cmd);
 		return;
 	}
 	bio_init(&cmd->bio, ns->bdev, NULL, 0, REQ_OP_WRITE | REQ_PREFLUSH);
@@ -654,6 +712,28 @@ static void vnvme_submit_flush(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	cmd->bio.bi_private = cmd;
 	cmd->bio.bi_end_io = vnvme_bio_end;
 	submit_bio(&cmd->bio);
+}
+
+/*
+ * Read or write @cmd's data at cmd->iocb.ki_pos of its file namespace,
+ * with the kiocb as set up: the bytes done, an errno or -EIOCBQUEUED.
+ */
+static ssize_t vnvme_file_rw(struct vnvme_cmd *cmd)
+{
+	bool write = cmd->sqe.common.opcode == nvme_cmd_write;
+	u32 len = (le16_to_cpu(cmd->sqe.rw.length) + 1) << cmd->ns->lba_shift;
+	struct file *file = cmd->ns->file;
+	struct iov_iter iter;
+
+	if (cmd->bounce)
+		iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST,
+			      cmd->bounce->bv, cmd->bounce->nr, len);
+	else
+		iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST,
+			      cmd->bvecs, cmd->nr_bvecs, len);
+	if (write)
+		return call_write_iter(file, &cmd->iocb, &iter);
+	return call_read_iter(file, &cmd->iocb, &iter);
 }
 
 static void vnvme_kiocb_end(struct kiocb *iocb, long ret)
@@ -681,7 +761,6 @@ static u16 vnvme_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	struct vnvme_ns *ns = cmd->ns;
 	struct bio_vec *bvecs = cmd->bvecs;
 	unsigned int nr_bvecs = cmd->nr_bvecs;
-	struct iov_iter iter;
 	loff_t pos = slba << ns->lba_shift;
 	ssize_t ret;
 
@@ -757,12 +836,30 @@ static u16 vnvme_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	cmd->iocb.ki_complete = vnvme_kiocb_end;
 	if (fua)
 		cmd->iocb.ki_flags |= IOCB_DSYNC;
-	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvecs, nr_bvecs,
-		      len);
-	if (write)
-		ret = call_write_iter(ns->file, &cmd->iocb, &iter);
-	else
-		ret = call_read_iter(ns->file, &cmd->iocb, &iter);
+	/*
+	 * Buffered I/O completes before the call returns, waiting for the
+	 * disk on a page cache miss and in fsync for FUA.  The worker only
+	 * does what needs no waiting and no I/O (IOCB_NOWAIT, IOCB_NOIO: a
+	 * read from the page cache, where the file system honours them); the
+	 * rest goes to the helper, from the start.
+	 */
+	if (!(cmd->iocb.ki_flags & IOCB_DIRECT)) {
+		if (fua || !(ns->file->f_mode & FMODE_NOWAIT)) {
+			vnvme_queue_file_work(cmd);
+			return VNVME_STATUS_ASYNC;
+		}
+		cmd->iocb.ki_flags |= IOCB_NOWAIT | IOCB_NOIO;
+		ret = vnvme_file_rw(cmd);
+		if (ret != len) {
+			/* Again, all of it (a part may be done): idempotent */
+			cmd->iocb.ki_flags &= ~(IOCB_NOWAIT | IOCB_NOIO);
+			cmd->iocb.ki_pos = pos;
+			vnvme_queue_file_work(cmd);
+			return VNVME_STATUS_ASYNC;
+		}
+	} else {
+		ret = vnvme_file_rw(cmd);
+	}
 	if (ret != -EIOCBQUEUED)
 		vnvme_kiocb_end(&cmd->iocb, ret);
 	return VNVME_STATUS_ASYNC;
@@ -822,7 +919,8 @@ static u16 vnvme_exec_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 		return status;
 	/* FUA means nothing for a Read, and block layers after 6.1 refuse it. */
 	return vnvme_submit_rw(dev, cmd, slba, len, write,
-			       write && (control & NVME_RW_FUA));
+			       write && ((control & NVME_RW_FUA) ||
+					 ns->write_through));
 }
 
 /* Write Zeroes CDW12 Deallocate */
@@ -893,7 +991,7 @@ static void vnvme_submit_zeroes(struct vnvme_cmd *cmd)
 	int ret;
 
 	cmd->status = 0;
-	if (control & NVME_RW_FUA)
+	if ((control & NVME_RW_FUA) || ns->write_through)
 		cmd->flags |= VNVME_CMD_FLUSH_AFTER;
 	if (READ_ONCE(ns->no_write_zeroes)) {
 		vnvme_zero_pages(cmd);
@@ -907,14 +1005,9 @@ static void vnvme_submit_zeroes(struct vnvme_cmd *cmd)
 	vnvme_submit_chain(cmd, bio, ret);
 }
 
-/*
- * Write Zeroes on a regular file runs in a work item: fallocate() blocks.
- * (It still runs on system_unbound_wq, outside the owner's cgroups; see
- * Documentation/vhost/vhost-nvme.rst.)
- */
-static void vnvme_zero_work(struct work_struct *work)
+/* Helper: Write Zeroes on a regular file; 0 or an errno. */
+static int vnvme_file_zeroes(struct vnvme_cmd *cmd)
 {
-	struct vnvme_cmd *cmd = container_of(work, struct vnvme_cmd, work);
 	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
 	u16 control = le16_to_cpu(wz->control);
 	struct vnvme_ns *ns = cmd->ns;
@@ -930,10 +1023,9 @@ static void vnvme_zero_work(struct work_struct *work)
 	if (ret == -EOPNOTSUPP)
 		ret = vfs_fallocate(ns->file, FALLOC_FL_PUNCH_HOLE |
 				    FALLOC_FL_KEEP_SIZE, off, len);
-	if (!ret && (control & NVME_RW_FUA))
+	if (!ret && ((control & NVME_RW_FUA) || ns->write_through))
 		ret = vfs_fsync_range(ns->file, off, off + len - 1, 1);
-	cmd->status = vnvme_errno_status(ret, nvme_cmd_write_zeroes);
-	vnvme_cmd_done(cmd);
+	return ret;
 }
 
 /* Write Zeroes control bits accepted: LR, FUA, PRINFO, DEAC. */
@@ -964,17 +1056,16 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 		vnvme_submit_zeroes(cmd);
 		return VNVME_STATUS_ASYNC;
 	}
-	INIT_WORK(&cmd->work, vnvme_zero_work);
-	queue_work(system_unbound_wq, &cmd->work);
+	vnvme_queue_file_work(cmd);
 	return VNVME_STATUS_ASYNC;
 }
 
-/* Deallocate on a regular file: punch holes, synchronously. */
-static u16 vnvme_file_discard(struct vnvme_ns *ns,
-			      const struct nvme_dsm_range *range,
-			      unsigned int nr)
+/* Helper: Deallocate on a regular file punches holes; 0 or an errno. */
+static int vnvme_file_discard(struct vnvme_cmd *cmd)
 {
-	unsigned int i;
+	unsigned int i, nr = (le32_to_cpu(cmd->sqe.dsm.nr) & 0xff) + 1;
+	const struct nvme_dsm_range *range = cmd->ranges;
+	struct vnvme_ns *ns = cmd->ns;
 	int ret = 0;
 
 	for (i = 0; i < nr && !ret; i++) {
@@ -988,9 +1079,37 @@ static u16 vnvme_file_discard(struct vnvme_ns *ns,
 				    (loff_t)nlb << ns->lba_shift);
 	}
 	/* Deallocation is advisory: a file that cannot punch holes is fine. */
-	if (ret == -EOPNOTSUPP)
-		ret = 0;
-	return vnvme_errno_status(ret, nvme_cmd_dsm);
+	return ret == -EOPNOTSUPP ? 0 : ret;
+}
+
+/*
+ * dev->helper: a file operation that blocks (buffered Read and Write,
+ * Flush, Write Zeroes, Deallocate), with the owner's memory cgroup charged
+ * for what it allocates.
+ */
+static void vnvme_file_work(struct kthread_work *work)
+{
+	struct vnvme_cmd *cmd = container_of(work, struct vnvme_cmd, work);
+	u8 opcode = cmd->sqe.common.opcode;
+	struct mem_cgroup *old_memcg;
+	int ret;
+
+	old_memcg = set_active_memcg(cmd->sq->dev->memcg);
+	if (opcode == nvme_cmd_read || opcode == nvme_cmd_write) {
+		/* Buffered: done (or failed) on return */
+		vnvme_kiocb_end(&cmd->iocb, vnvme_file_rw(cmd));
+		set_active_memcg(old_memcg);
+		return;
+	}
+	if (opcode == nvme_cmd_flush)
+		ret = vfs_fsync(cmd->ns->file, 0);
+	else if (opcode == nvme_cmd_write_zeroes)
+		ret = vnvme_file_zeroes(cmd);
+	else
+		ret = vnvme_file_discard(cmd);
+	set_active_memcg(old_memcg);
+	cmd->status = vnvme_errno_status(ret, opcode);
+	vnvme_cmd_done(cmd);
 }
 
 static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
@@ -1029,8 +1148,20 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	}
 
 	cmd->status = 0;
-	if (!ns->bdev)
-		return vnvme_file_discard(ns, range, nr);
+	if (!ns->bdev) {
+		/* The helper punches the holes, from a copy of the ranges. */
+		status = vnvme_charge(dev, cmd, VNVME_PAGE_SIZE);
+		if (status)
+			return status;
+		cmd->ranges = kmemdup(range, nr * sizeof(*range),
+				      GFP_KERNEL_ACCOUNT);
+		if (!cmd->ranges) {
+			vnvme_uncharge(dev, VNVME_PAGE_SIZE);
+			return NVME_SC_INTERNAL;
+		}
+		vnvme_queue_file_work(cmd);
+		return VNVME_STATUS_ASYNC;
+	}
 	if (!bdev_max_discard_sectors(ns->bdev))
 		return NVME_SC_SUCCESS;
 	for (i = 0; i < nr && !ret; i++) {
@@ -1236,6 +1367,7 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 						sq->qid);
 				cq->reserved--;
 				sq->broken = true;
+				vnvme_queue_fault(sq->err);
 				return n;
 			}
 			sq->free = cmd->next_free;
@@ -1270,6 +1402,61 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 			break;
 	}
 	return n;
+}
+
+/*
+ * Worker: the entries the guest queued in @sq, being deleted, that were
+ * not fetched are completed with Command Aborted due to SQ Deletion, as
+ * far as the CQ has room (the rest are dropped: the guest is deleting the
+ * queue, and a full CQ cannot take them); a broken ring drops them all.
+ * (A delete that discards them never gets here.)  The delete then only
+ * waits for what is in flight.
+ */
+static void vnvme_abort_sq(struct vnvme_dev *dev, struct vnvme_sq *sq)
+{
+	struct vnvme_cq *cq = sq->cq;
+
+	if (!sq->broken && !cq->broken && dev->dbs) {
+		vnvme_sq_refresh(dev, sq);
+		while (sq->head != sq->tail && vnvme_cq_reserve(dev, cq)) {
+			u16 __user *cid = sq->ring + (size_t)sq->head *
+					  VNVME_SQE_SIZE +
+					  offsetof(struct nvme_common_command,
+						   command_id);
+			u16 id;
+
+			cq->reserved--;
+			if (get_user(id, cid)) {
+				sq->broken = true;
+				vnvme_queue_fault(sq->err);
+				break;
+			}
+			sq->head = (sq->head + 1) % sq->size;
+			vnvme_post_cqe(sq, id, NVME_SC_ABORT_QUEUE);
+			sq->aborted++;
+			sq->errors++;
+		}
+	}
+	/* Read locklessly by the waits in delete */
+	WRITE_ONCE(sq->abort_done, true);
+	if (!sq->inflight)
+		vnvme_sq_drained(dev, sq);
+}
+
+/* Worker: abort the unfetched entries of its SQs being deleted. */
+static void vnvme_abort_all(struct vnvme_worker *worker)
+{
+	struct vnvme_dev *dev = worker->dev;
+	unsigned int qid;
+
+	worker->abort = false;
+	for (qid = 1; qid <= dev->max_qid; qid++) {
+		struct vnvme_sq *sq = dev->sq[qid];
+
+		if (sq && sq->worker == worker && sq->deleting &&
+		    !sq->abort_done)
+			vnvme_abort_sq(dev, sq);
+	}
 }
 
 static bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n)
@@ -1362,6 +1549,8 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 	if (!list_empty(&worker->polled))
 		vnvme_poll_bios(worker);
 	*work = vnvme_reap(worker);
+	if (worker->abort)
+		vnvme_abort_all(worker);
 	if (!dev->quiesced && dev->dbs) {
 		blk_start_plug(&plug);
 		more = vnvme_fetch_all(worker, &fetched);

@@ -32,7 +32,7 @@
 #include <linux/nvme.h>
 #include <linux/poll.h>
 #include <linux/completion.h>
-#include <linux/workqueue.h>
+#include <linux/kthread.h>
 #include <linux/vhost_nvme.h>
 
 #include "compat.h"
@@ -121,6 +121,7 @@ struct vnvme_kick {
  * @nsid: namespace identifier
  * @lba_shift: log2 of the LBA size
  * @read_only: writes fail with Namespace Write Protected
+ * @write_through: every write is FUA (VHOST_NVME_NS_F_WRITE_THROUGH)
  * @nsze: capacity in LBAs
  * @no_write_zeroes: the block device refused REQ_OP_WRITE_ZEROES once:
  *		     write zero pages instead (read and written locklessly)
@@ -134,6 +135,7 @@ struct vnvme_ns {
 	u32 nsid;
 	u8 lba_shift;
 	bool read_only;
+	bool write_through;
 	u64 nsze;
 	bool no_write_zeroes;
 	struct list_head node;
@@ -176,7 +178,8 @@ struct vnvme_bounce {
  * @poll_node: on the worker's @polled list while @bio is a polled bio
  * @bio_iter: @bio's data range as submitted, to submit it again
  * @iocb: kiocb for read and write on a regular file
- * @work: synchronous file operations (flush, fallocate)
+ * @work: file operations that block (flush, fallocate), run by dev->helper
+ * @ranges: a Dataset Management's ranges for dev->helper, or NULL
  * @next_free: index of the next free slot
  *
  * Owned by the worker from fetch to submission and again from dev->done to
@@ -198,7 +201,8 @@ struct vnvme_cmd {
 	struct list_head poll_node;
 	struct bvec_iter bio_iter;
 	struct kiocb iocb;
-	struct work_struct work;
+	struct kthread_work work;
+	struct nvme_dsm_range *ranges;
 	int next_free;
 };
 
@@ -217,6 +221,7 @@ struct vnvme_cmd {
  * @ring: the ring in the owner's address space
  * @irq: eventfd signalled for interrupts, or NULL
  * @kick: eventfd signalled on head doorbell writes (optional)
+ * @err: eventfd signalled when @broken is set, or NULL
  * @nr_sqs: submission queues posting here
  * @reserved: commands fetched for this CQ but not yet posted
  * @posted: entries posted
@@ -241,6 +246,7 @@ struct vnvme_cq {
 	void __user *ring;
 	struct eventfd_ctx *irq;
 	struct vnvme_kick kick;
+	struct eventfd_ctx *err;
 	unsigned int nr_sqs;
 	unsigned int reserved;
 	u64 posted;
@@ -264,17 +270,24 @@ struct vnvme_cq {
  * @gpa: guest address of the ring
  * @ring: the ring in the owner's address space
  * @kick: the tail doorbell's eventfd
+ * @err: eventfd signalled when @broken is set, or NULL
+ * @drain: eventfd signalled when a delete's drain finished, or NULL
+ *	   (io_lock)
  * @cmds: @size command slots
  * @pool: page and bvec arrays of the slots
  * @free: first free slot, -1 if none
  * @inflight: commands fetched and not yet posted (read locklessly by
  *	      waiters in delete)
- * @deleting: no longer fetched: being deleted
+ * @deleting: no longer fetched: being deleted (io_lock)
+ * @abort_done: being deleted, and the unfetched entries were aborted or
+ *		dropped: deleted once @inflight is zero (worker; read
+ *		locklessly by waiters in delete)
  * @broken: the ring became inaccessible: no longer fetched
  * @fetched: commands fetched
  * @errors: completions with a non-zero status
  * @polled: completions the worker polled for (REQ_POLLED bios)
  * @bad_db: invalid tail doorbell values ignored
+ * @aborted: entries completed with Command Aborted due to SQ Deletion
  */
 struct vnvme_sq {
 	struct vnvme_dev *dev;
@@ -287,16 +300,20 @@ struct vnvme_sq {
 	u64 gpa;
 	void __user *ring;
 	struct vnvme_kick kick;
+	struct eventfd_ctx *err;
+	struct eventfd_ctx *drain;
 	struct vnvme_cmd *cmds;
 	void *pool;
 	int free;
 	unsigned int inflight;
 	bool deleting;
+	bool abort_done;
 	bool broken;
 	u64 fetched;
 	u64 errors;
 	u64 polled;
 	u64 bad_db;
+	u64 aborted;
 };
 
 #define VNVME_KICKED	0	/* worker->flags: the worker has work */
@@ -317,6 +334,9 @@ struct vnvme_sq {
  *	    completes (worker)
  * @frozen: a write was put back in its SQ: its file system is frozen
  *	    (worker)
+ * @abort: one of its SQs is being deleted and has entries to abort
+ *	   (io_lock: set under the write lock, cleared by the worker under
+ *	   the read lock)
  * @coal_timer: wakes the worker when a coalesced interrupt is due, a full
  *		CQ is to be looked at again, or a frozen file system
  * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
@@ -334,6 +354,7 @@ struct vnvme_worker {
 	u64 poll_win_ns;
 	struct list_head polled;
 	bool frozen;
+	bool abort;
 	struct hrtimer coal_timer;
 	void *scratch;
 };
@@ -346,6 +367,9 @@ struct vnvme_worker {
  * @workers: the worker threads; [0] exists while there is an owner (@mutex
  *	     and io_lock)
  * @nr_workers: entries used in @workers (@mutex and io_lock)
+ * @helper: runs the file operations that block (fsync, fallocate) for the
+ *	    workers; created with the first file namespace, in the owner's
+ *	    cgroups (@mutex and io_lock)
  * @wq: waiters for @inflight or a queue's inflight to drop to zero
  * @detached: namespaces whose detach was interrupted by a fatal signal,
  *	      freed once their commands are done (@mutex)
@@ -363,6 +387,8 @@ struct vnvme_worker {
  * @dbs: doorbell values in the owner's address space (io_lock)
  * @eis: EventIdx values in the owner's address space, or NULL (io_lock)
  * @quiesced: nothing is fetched (io_lock)
+ * @quiesce_efd: eventfd of an asynchronous QUIESCE, signalled when
+ *		 @inflight drops to zero while @quiesced (io_lock)
  * @poll_ns: polling budget, 0 for none (io_lock)
  * @inflight: commands fetched and not yet posted, all workers
  * @memcg: the owner's memory cgroup, charged for what workers allocate
@@ -381,6 +407,7 @@ struct vnvme_dev {
 	struct mm_struct *mm;
 	struct vnvme_worker *workers[VNVME_MAX_WORKERS];
 	unsigned int nr_workers;
+	struct kthread_worker *helper;
 	wait_queue_head_t wq;
 	struct list_head detached;
 	unsigned int max_qid;
@@ -396,6 +423,7 @@ struct vnvme_dev {
 	__le32 __user *dbs;
 	__le32 __user *eis;
 	bool quiesced;
+	struct eventfd_ctx *quiesce_efd;
 	u64 poll_ns;
 	atomic_t inflight;
 	struct mem_cgroup *memcg;

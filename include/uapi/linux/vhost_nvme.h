@@ -29,15 +29,22 @@
  *
  * Reported in &struct vhost_nvme_info.abi_version.  It changes only if an
  * existing ioctl changes incompatibly; additions are signalled by feature
- * bits and by reserved fields becoming meaningful.
+ * bits, by flags that older modules refuse with EINVAL, by reserved fields
+ * becoming meaningful and by size-versioned structs growing at their end.
+ *
+ * Version 2: one feature path (VHOST_GET_FEATURES and VHOST_SET_FEATURES;
+ * VHOST_NVME_SET_FEATURES and &struct vhost_nvme_info's feature word are
+ * gone), a size-versioned &struct vhost_nvme_info, asynchronous drains with
+ * an eventfd (QUIESCE, DELETE_SQ), Command Aborted due to SQ Deletion,
+ * queue error eventfds, write-through namespaces.
  */
-#define VHOST_NVME_ABI_VERSION		1
+#define VHOST_NVME_ABI_VERSION		2
 
 /*
- * Feature bits, negotiated with VHOST_NVME_SET_FEATURES (or the generic
- * VHOST_SET_FEATURES, which takes the same bits).  Unknown bits are
- * rejected with EOPNOTSUPP.  Features can only change while no I/O queue
- * exists.
+ * Feature bits: VHOST_GET_FEATURES (no owner needed) returns those the
+ * module supports, VHOST_SET_FEATURES sets those in force.  That is the
+ * only feature path.  Unknown bits are rejected with EOPNOTSUPP.  Features
+ * can only change while no I/O queue exists.
  */
 
 /**
@@ -105,52 +112,63 @@
 				 VHOST_NVME_F_IRQ_COALESCING)
 
 /**
- * struct vhost_nvme_info - limits and features of the module
- * @abi_version: %VHOST_NVME_ABI_VERSION
- * @max_qid: highest I/O queue identifier accepted (queues 1..@max_qid)
- * @max_qsize: largest queue size in entries (CAP.MQES + 1)
- * @max_nsid: highest namespace identifier accepted (NN)
- * @mdts: maximum data transfer size as a power of two in 4 KiB units (MDTS)
- * @max_mem_regions: largest memory table accepted
- * @features: the VHOST_NVME_F_* bits this module supports
- * @max_workers: most worker threads per device, the first one included
- * @max_poll_us: largest polling budget accepted
- * @reserved: zero
+ * struct vhost_nvme_info - limits of the module
+ * @size: in: sizeof(struct vhost_nvme_info) as the caller knows it, at
+ *	  least up to @max_poll_us; the struct grows at its end.  The kernel
+ *	  fills min(@size, its own size) bytes and zeroes the rest of the
+ *	  caller's struct, so fields it does not know of read as 0.
+ * @abi_version: out: %VHOST_NVME_ABI_VERSION
+ * @max_qid: out: highest I/O queue identifier accepted (queues 1..@max_qid)
+ * @max_qsize: out: largest queue size in entries (CAP.MQES + 1)
+ * @max_nsid: out: highest namespace identifier accepted (NN)
+ * @mdts: out: maximum data transfer size as a power of two in 4 KiB units
+ *	  (MDTS)
+ * @max_mem_regions: out: largest memory table accepted
+ * @max_workers: out: most worker threads per device, the first included
+ * @max_poll_us: out: largest polling budget accepted
+ * @reserved0: out: zero
+ * @max_bounce_bytes: out: the bounce memory cap of a new device (module
+ *		      parameter max_bounce_kb), the most
+ *		      &struct vhost_nvme_limits.bounce_bytes accepts
  *
- * Filled by VHOST_NVME_GET_INFO, which needs no owner.
+ * Filled by VHOST_NVME_GET_INFO, which needs no owner.  The features the
+ * module supports come from VHOST_GET_FEATURES.
  */
 struct vhost_nvme_info {
+	__u32 size;
 	__u32 abi_version;
 	__u32 max_qid;
 	__u32 max_qsize;
 	__u32 max_nsid;
 	__u32 mdts;
 	__u32 max_mem_regions;
-	__u64 features;
 	__u32 max_workers;
 	__u32 max_poll_us;
-	__u64 reserved[3];
-};
-
-/**
- * struct vhost_nvme_features - feature negotiation
- * @features: in: the bits wanted; out: the bits now in force
- * @reserved: zero
- */
-struct vhost_nvme_features {
-	__u64 features;
-	__u64 reserved[3];
+	__u32 reserved0;
+	__u64 max_bounce_bytes;
 };
 
 /** define VHOST_NVME_NS_F_READ_ONLY - namespace is read-only */
 #define VHOST_NVME_NS_F_READ_ONLY	(1U << 0)
+/**
+ * define VHOST_NVME_NS_F_WRITE_THROUGH - every write reaches stable storage
+ *
+ * Write and Write Zeroes complete only once their data is on stable
+ * storage, as if each had FUA set: what a VMM needs to advertise a
+ * Volatile Write Cache of 0 on a backend that has one.
+ */
+#define VHOST_NVME_NS_F_WRITE_THROUGH	(1U << 1)
 
 /**
  * struct vhost_nvme_ns - attach a namespace backend
  * @nsid: namespace identifier, 1..max_nsid, not attached yet
  * @fd: a block device, or a regular file (O_DIRECT is honoured if set)
- * @flags: in: %VHOST_NVME_NS_F_READ_ONLY to export read-only; out: also set
- *	   when the backend is read-only or the fd is not open for writing
+ *	opened for reading: never O_PATH, a directory, a socket, a pipe, a
+ *	character device, or a file without ->read_iter (EBADF, EINVAL)
+ * @flags: in: %VHOST_NVME_NS_F_READ_ONLY to export read-only,
+ *	   %VHOST_NVME_NS_F_WRITE_THROUGH; out: %VHOST_NVME_NS_F_READ_ONLY
+ *	   also set when the backend is read-only or the fd is not open for
+ *	   writing
  * @lba_shift: in: 0 for the backend's logical block size, or 9..12 for a
  *	       larger one (never smaller than the backend's); out: in force
  * @reserved0: zero
@@ -179,12 +197,14 @@ struct vhost_nvme_nsid {
 
 /** define VHOST_NVME_CQ_F_IRQ_ENABLED - signal @irqfd on new entries (IEN) */
 #define VHOST_NVME_CQ_F_IRQ_ENABLED	(1U << 0)
+/** define VHOST_NVME_CQ_F_ERRFD - @errfd is an eventfd to signal on errors */
+#define VHOST_NVME_CQ_F_ERRFD		(1U << 1)
 
 /**
  * struct vhost_nvme_cq - create an I/O completion queue
  * @qid: queue identifier, 1..max_qid, not in use by another CQ
  * @size: entries, 2..max_qsize
- * @flags: %VHOST_NVME_CQ_F_IRQ_ENABLED
+ * @flags: %VHOST_NVME_CQ_F_IRQ_ENABLED, %VHOST_NVME_CQ_F_ERRFD
  * @addr: guest address of the queue, 4 KiB aligned, physically contiguous,
  *	  inside one region of the memory table
  * @irqfd: eventfd signalled (once per batch) when entries were posted, or
@@ -194,7 +214,9 @@ struct vhost_nvme_nsid {
  * @worker: the worker that serves this CQ and every SQ posting to it: 0,
  *	    the one created by VHOST_SET_OWNER, or one returned by
  *	    VHOST_NVME_NEW_WORKER (needs %VHOST_NVME_F_WORKERS)
- * @reserved0: zero
+ * @errfd: with %VHOST_NVME_CQ_F_ERRFD, an eventfd signalled when the queue
+ *	   stops on a guest fault (its ring cannot be written:
+ *	   %VHOST_NVME_QS_ERROR); otherwise zero
  * @reserved: zero
  */
 struct vhost_nvme_cq {
@@ -205,9 +227,12 @@ struct vhost_nvme_cq {
 	__s32 irqfd;
 	__s32 kickfd;
 	__u32 worker;
-	__u32 reserved0;
+	__s32 errfd;
 	__u64 reserved[3];
 };
+
+/** define VHOST_NVME_SQ_F_ERRFD - @errfd is an eventfd to signal on errors */
+#define VHOST_NVME_SQ_F_ERRFD		(1U << 0)
 
 /**
  * struct vhost_nvme_sq - create an I/O submission queue
@@ -215,10 +240,15 @@ struct vhost_nvme_cq {
  * @size: entries, 2..max_qsize
  * @cqid: the completion queue it posts to; must exist
  * @reserved0: zero
- * @flags: zero (queue priority is not implemented: round robin only)
+ * @flags: %VHOST_NVME_SQ_F_ERRFD (queue priority is not implemented: round
+ *	   robin only)
  * @kickfd: eventfd signalled by the VMM (ioeventfd) on tail doorbell writes
  * @addr: guest address of the queue, 4 KiB aligned, physically contiguous,
  *	  inside one region of the memory table
+ * @errfd: with %VHOST_NVME_SQ_F_ERRFD, an eventfd signalled when the queue
+ *	   stops on a guest fault (its ring cannot be read:
+ *	   %VHOST_NVME_QS_ERROR); otherwise zero
+ * @reserved1: zero
  * @reserved: zero
  */
 struct vhost_nvme_sq {
@@ -229,19 +259,51 @@ struct vhost_nvme_sq {
 	__u32 flags;
 	__s32 kickfd;
 	__u64 addr;
-	__u64 reserved[4];
+	__s32 errfd;
+	__u32 reserved1;
+	__u64 reserved[3];
 };
 
 /**
- * struct vhost_nvme_qid - names a queue
+ * define VHOST_NVME_DRAIN_F_ASYNC - start a drain, do not wait for it
+ *
+ * QUIESCE and DELETE_SQ return at once: 0 if nothing is in flight any
+ * more (the SQ is then deleted), EINPROGRESS otherwise, in which case the
+ * eventfd they name is signalled when the drain has finished.  The VMM
+ * then repeats the call, which returns 0 without waiting.  Without the
+ * flag they wait, killably (EINTR on a fatal signal, the drain going on).
+ */
+#define VHOST_NVME_DRAIN_F_ASYNC	(1U << 0)
+/**
+ * define VHOST_NVME_DELETE_F_DISCARD - drop the SQ's unfetched entries
+ *
+ * For a controller reset: entries the guest queued that were not fetched
+ * yet are dropped without a completion.  Without it DELETE_SQ acts as the
+ * NVMe Delete I/O Submission Queue command: each such entry is completed
+ * with Command Aborted due to SQ Deletion, as far as the CQ has room (the
+ * rest are dropped).
+ */
+#define VHOST_NVME_DELETE_F_DISCARD	(1U << 1)
+
+/**
+ * struct vhost_nvme_qid - names a queue to delete
  * @qid: queue identifier
- * @reserved0: zero
+ * @flags: DELETE_SQ: %VHOST_NVME_DRAIN_F_ASYNC, %VHOST_NVME_DELETE_F_DISCARD;
+ *	   DELETE_CQ: zero
+ * @eventfd: with %VHOST_NVME_DRAIN_F_ASYNC, the eventfd signalled when the
+ *	     drain has finished; otherwise zero
  * @reserved: zero
+ *
+ * A SQ being deleted is no longer fetched; the commands it has in flight
+ * complete and are posted to its CQ as usual.  Once a DELETE_SQ has begun,
+ * later ones (with or without %VHOST_NVME_DRAIN_F_ASYNC) carry it on; one
+ * with %VHOST_NVME_DELETE_F_DISCARD drops what was not aborted yet.
  */
 struct vhost_nvme_qid {
 	__u16 qid;
-	__u16 reserved0;
-	__u32 reserved[3];
+	__u16 flags;
+	__s32 eventfd;
+	__u32 reserved[2];
 };
 
 /**
@@ -288,6 +350,8 @@ struct vhost_nvme_doorbells {
 #define VHOST_NVME_QS_ERROR		(1U << 0)
 /** define VHOST_NVME_QS_CQ_FULL - CQ full: its SQs are not fetched */
 #define VHOST_NVME_QS_CQ_FULL		(1U << 1)
+/** define VHOST_NVME_QS_DELETING - SQ: a DELETE_SQ has begun, not finished */
+#define VHOST_NVME_QS_DELETING		(1U << 2)
 
 /**
  * struct vhost_nvme_queue_state - state and counters of one queue
@@ -308,7 +372,12 @@ struct vhost_nvme_doorbells {
  *	    writes ignored as invalid
  * @polled: out: SQ: commands whose backend completion the worker polled
  *	    for (a polling worker on a backend with poll queues); CQ: 0
+ * @aborted: out: SQ: entries completed with Command Aborted due to SQ
+ *	     Deletion; CQ: 0
  * @reserved: zero
+ *
+ * Statistics are read without stopping the workers: each field is current,
+ * the set is not one snapshot unless the device is quiesced.
  */
 struct vhost_nvme_queue_state {
 	__u16 qid;
@@ -325,17 +394,25 @@ struct vhost_nvme_queue_state {
 	__u64 commands;
 	__u64 errors;
 	__u64 polled;
-	__u64 reserved[3];
+	__u64 aborted;
+	__u64 reserved[2];
 };
 
 /**
  * struct vhost_nvme_quiesce - argument of QUIESCE and RESUME
- * @flags: zero
+ * @flags: QUIESCE: %VHOST_NVME_DRAIN_F_ASYNC; RESUME: zero
+ * @eventfd: QUIESCE with %VHOST_NVME_DRAIN_F_ASYNC: the eventfd signalled
+ *	     when nothing is in flight any more; otherwise zero
  * @reserved: zero
+ *
+ * QUIESCE stops fetching and returns once every command fetched has been
+ * posted (or at once, see %VHOST_NVME_DRAIN_F_ASYNC).  RESUME restarts
+ * fetching and forgets the eventfd.
  */
 struct vhost_nvme_quiesce {
 	__u32 flags;
-	__u32 reserved[3];
+	__s32 eventfd;
+	__u32 reserved[2];
 };
 
 /**
@@ -426,9 +503,9 @@ struct vhost_nvme_limits {
  * VHOST_SET_MEM_TABLE, VHOST_GET_FEATURES and VHOST_SET_FEATURES keep their
  * numbers and meaning.  Every ioctl but VHOST_NVME_GET_INFO and
  * VHOST_GET_FEATURES needs the caller to be the owner (EPERM otherwise).
+ * 0xA1 was VHOST_NVME_SET_FEATURES in version 1 and stays unused.
  */
-#define VHOST_NVME_GET_INFO	_IOR(VHOST_VIRTIO, 0xA0, struct vhost_nvme_info)
-#define VHOST_NVME_SET_FEATURES	_IOWR(VHOST_VIRTIO, 0xA1, struct vhost_nvme_features)
+#define VHOST_NVME_GET_INFO	_IOWR(VHOST_VIRTIO, 0xA0, struct vhost_nvme_info)
 #define VHOST_NVME_ATTACH_NS	_IOWR(VHOST_VIRTIO, 0xA2, struct vhost_nvme_ns)
 #define VHOST_NVME_DETACH_NS	_IOW(VHOST_VIRTIO, 0xA3, struct vhost_nvme_nsid)
 #define VHOST_NVME_CREATE_CQ	_IOW(VHOST_VIRTIO, 0xA4, struct vhost_nvme_cq)

@@ -60,7 +60,7 @@ static const char *const step_name[S_NR] = {
 
 /* One device set up by the steps; everything but the memory is per run. */
 struct dev {
-	int vfd, irqfd, kickfd;
+	int vfd, irqfd, kickfd, errfd;
 	uint32_t worker;
 	unsigned int lba_shift;
 	uint16_t sq_tail, cq_head;
@@ -70,6 +70,7 @@ struct dev {
 static const char *backend;
 static int bfd = -1, nth_fd = -1, kmsg_fd = -1, verbose;
 static uint16_t qsize;
+static uint64_t features;	/* VHOST_GET_FEATURES */
 static uint8_t *mem;		/* the guest memory */
 static volatile uint32_t *db;	/* VMM doorbell page */
 static struct sqe *sq;
@@ -187,9 +188,9 @@ static int run_step(struct dev *d, enum step s)
 		ret = ioctl(d->vfd, VHOST_SET_OWNER);
 		break;
 	case S_SET_FEATURES: {
-		struct vhost_nvme_features f = { .features = VHOST_NVME_F_ALL };
+		uint64_t f = features;
 
-		ret = ioctl(d->vfd, VHOST_NVME_SET_FEATURES, &f);
+		ret = ioctl(d->vfd, VHOST_SET_FEATURES, &f);
 		break;
 	}
 	case S_SET_MEM_TABLE: {
@@ -230,15 +231,17 @@ static int run_step(struct dev *d, enum step s)
 	}
 	case S_CREATE_CQ: {
 		struct vhost_nvme_cq c = { .qid = 1, .size = qsize,
-			.flags = VHOST_NVME_CQ_F_IRQ_ENABLED, .addr = cq_gpa,
-			.irqfd = d->irqfd, .kickfd = -1, .worker = d->worker };
+			.flags = VHOST_NVME_CQ_F_IRQ_ENABLED | VHOST_NVME_CQ_F_ERRFD,
+			.addr = cq_gpa, .irqfd = d->irqfd, .kickfd = -1,
+			.worker = d->worker, .errfd = d->errfd };
 
 		ret = ioctl(d->vfd, VHOST_NVME_CREATE_CQ, &c);
 		break;
 	}
 	case S_CREATE_SQ: {
 		struct vhost_nvme_sq q = { .qid = 1, .size = qsize, .cqid = 1,
-			.kickfd = d->kickfd, .addr = sq_gpa };
+			.flags = VHOST_NVME_SQ_F_ERRFD, .kickfd = d->kickfd,
+			.addr = sq_gpa, .errfd = d->errfd };
 
 		ret = ioctl(d->vfd, VHOST_NVME_CREATE_SQ, &q);
 		break;
@@ -256,7 +259,9 @@ static void dev_init(struct dev *d)
 	d->phase = 1;
 	d->irqfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	d->kickfd = eventfd(0, EFD_CLOEXEC);
-	if (d->irqfd < 0 || d->kickfd < 0)
+	/* The queues' error eventfd: their failure paths put it too. */
+	d->errfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->irqfd < 0 || d->kickfd < 0 || d->errfd < 0)
 		die("eventfd");
 	memset((void *)db, 0, PAGE);
 	memset((void *)cq, 0, (size_t)qsize * sizeof(*cq));
@@ -268,6 +273,7 @@ static void dev_close(struct dev *d)
 		close(d->vfd);
 	close(d->irqfd);
 	close(d->kickfd);
+	close(d->errfd);
 }
 
 /* Run steps [from, to) without injection; 0 or the failing step's errno. */
@@ -448,7 +454,7 @@ static void *map(size_t len)
 int main(int argc, char **argv)
 {
 	struct walk total = { 0 };
-	struct vhost_nvme_info info = { 0 };
+	struct vhost_nvme_info info = { .size = sizeof(info) };
 	unsigned int seq = 1, failed = 0;
 	char path[64];
 	int opt, vfd;
@@ -474,8 +480,11 @@ int main(int argc, char **argv)
 	vfd = open("/dev/vhost-nvme", O_RDWR | O_CLOEXEC);
 	if (vfd < 0 || ioctl(vfd, VHOST_NVME_GET_INFO, &info))
 		die("/dev/vhost-nvme GET_INFO");
+	if (ioctl(vfd, VHOST_GET_FEATURES, &features))
+		die("/dev/vhost-nvme GET_FEATURES");
 	close(vfd);
-	if (!(info.features & VHOST_NVME_F_WORKERS) || info.max_workers < 2)
+	features &= VHOST_NVME_F_ALL;
+	if (!(features & VHOST_NVME_F_WORKERS) || info.max_workers < 2)
 		die("the module does not offer VHOST_NVME_F_WORKERS");
 	qsize = info.max_qsize < QSIZE_WANT ? info.max_qsize : QSIZE_WANT;
 

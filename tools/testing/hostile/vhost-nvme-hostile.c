@@ -14,7 +14,9 @@
  *  faults - I/O to a namespace whose backend fails (device-mapper error
  *	     target, given as argv[2]): every command completes with a media
  *	     error status.
- *  ioctls - random ioctl numbers, sizes and argument bytes on another fd.
+ *  ioctls - random ioctl numbers, sizes and argument bytes on another fd,
+ *	     and queue, drain and namespace arguments with random flags and
+ *	     eventfds (some real) that pass the reserved-field checks.
  *  kills  - a child sets up a device and keeps 64 commands in flight; it
  *	     is SIGKILLed at a random moment; and the same with close().
  *
@@ -206,7 +208,7 @@ static void create_sq(struct dev *d, uint16_t qid, uint16_t cqid)
 
 static void dev_open(struct dev *d, int bfd, int bfd2)
 {
-	struct vhost_nvme_features f = { .features = VHOST_NVME_F_ALL };
+	uint64_t f = VHOST_NVME_F_ALL;
 	struct vhost_nvme_ns ns = { .nsid = 1, .fd = bfd };
 	struct vhost_nvme_doorbells dbs = { .mode = VHOST_NVME_DB_VMM };
 
@@ -215,7 +217,7 @@ static void dev_open(struct dev *d, int bfd, int bfd2)
 	if (d->fd < 0)
 		die("/dev/vhost-nvme");
 	if (ioctl(d->fd, VHOST_SET_OWNER) ||
-	    ioctl(d->fd, VHOST_NVME_SET_FEATURES, &f))
+	    ioctl(d->fd, VHOST_SET_FEATURES, &f))
 		die("owner/features");
 	d->r0 = mmap(NULL, R_SIZE, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -297,6 +299,9 @@ static struct pending pend[NSQ + 1][65536];
 static unsigned int inflight[NSQ + 1];
 static uint16_t next_cid[NSQ + 1];
 static unsigned long cats[32];
+/* The SQ a DELETE_SQ is deleting, and the entries it aborted. */
+static uint16_t deleting;
+static unsigned long aborted;
 
 /* A data buffer in the data region, dword aligned, inside one page run. */
 static uint64_t data_gpa(uint64_t len)
@@ -497,7 +502,13 @@ static void reap(struct dev *d, uint16_t cqid, unsigned long *done)
 			     c.cid);
 			continue;
 		}
-		if (!status_ok(st, p->expect))
+		/*
+		 * Deleting a SQ completes the entries the worker had not
+		 * fetched with Command Aborted due to SQ Deletion (SC 08h).
+		 */
+		if (sq == deleting && (st & ~DNR) == 0x08)
+			aborted++;
+		else if (!status_ok(st, p->expect))
 			fail("SQ %u CID %u: status %#x, expected %#x", sq,
 			     c.cid, st, p->expect);
 		p->count--;
@@ -588,14 +599,17 @@ static unsigned long storm(int bfd, unsigned long target)
 			/* Delete SQ 4 with commands in flight, then re-create. */
 			struct vhost_nvme_qid del = { .qid = 4 };
 
+			deleting = 4;
 			if (ioctl(d.fd, VHOST_NVME_DELETE_SQ, &del))
 				fail("DELETE_SQ under load: %s", strerror(errno));
 			/*
-			 * Every command fetched has been posted by now; those
-			 * the worker had not fetched yet are dropped (NVMe
+			 * Every command fetched has been posted by now, and
+			 * those the worker had not fetched yet were aborted,
+			 * as far as CQ 2 had room; the rest are dropped (NVMe
 			 * lets the controller complete them implicitly).
 			 */
 			reap(&d, 2, &done);
+			deleting = 0;
 			dropped += inflight[4];
 			inflight[4] = 0;
 			memset(pend[4], 0, sizeof(pend[4]));
@@ -625,8 +639,8 @@ static unsigned long storm(int bfd, unsigned long target)
 	munmap(d.r0, R_SIZE);
 	munmap(d.r1, R_SIZE);
 	munmap(d.db, PG);
-	printf("# storm: %lu submitted, %lu completed, %lu dropped unfetched by %lu SQ deletions under load; categories:",
-	       submitted, done, dropped, deletes);
+	printf("# storm: %lu submitted, %lu completed (%lu aborted), %lu dropped unfetched by %lu SQ deletions under load; categories:",
+	       submitted, done, aborted, dropped, deletes);
 	for (int c = 0; c < 20; c++)
 		printf(" %lu", cats[c]);
 	printf(", CID reuse %lu\n", cats[31]);
@@ -678,17 +692,115 @@ out:
 
 /* ---- ioctls: random numbers, sizes and bytes -------------------------- */
 
-static unsigned long ioctls(unsigned long n)
+#define IO_RAM		(64 * 1024)	/* guest memory of the ioctl fd */
+
+/* An fd for an eventfd field: the eventfd, another file, none, garbage. */
+static int any_fd(int efd, int bfd)
+{
+	switch (below(6)) {
+	case 0:
+	case 1:
+		return efd;
+	case 2:
+		return bfd;		/* not an eventfd */
+	case 3:
+		return -1;
+	case 4:
+		return 0;
+	default:
+		return rnd();
+	}
+}
+
+/*
+ * Fill @arg for @req as a VMM might, with the flags of ABI 2 at random
+ * (DRAIN_F_ASYNC, DELETE_F_DISCARD, the ERRFD flags, NS_F_WRITE_THROUGH,
+ * now and then unknown bits) and eventfds that are real, other files or
+ * garbage; reserved fields are zero.  Other requests keep random bytes.
+ */
+static void shape(unsigned long req, void *arg, int efd, int bfd)
+{
+	switch (req) {
+	case VHOST_NVME_DELETE_SQ:
+	case VHOST_NVME_DELETE_CQ: {
+		struct vhost_nvme_qid *a = arg;
+
+		memset(a, 0, sizeof(*a));
+		a->qid = below(6);
+		a->flags = below(8) ? below(4) : rnd();
+		if ((a->flags & VHOST_NVME_DRAIN_F_ASYNC) || !below(8))
+			a->eventfd = any_fd(efd, bfd);
+		break;
+	}
+	case VHOST_NVME_QUIESCE:
+	case VHOST_NVME_RESUME: {
+		struct vhost_nvme_quiesce *a = arg;
+
+		memset(a, 0, sizeof(*a));
+		a->flags = below(8) ? below(2) : rnd();
+		if ((a->flags & VHOST_NVME_DRAIN_F_ASYNC) || !below(8))
+			a->eventfd = any_fd(efd, bfd);
+		break;
+	}
+	case VHOST_NVME_CREATE_CQ: {
+		struct vhost_nvme_cq *a = arg;
+
+		memset(a, 0, sizeof(*a));
+		a->qid = 1 + below(4);
+		a->size = 2 + below(63);
+		a->flags = below(8) ? below(4) : rnd();
+		a->addr = R0_GPA + below(IO_RAM / PG + 1) * PG;
+		a->irqfd = below(4) ? any_fd(efd, bfd) : -1;
+		a->kickfd = below(2) ? any_fd(efd, bfd) : -1;
+		a->worker = below(8) ? 0 : below(4);
+		if ((a->flags & VHOST_NVME_CQ_F_ERRFD) || !below(8))
+			a->errfd = any_fd(efd, bfd);
+		break;
+	}
+	case VHOST_NVME_CREATE_SQ: {
+		struct vhost_nvme_sq *a = arg;
+
+		memset(a, 0, sizeof(*a));
+		a->qid = 1 + below(4);
+		a->size = 2 + below(15);
+		a->cqid = below(5);
+		a->flags = below(8) ? below(2) : rnd();
+		a->kickfd = below(4) ? efd : any_fd(efd, bfd);
+		a->addr = R0_GPA + below(IO_RAM / PG + 1) * PG;
+		if ((a->flags & VHOST_NVME_SQ_F_ERRFD) || !below(8))
+			a->errfd = any_fd(efd, bfd);
+		break;
+	}
+	case VHOST_NVME_ATTACH_NS: {
+		struct vhost_nvme_ns *a = arg;
+
+		memset(a, 0, sizeof(*a));
+		a->nsid = 1 + below(3);
+		a->fd = below(4) ? bfd : any_fd(efd, bfd);
+		a->flags = below(8) ? below(4) : rnd();
+		a->lba_shift = below(4) ? 0 : 9 + below(4);
+		break;
+	}
+	}
+}
+
+static unsigned long ioctls(int bfd, unsigned long n)
 {
 	uint8_t *buf = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *ram = mmap(NULL, IO_RAM, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int efd = eventfd(0, EFD_NONBLOCK);
 	unsigned long done = 0;
 	int fd = -1;
 
-	if (buf == MAP_FAILED)
+	if (buf == MAP_FAILED || ram == MAP_FAILED)
 		die("mmap");
+	if (efd < 0)
+		die("eventfd");
 	for (unsigned long i = 0; i < n; i++) {
 		unsigned long req, size = below(4) ? 8 * below(12) : below(300);
+		bool in_buf;
 		void *arg;
 
 		if (fd < 0 || below(2000) == 0) {
@@ -697,11 +809,21 @@ static unsigned long ioctls(unsigned long n)
 			fd = open("/dev/vhost-nvme", O_RDWR);
 			if (fd < 0)
 				die("/dev/vhost-nvme");
-			if (below(4))
-				ioctl(fd, VHOST_SET_OWNER);
+			if (below(4) && !ioctl(fd, VHOST_SET_OWNER) && below(2)) {
+				/* Guest memory, so that queues can be created. */
+				struct {
+					struct vhost_memory hdr;
+					struct vhost_memory_region r;
+				} t = { .hdr.nregions = 1,
+					.r = { R0_GPA, IO_RAM, (uintptr_t)ram, 0 } };
+
+				memset(ram, 0, IO_RAM);
+				ioctl(fd, VHOST_SET_MEM_TABLE, &t);
+			}
 		}
 		for (unsigned int k = 0; k < 2 * PG / 8; k++)
 			((uint64_t *)buf)[k] = below(3) ? rnd() : below(4);
+		in_buf = false;
 		switch (below(8)) {
 		case 0:
 			arg = NULL;
@@ -717,13 +839,14 @@ static unsigned long ioctls(unsigned long n)
 			break;
 		default:
 			arg = buf + 8 * below(32);
+			in_buf = true;
 		}
 		req = _IOC(below(4), VHOST_VIRTIO, below(4) ? 0xA0 + below(16) :
 			   below(256), size);
 		if (below(2)) {
 			/* a real request number, random bytes */
 			static const unsigned long real[] = {
-				VHOST_SET_MEM_TABLE, VHOST_NVME_SET_FEATURES,
+				VHOST_SET_MEM_TABLE,
 				VHOST_NVME_ATTACH_NS, VHOST_NVME_DETACH_NS,
 				VHOST_NVME_CREATE_CQ, VHOST_NVME_CREATE_SQ,
 				VHOST_NVME_DELETE_SQ, VHOST_NVME_DELETE_CQ,
@@ -732,16 +855,22 @@ static unsigned long ioctls(unsigned long n)
 				VHOST_NVME_RESUME, VHOST_NVME_SET_POLL,
 				VHOST_NVME_NEW_WORKER,
 				VHOST_NVME_SET_IRQ_COALESCING,
+				VHOST_NVME_SET_LIMITS,
 				VHOST_SET_FEATURES, VHOST_GET_FEATURES,
 				VHOST_NVME_GET_INFO, VHOST_RESET_OWNER,
 			};
 			req = real[below(sizeof(real) / sizeof(real[0]))];
+			/* half of them with arguments a VMM might pass */
+			if (in_buf && below(2))
+				shape(req, arg, efd, bfd);
 		}
 		ioctl(fd, req, arg);
 		done++;
 	}
 	close(fd);
+	close(efd);
 	munmap(buf, 2 * PG);
+	munmap(ram, IO_RAM);
 	return done;
 }
 
@@ -962,7 +1091,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (ffd >= 0)
 		fls = faults(bfd, ffd, nfault);
-	ios = ioctls(nioctl);
+	ios = ioctls(bfd, nioctl);
 	printf("# ioctls done\n");
 	fflush(stdout);
 	kls = kills(bfd, nkill);

@@ -258,6 +258,7 @@ static void g_open(struct __test_metadata *_metadata, struct guest *g)
 	g->vmm_db = mmap(NULL, PG, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, g->vmm_db);
+	g->info.size = sizeof(g->info);
 	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_GET_INFO, &g->info));
 }
 
@@ -351,14 +352,9 @@ static int g_mem_default(struct guest *g)
 	return g_set_mem(g, 1, &r);
 }
 
-static int g_features(struct guest *g, uint64_t f, uint64_t *out)
+static int g_features(struct guest *g, uint64_t f)
 {
-	struct vhost_nvme_features nf = { .features = f };
-	int ret = xioctl(g->fd, VHOST_NVME_SET_FEATURES, &nf);
-
-	if (out)
-		*out = nf.features;
-	return ret;
+	return xioctl(g->fd, VHOST_SET_FEATURES, &f);
 }
 
 /* SET_OWNER, SET_FEATURES, one-region memory table. */
@@ -366,7 +362,7 @@ static void g_owner(struct __test_metadata *_metadata, struct guest *g,
 		    uint64_t features)
 {
 	ASSERT_EQ(0, xioctl(g->fd, VHOST_SET_OWNER, NULL));
-	ASSERT_EQ(0, g_features(g, features, NULL));
+	ASSERT_EQ(0, g_features(g, features));
 	ASSERT_EQ(0, g_mem_default(g));
 }
 
@@ -401,20 +397,28 @@ static int g_db_shadow(struct guest *g, uint64_t db, uint64_t ei)
 	return ret;
 }
 
-static int g_create_cq(struct guest *g, uint16_t qid, uint16_t size, bool irq)
+/* A CQ; with @errfd >= 0, signalled if the queue stops on a fault. */
+static int g_create_cq_err(struct guest *g, uint16_t qid, uint16_t size,
+			   bool irq, int errfd)
 {
 	struct q *cq = &g->cq[qid];
 	struct vhost_nvme_cq c = { .qid = qid, .size = size };
 	int ret;
 
+	if (errfd >= 0) {
+		c.flags |= VHOST_NVME_CQ_F_ERRFD;
+		c.errfd = errfd;
+	}
 	cq->gpa = g_alloc(g, (size_t)size * sizeof(struct nvme_cqe));
 	cq->ring = g_hva(g, cq->gpa);
+	if (g->db && qid < MAXQ)
+		__atomic_store_n(&g->db[2 * qid + 1], 0, __ATOMIC_RELEASE);
 	cq->irqfd = new_eventfd();
 	cq->kickfd = new_eventfd();
 	c.addr = cq->gpa;
 	c.irqfd = cq->irqfd;
 	c.kickfd = cq->kickfd;
-	c.flags = irq ? VHOST_NVME_CQ_F_IRQ_ENABLED : 0;
+	c.flags |= irq ? VHOST_NVME_CQ_F_IRQ_ENABLED : 0;
 	ret = xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c);
 	if (!ret) {
 		cq->live = true;
@@ -428,15 +432,28 @@ static int g_create_cq(struct guest *g, uint16_t qid, uint16_t size, bool irq)
 	return ret;
 }
 
-static int g_create_sq(struct guest *g, uint16_t qid, uint16_t size,
-		       uint16_t cqid)
+static int g_create_cq(struct guest *g, uint16_t qid, uint16_t size, bool irq)
+{
+	return g_create_cq_err(g, qid, size, irq, -1);
+}
+
+/* A SQ; with @errfd >= 0, signalled if the queue stops on a fault. */
+static int g_create_sq_err(struct guest *g, uint16_t qid, uint16_t size,
+			   uint16_t cqid, int errfd)
 {
 	struct q *sq = &g->sq[qid];
 	struct vhost_nvme_sq s = { .qid = qid, .size = size, .cqid = cqid };
 	int ret;
 
+	if (errfd >= 0) {
+		s.flags = VHOST_NVME_SQ_F_ERRFD;
+		s.errfd = errfd;
+	}
 	sq->gpa = g_alloc(g, (size_t)size * sizeof(struct nvme_sqe));
 	sq->ring = g_hva(g, sq->gpa);
+	/* A new queue's doorbell starts at 0, whatever an old one left. */
+	if (g->db && qid < MAXQ)
+		__atomic_store_n(&g->db[2 * qid], 0, __ATOMIC_RELEASE);
 	if (sq->kickfd < 0)
 		sq->kickfd = new_eventfd();
 	s.addr = sq->gpa;
@@ -449,6 +466,12 @@ static int g_create_sq(struct guest *g, uint16_t qid, uint16_t size,
 		sq->cqid = cqid;
 	}
 	return ret;
+}
+
+static int g_create_sq(struct guest *g, uint16_t qid, uint16_t size,
+		       uint16_t cqid)
+{
+	return g_create_sq_err(g, qid, size, cqid, -1);
 }
 
 static int g_delete(struct guest *g, bool sq, uint16_t qid)
@@ -965,19 +988,45 @@ TEST_F(ctl, get_info)
 	struct vhost_nvme_info i;
 	int k;
 
+	struct {
+		struct vhost_nvme_info i;
+		uint64_t future[4];
+	} big;
+
 	memset(&i, 0xa5, sizeof(i));
+	i.size = sizeof(i);
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &i));
+	EXPECT_EQ(sizeof(i), i.size);
+	EXPECT_EQ(2U, i.abi_version);
 	EXPECT_EQ((__u32)VHOST_NVME_ABI_VERSION, i.abi_version);
 	EXPECT_LE(1U, i.max_qid);
 	EXPECT_EQ(1024U, i.max_qsize);
 	EXPECT_LE(1U, i.max_nsid);
 	EXPECT_EQ(6U, i.mdts);
 	EXPECT_LE(1U, i.max_mem_regions);
-	EXPECT_EQ(VHOST_NVME_F_ALL, i.features);
 	EXPECT_LE(2U, i.max_workers);
 	EXPECT_LE(1000U, i.max_poll_us);
-	for (k = 0; k < 3; k++)
-		EXPECT_EQ(0ULL, i.reserved[k]);
+	EXPECT_EQ(0U, i.reserved0);
+	EXPECT_LE(MDTS_BYTES, i.max_bounce_bytes);
+
+	/* Size-versioned: an older caller gets its part, a newer one zeros. */
+	memset(&i, 0xa5, sizeof(i));
+	i.size = offsetof(struct vhost_nvme_info, reserved0);
+	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &i));
+	EXPECT_EQ(offsetof(struct vhost_nvme_info, reserved0), i.size);
+	EXPECT_EQ(0xa5a5a5a5U, i.reserved0);
+	memset(&big, 0xa5, sizeof(big));
+	big.i.size = sizeof(big);
+	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &big));
+	EXPECT_EQ(sizeof(i), big.i.size);
+	for (k = 0; k < 4; k++)
+		EXPECT_EQ(0ULL, big.future[k]);
+	i.size = offsetof(struct vhost_nvme_info, max_poll_us);
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &i));
+	i.size = 0;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &i));
+	i.size = 1U << 20;
+	EXPECT_EQ(-E2BIG, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &i));
 	TH_LOG("max_qid %u max_qsize %u max_nsid %u mdts %u max_mem_regions %u",
 	       i.max_qid, i.max_qsize, i.max_nsid, i.mdts, i.max_mem_regions);
 	/* The io tests use queue ids up to 3. */
@@ -1002,7 +1051,6 @@ struct req {
 static int owner_only_reqs(struct guest *g, int file, struct req *r,
 			   struct vhost_memory **mp)
 {
-	static struct vhost_nvme_features f;
 	static uint64_t feat;
 	static struct vhost_nvme_ns ns;
 	static struct vhost_nvme_nsid nsid;
@@ -1019,7 +1067,6 @@ static int owner_only_reqs(struct guest *g, int file, struct req *r,
 	m->nregions = 1;
 	m->regions[0] = g_region(g, 0, GUEST_SIZE);
 	*mp = m;
-	f.features = VHOST_NVME_F_ALL;
 	feat = VHOST_NVME_F_ALL;
 	ns = (struct vhost_nvme_ns){ .nsid = 1, .fd = file };
 	nsid = (struct vhost_nvme_nsid){ .nsid = 1 };
@@ -1034,7 +1081,6 @@ static int owner_only_reqs(struct guest *g, int file, struct req *r,
 	memset(&qu, 0, sizeof(qu));
 
 #define R(nr_, arg_) r[n++] = (struct req){ #nr_, nr_, arg_ }
-	R(VHOST_NVME_SET_FEATURES, &f);
 	R(VHOST_SET_FEATURES, &feat);
 	R(VHOST_SET_MEM_TABLE, m);
 	R(VHOST_NVME_ATTACH_NS, &ns);
@@ -1066,6 +1112,7 @@ TEST_F(ctl, eperm_before_owner)
 			TH_LOG("%s", r[i].name);
 	free(m);
 	/* These three need no owner. */
+	info.size = sizeof(info);
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_NVME_GET_INFO, &info));
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_GET_FEATURES, &f));
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_SET_OWNER, NULL));
@@ -1106,6 +1153,7 @@ TEST_F(ctl, eperm_from_forked_child)
 				_exit(10 + i);
 			}
 		}
+		info.size = sizeof(info);
 		if (xioctl(self->g.fd, VHOST_NVME_GET_INFO, &info))
 			_exit(2);
 		if (xioctl(self->g.fd, VHOST_GET_FEATURES, &f) ||
@@ -1155,7 +1203,7 @@ TEST_F(ctl, reset_owner_drops_everything)
 
 	/* And everything can be set up again. */
 	g_close_queues(&self->g);
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_ALL, NULL));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_ALL));
 	ASSERT_EQ(0, g_mem_default(&self->g));
 	ASSERT_EQ(0, g_attach(&self->g, 1, self->file, 0, 0, NULL));
 	ASSERT_EQ(0, g_create_cq(&self->g, 1, 16, true));
@@ -1173,13 +1221,16 @@ TEST_F(ctl, unknown_ioctl_enotty)
 	EXPECT_EQ(-ENOTTY, xioctl(self->g.fd, _IOR('x', 0x42, __u32), buf));
 	/* Same number as GET_INFO, different size/direction. */
 	EXPECT_EQ(-ENOTTY, xioctl(self->g.fd, _IOR(VHOST_VIRTIO, 0xA0, __u32), buf));
+	/* Version 1's GET_INFO and SET_FEATURES are gone (one feature path). */
+	EXPECT_EQ(-ENOTTY, xioctl(self->g.fd, _IOR(VHOST_VIRTIO, 0xA0, char[64]), buf));
+	EXPECT_EQ(-ENOTTY, xioctl(self->g.fd, _IOWR(VHOST_VIRTIO, 0xA1, char[32]), buf));
 }
 
 TEST_F(ctl, null_argument_efault)
 {
 	static const struct { const char *name; unsigned long nr; } r[] = {
 #define R(x) { #x, x }
-		R(VHOST_NVME_SET_FEATURES), R(VHOST_GET_FEATURES),
+		R(VHOST_GET_FEATURES),
 		R(VHOST_SET_FEATURES), R(VHOST_SET_MEM_TABLE),
 		R(VHOST_NVME_ATTACH_NS), R(VHOST_NVME_DETACH_NS),
 		R(VHOST_NVME_CREATE_CQ), R(VHOST_NVME_CREATE_SQ),
@@ -1202,18 +1253,16 @@ TEST_F(ctl, null_argument_efault)
 
 TEST_F(ctl, reserved_features_ns)
 {
-	struct vhost_nvme_features f;
 	struct vhost_nvme_ns ns;
 	struct vhost_nvme_nsid n;
 	int k;
 
 	ctl_ready(_metadata, &self->g);
-	for (k = 0; k < 3; k++) {
-		memset(&f, 0, sizeof(f));
-		f.features = VHOST_NVME_F_ALL;
-		f.reserved[k] = 1;
-		EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_FEATURES, &f));
-	}
+	memset(&ns, 0, sizeof(ns));
+	ns.nsid = 1;
+	ns.fd = self->file;
+	ns.flags = 1U << 2;	/* not a flag */
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_ATTACH_NS, &ns));
 	for (k = 0; k < 3 + 4; k++) {
 		memset(&ns, 0, sizeof(ns));
 		ns.nsid = 1;
@@ -1257,26 +1306,45 @@ TEST_F(ctl, reserved_queues)
 		if (k < 3)
 			c.reserved[k] = 1;
 		else if (k == 3)
-			c.reserved0 = 1;
+			c.errfd = efd;	/* without VHOST_NVME_CQ_F_ERRFD */
 		else
 			c.worker = 1;	/* no such worker */
 		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
 	}
 	c.worker = 0;
+	c.flags |= 1U << 2;	/* not a flag */
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	c.flags |= VHOST_NVME_CQ_F_ERRFD;
+	c.flags &= ~(1U << 2);
+	c.errfd = closed_fd();
+	EXPECT_EQ(-EBADF, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	c.errfd = g->fd;	/* not an eventfd */
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	c.errfd = efd;
 	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
-	for (k = 0; k < 5; k++) {
+	for (k = 0; k < 7; k++) {
 		s = (struct vhost_nvme_sq){ .qid = 1, .size = 16, .cqid = 1,
 					    .kickfd = efd, .addr = sqring };
-		if (k == 4)
+		if (k == 3)
 			s.reserved0 = 1;
+		else if (k == 4)
+			s.reserved1 = 1;
+		else if (k == 5)
+			s.errfd = efd;	/* without VHOST_NVME_SQ_F_ERRFD */
+		else if (k == 6)
+			s.flags = 1U << 1;	/* not a flag */
 		else
 			s.reserved[k] = 1;
-		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s));
+		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s))
+			TH_LOG("case %d", k);
 	}
-	s.reserved0 = 0;
+	s.flags = VHOST_NVME_SQ_F_ERRFD;
+	s.errfd = closed_fd();
+	EXPECT_EQ(-EBADF, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s));
+	s.errfd = efd;
 	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s));
 
-	for (k = 0; k < 5; k++) {
+	for (k = 0; k < 4; k++) {
 		memset(&st, 0, sizeof(st));
 		st.qid = 1;
 		st.type = VHOST_NVME_QTYPE_SQ;
@@ -1288,16 +1356,26 @@ TEST_F(ctl, reserved_queues)
 			st.reserved[k - 2] = 1;
 		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_GET_QUEUE_STATE, &st));
 	}
-	for (k = 0; k < 4; k++) {
+	for (k = 0; k < 5; k++) {
 		memset(&d, 0, sizeof(d));
 		d.qid = 1;
 		if (k == 0)
-			d.reserved0 = 1;
+			d.flags = 1U << 2;	/* not a flag */
+		else if (k == 1)
+			d.eventfd = efd;	/* without ASYNC */
+		else if (k == 2)
+			d.flags = VHOST_NVME_DRAIN_F_ASYNC;	/* fd 0: no eventfd */
 		else
-			d.reserved[k - 1] = 1;
-		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d));
+			d.reserved[k - 3] = 1;
+		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d))
+			TH_LOG("case %d", k);
 		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_DELETE_CQ, &d));
 	}
+	/* DELETE_CQ takes no flags at all. */
+	memset(&d, 0, sizeof(d));
+	d.qid = 1;
+	d.flags = VHOST_NVME_DELETE_F_DISCARD;
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_DELETE_CQ, &d));
 	/* Both queues survived the rejected deletes. */
 	ASSERT_EQ(0, g_delete(g, true, 1));
 	ASSERT_EQ(0, g_delete(g, false, 1));
@@ -1322,8 +1400,10 @@ TEST_F(ctl, reserved_doorbells_quiesce)
 	}
 	for (k = 0; k < 4; k++) {
 		memset(&q, 0, sizeof(q));
-		if (k == 3)
-			q.flags = 1;
+		if (k == 2)
+			q.flags = 1U << 1;	/* not a flag */
+		else if (k == 3)
+			q.eventfd = 1;		/* without ASYNC */
 		else
 			q.reserved[k] = 1;
 		EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_QUIESCE, &q));
@@ -1332,33 +1412,34 @@ TEST_F(ctl, reserved_doorbells_quiesce)
 	memset(&q, 0, sizeof(q));
 	q.flags = 1U << 31;
 	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_QUIESCE, &q));
+	/* RESUME takes no flags; ASYNC needs an eventfd. */
+	q.flags = VHOST_NVME_DRAIN_F_ASYNC;
+	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_RESUME, &q));
+	q.eventfd = closed_fd();
+	EXPECT_EQ(-EBADF, xioctl(self->g.fd, VHOST_NVME_QUIESCE, &q));
 }
 
 TEST_F(ctl, features_negotiation)
 {
-	uint64_t f, out;
+	uint64_t f;
 
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_SET_OWNER, NULL));
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_GET_FEATURES, &f));
 	ASSERT_EQ(VHOST_NVME_F_ALL, f);
 
-	ASSERT_EQ(-EOPNOTSUPP, g_features(&self->g, 1ULL << 63, NULL));
-	ASSERT_EQ(-EOPNOTSUPP, g_features(&self->g, VHOST_NVME_F_ALL << 1, NULL));
+	ASSERT_EQ(-EOPNOTSUPP, g_features(&self->g, 1ULL << 63));
+	ASSERT_EQ(-EOPNOTSUPP, g_features(&self->g, VHOST_NVME_F_ALL << 1));
 	ASSERT_EQ(-EOPNOTSUPP,
-		  g_features(&self->g, VHOST_NVME_F_ALL | (1ULL << 40), NULL));
+		  g_features(&self->g, VHOST_NVME_F_ALL | (1ULL << 40)));
 
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_SGL | VHOST_NVME_F_DSM, &out));
-	ASSERT_EQ(VHOST_NVME_F_SGL | VHOST_NVME_F_DSM, out);
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_SGL | VHOST_NVME_F_DSM));
 	/* Shadow doorbells were not negotiated. */
 	ASSERT_EQ(0, g_mem_default(&self->g));
 	ASSERT_EQ(-EOPNOTSUPP, g_db_shadow(&self->g, self->g.gpa,
 					   self->g.gpa + PG));
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_ALL, &out));
-	ASSERT_EQ(VHOST_NVME_F_ALL, out);
-	ASSERT_EQ(0, g_features(&self->g, 0, &out));
-	ASSERT_EQ(0ULL, out);
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_ALL));
+	ASSERT_EQ(0, g_features(&self->g, 0));
 
-	/* The generic ioctl takes the same bits. */
 	f = 1ULL << 62;
 	ASSERT_EQ(-EOPNOTSUPP, xioctl(self->g.fd, VHOST_SET_FEATURES, &f));
 	f = VHOST_NVME_F_SHADOW_DB;
@@ -1376,13 +1457,13 @@ TEST_F(ctl, features_ebusy_with_queues)
 	ctl_ready(_metadata, &self->g);
 	ASSERT_EQ(0, g_create_cq(&self->g, 1, 16, true));
 	ASSERT_EQ(0, g_create_sq(&self->g, 1, 16, 1));
-	EXPECT_EQ(-EBUSY, g_features(&self->g, VHOST_NVME_F_SGL, NULL));
+	EXPECT_EQ(-EBUSY, g_features(&self->g, VHOST_NVME_F_SGL));
 	EXPECT_EQ(-EBUSY, xioctl(self->g.fd, VHOST_SET_FEATURES, &f));
 	ASSERT_EQ(0, g_delete(&self->g, true, 1));
 	/* A completion queue is an I/O queue too. */
-	EXPECT_EQ(-EBUSY, g_features(&self->g, VHOST_NVME_F_SGL, NULL));
+	EXPECT_EQ(-EBUSY, g_features(&self->g, VHOST_NVME_F_SGL));
 	ASSERT_EQ(0, g_delete(&self->g, false, 1));
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_SGL, NULL));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_SGL));
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_SET_FEATURES, &f));
 }
 
@@ -1537,7 +1618,7 @@ TEST_F(ctl, attach_ns_errors)
 	EXPECT_EQ(-EINVAL, g_attach(g, 1, self->file, 0, 8, NULL));
 	EXPECT_EQ(-EINVAL, g_attach(g, 1, self->file, 0, 13, NULL));
 	EXPECT_EQ(-EINVAL, g_attach(g, 1, self->file, 0, 1, NULL));
-	EXPECT_EQ(-EINVAL, g_attach(g, 1, self->file, 1U << 1, 0, NULL));
+	EXPECT_EQ(-EINVAL, g_attach(g, 1, self->file, 1U << 2, 0, NULL));
 	EXPECT_EQ(-EINVAL, g_attach(g, 1, self->file, 1U << 31, 0, NULL));
 	/* None of these attached anything. */
 	EXPECT_EQ(-ENOENT, g_detach(g, 1));
@@ -1885,7 +1966,7 @@ TEST_F(ctl, doorbells_shadow)
 	db = g_alloc(g, PG);
 	ei = g_alloc(g, PG);
 	EXPECT_EQ(-EOPNOTSUPP, g_db_shadow(g, db, ei));
-	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL, NULL));
+	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL));
 	EXPECT_EQ(-EINVAL, g_db_shadow(g, db + 4, ei));
 	EXPECT_EQ(-EINVAL, g_db_shadow(g, db, ei + 0x80));
 	EXPECT_EQ(-EFAULT, g_db_shadow(g, OUTSIDE_GPA, ei));
@@ -1944,7 +2025,7 @@ TEST_F(ctl, quiesce_resume_idempotent)
 	/* Without anything set up. */
 	EXPECT_EQ(0, g_quiesce(g, false));
 	EXPECT_EQ(0, g_quiesce(g, true));
-	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL, NULL));
+	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL));
 	ASSERT_EQ(0, g_mem_default(g));
 	ASSERT_EQ(0, g_db_vmm(g));
 	ASSERT_EQ(0, g_create_cq(g, 1, 16, true));
@@ -2413,7 +2494,7 @@ TEST_F(io, sgl_needs_feature)
 	IO_PROLOGUE();
 	ASSERT_EQ(0, g_delete(g, true, 1));
 	ASSERT_EQ(0, g_delete(g, false, 1));
-	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL & ~VHOST_NVME_F_SGL, NULL));
+	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL & ~VHOST_NVME_F_SGL));
 	ASSERT_EQ(0, g_create_cq(g, 1, 64, true));
 	ASSERT_EQ(0, g_create_sq(g, 1, 64, 1));
 	sgl_desc(&d, self->buf, 4096, SGL_DATA);
@@ -3077,6 +3158,192 @@ TEST_F(io, fua_and_flush_reach_backend)
 	EXPECT_TRUE(rwbs_preflush(rwbs)) TH_LOG("Flush reached the backend as %s",
 					       rwbs);
 	free(trace);
+}
+
+/* ---- deleting a SQ: aborts, discards, drains --------------------------- */
+
+/* Queue @n reads of @buf on SQ @qid and ring, without the device fetching. */
+static void put_reads(struct guest *g, uint16_t qid, unsigned int n,
+		      uint64_t buf, uint16_t *cid)
+{
+	struct nvme_sqe sqe;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		rw_sqe(&sqe, OP_READ, 1, i * 8, 8);
+		sqe.prp1 = buf;
+		cid[i] = sq_put(g, qid, &sqe);
+	}
+	sq_ring(g, qid);
+}
+
+/*
+ * DELETE_SQ is the NVMe Delete I/O Submission Queue: entries the guest
+ * queued and the device had not fetched (here: quiesced) complete with
+ * Command Aborted due to SQ Deletion (SCT 0, SC 08h, DNR clear), in order,
+ * and nothing of them reaches guest memory.
+ */
+TEST_F(io, delete_sq_aborts_unfetched)
+{
+	struct guest *g = &self->g;
+	struct nvme_cqe cqe;
+	uint16_t cid[3];
+	unsigned int i;
+
+	IO_PROLOGUE();
+	memset(HVA(self->buf), 0x5a, PG);
+	ASSERT_EQ(0, g_quiesce(g, false));
+	put_reads(g, 1, 3, self->buf, cid);
+	msleep(QUIET_MS);
+	EXPECT_FALSE(cq_peek(g, 1, NULL)) TH_LOG("fetched while quiesced");
+	ASSERT_EQ(0, g_delete(g, true, 1));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS))
+			TH_LOG("abort %u: no completion or no interrupt", i);
+		EXPECT_EQ(cid[i], cqe.cid);
+		EXPECT_EQ(0x08, cqe.status >> 1) TH_LOG("status %#x", cqe.status >> 1);
+		EXPECT_EQ(1, cqe.sq_id);
+		EXPECT_EQ(i + 1, cqe.sq_head);
+	}
+	msleep(QUIET_MS);
+	EXPECT_FALSE(cq_peek(g, 1, NULL));
+	for (i = 0; i < PG; i++)
+		if (((uint8_t *)HVA(self->buf))[i] != 0x5a)
+			break;
+	EXPECT_EQ(PG, i) TH_LOG("an aborted read wrote guest memory");
+
+	/* The device goes on: a new SQ 1 works once resumed. */
+	ASSERT_EQ(0, g_quiesce(g, true));
+	ASSERT_EQ(0, g_create_sq(g, 1, 64, 1));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 0, 8, self->buf));
+}
+
+/*
+ * With VHOST_NVME_DELETE_F_DISCARD (a controller reset) unfetched entries
+ * vanish without a completion; without it, a CQ without room for every
+ * abort takes what fits and the delete still finishes.
+ */
+TEST_F(io, delete_sq_discard_and_full_cq)
+{
+	struct vhost_nvme_qid d = { .qid = 1,
+				    .flags = VHOST_NVME_DELETE_F_DISCARD };
+	struct guest *g = &self->g;
+	struct nvme_cqe cqe;
+	uint16_t cid[6];
+	unsigned int i;
+	long t0;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_quiesce(g, false));
+	put_reads(g, 1, 3, self->buf, cid);
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d));
+	msleep(QUIET_MS);
+	EXPECT_FALSE(cq_peek(g, 1, NULL)) TH_LOG("a discarded entry completed");
+	g->sq[1].live = false;
+
+	/* CQ 2 holds 3 entries; 6 are queued on SQ 2. */
+	ASSERT_EQ(0, g_create_cq(g, 2, 4, true));
+	ASSERT_EQ(0, g_create_sq(g, 2, 16, 2));
+	put_reads(g, 2, 6, self->buf, cid);
+	t0 = now_ms();
+	ASSERT_EQ(0, g_delete(g, true, 2));
+	EXPECT_GT(WAIT_MS, now_ms() - t0);
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, wait_cqe(g, 2, &cqe, WAIT_MS)) TH_LOG("abort %u", i);
+		EXPECT_EQ(cid[i], cqe.cid);
+		EXPECT_EQ(0x08, cqe.status >> 1);
+	}
+	msleep(QUIET_MS);
+	EXPECT_FALSE(cq_peek(g, 2, NULL)) TH_LOG("posted into a full CQ");
+	ASSERT_EQ(0, g_delete(g, false, 2));
+	ASSERT_EQ(0, g_quiesce(g, true));
+}
+
+/*
+ * A queue that stops on a guest fault signals its error eventfd and
+ * reports VHOST_NVME_QS_ERROR; the other queues go on.  SQ: its ring
+ * cannot be read; CQ: its ring cannot be written.
+ */
+TEST_F(io, queue_error_eventfds)
+{
+	struct vhost_nvme_queue_state st;
+	struct guest *g = &self->g;
+	int cqerr = new_eventfd(), sqerr = new_eventfd();
+	struct pollfd p = { .events = POLLIN };
+	struct nvme_sqe sqe;
+	uint64_t v;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_create_cq_err(g, 2, 16, true, cqerr));
+	ASSERT_EQ(0, g_create_sq_err(g, 2, 16, 2, sqerr));
+	ASSERT_EQ(0, g_create_sq(g, 3, 16, 2));
+	/* Both work, and nothing is signalled while they do. */
+	ASSERT_EQ(SC_OK, rw_q(_metadata, g, 2, OP_READ, 1, 0, 8, self->buf, 0));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, g, 3, OP_READ, 1, 0, 8, self->buf, 0));
+	EXPECT_EQ(-1, (int)read(sqerr, &v, sizeof(v)));
+	EXPECT_EQ(-1, (int)read(cqerr, &v, sizeof(v)));
+
+	/* SQ 2's ring becomes unreadable. */
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = self->buf;
+	sq_put(g, 2, &sqe);
+	ASSERT_EQ(0, mprotect(g->sq[2].ring, PG, PROT_NONE));
+	sq_ring(g, 2);
+	p.fd = sqerr;
+	EXPECT_EQ(1, poll(&p, 1, WAIT_MS)) TH_LOG("no SQ error signal");
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_SQ, 2, &st));
+	EXPECT_NE(0U, st.flags & VHOST_NVME_QS_ERROR);
+	ASSERT_EQ(0, mprotect(g->sq[2].ring, PG, PROT_READ | PROT_WRITE));
+	/* The others go on. */
+	ASSERT_EQ(SC_OK, RW(OP_READ, 0, 8, self->buf));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, g, 3, OP_READ, 1, 0, 8, self->buf, 0));
+
+	/* CQ 2's ring becomes read-only: the next completion cannot land. */
+	ASSERT_EQ(0, mprotect(g->cq[2].ring, PG, PROT_READ));
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = self->buf;
+	sq_put(g, 3, &sqe);
+	sq_ring(g, 3);
+	p.fd = cqerr;
+	EXPECT_EQ(1, poll(&p, 1, WAIT_MS)) TH_LOG("no CQ error signal");
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_CQ, 2, &st));
+	EXPECT_NE(0U, st.flags & VHOST_NVME_QS_ERROR);
+	ASSERT_EQ(0, mprotect(g->cq[2].ring, PG, PROT_READ | PROT_WRITE));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 0, 8, self->buf));
+	close(cqerr);
+	close(sqerr);
+}
+
+/*
+ * A write-through namespace (what a VMM needs for a guest told there is
+ * no volatile write cache) turns every write into a FUA write at the
+ * backend; the same backend as a plain namespace does not.
+ */
+TEST_F(io, write_through_namespace)
+{
+	struct vhost_nvme_ns ns;
+	char rwbs[16];
+	char *trace;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, g_attach(&self->g, 2, self->bfd,
+			      VHOST_NVME_NS_F_WRITE_THROUGH, 0, &ns));
+	EXPECT_NE(0U, ns.flags & VHOST_NVME_NS_F_WRITE_THROUGH);
+	if (!bio_trace_start())
+		SKIP(return, "no tracefs with block tracepoints");
+	fill(HVA(self->buf), 4096, 23);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_WRITE, 2, 6100, 8,
+			      self->buf, 0));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &self->g, 1, OP_WRITE, 1, 6108, 8,
+			      self->buf, 0));
+	trace = bio_trace_stop();
+	ASSERT_NE(NULL, trace);
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, 6100, rwbs, sizeof(rwbs)));
+	EXPECT_TRUE(rwbs_fua(rwbs)) TH_LOG("write-through write: %s", rwbs);
+	ASSERT_LE(1, bio_trace_find(trace, self->dev, 6108, rwbs, sizeof(rwbs)));
+	EXPECT_FALSE(rwbs_fua(rwbs)) TH_LOG("plain write: %s", rwbs);
+	free(trace);
+	ASSERT_EQ(0, g_detach(&self->g, 2));
 }
 
 TEST_F(io, write_zeroes)
@@ -3754,7 +4021,7 @@ TEST_F(ctl, poll_errors)
 
 	g_owner(_metadata, &self->g, 0);
 	EXPECT_EQ(-EOPNOTSUPP, g_poll(&self->g, 10));
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_POLL, NULL));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_POLL));
 	EXPECT_EQ(-EINVAL, g_poll(&self->g, self->g.info.max_poll_us + 1));
 	p.reserved0 = 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_SET_POLL, &p));
@@ -3773,7 +4040,7 @@ TEST_F(ctl, new_worker)
 	g_owner(_metadata, &self->g, 0);
 	EXPECT_EQ(1, count_workers());
 	EXPECT_EQ(-EOPNOTSUPP, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_WORKERS, NULL));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_WORKERS));
 	w.reserved0 = 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->g.fd, VHOST_NVME_NEW_WORKER, &w));
 	w = (struct vhost_nvme_worker){ .id = 3 };
@@ -3798,7 +4065,7 @@ TEST_F(ctl, irq_coalescing_errors)
 	g_owner(_metadata, &self->g, 0);
 	ASSERT_EQ(0, g_db_vmm(&self->g));
 	EXPECT_EQ(-EOPNOTSUPP, g_coalesce(&self->g, 1, 4, 0));
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_IRQ_COALESCING, NULL));
+	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_IRQ_COALESCING));
 	EXPECT_EQ(-ENOENT, g_coalesce(&self->g, 1, 4, 0));
 	ASSERT_EQ(0, g_create_cq(&self->g, 1, 16, true));
 	EXPECT_EQ(-EINVAL, g_coalesce(&self->g, 0, 4, 0));
@@ -4662,5 +4929,275 @@ TEST(file_write_waits_for_thaw)
 	unlink(path);
 }
 #pragma GCC diagnostic pop
+
+/*
+ * Bios on the block device @dev queued by a task whose name starts with
+ * @comm (block_bio_queue ends its line with "[comm]").
+ */
+static int bio_trace_count_comm(const char *trace, dev_t dev, const char *comm)
+{
+	char key[32], tag[32];
+	const char *p = trace;
+	int n = 0;
+
+	snprintf(key, sizeof(key), " %u,%u ", major(dev), minor(dev));
+	snprintf(tag, sizeof(tag), "[%s", comm);
+	while ((p = strstr(p, key))) {
+		const char *eol = strchrnul(p, '\n');
+		const char *t = strstr(p, tag);
+
+		if (t && t < eol)
+			n++;
+		p = eol;
+	}
+	return n;
+}
+
+/* The cgroup line of /proc/@pid/cgroup ("0::/path"), or "" */
+static void task_cgroup(int pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	buf[0] = 0;
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, len, f))
+		buf[0] = 0;
+	fclose(f);
+}
+
+/* The pid of the first task whose name starts with @comm (as in comm) */
+static int find_task(const char *comm)
+{
+	char want[16], path[300], c[32];
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	int pid = -1;
+
+	if (!d)
+		return -1;
+	snprintf(want, sizeof(want), "%.15s", comm);
+	while (pid < 0 && (de = readdir(d))) {
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(c, sizeof(c), f))
+			c[0] = 0;
+		fclose(f);
+		c[strcspn(c, "\n")] = 0;
+		/* A kthread's comm there may be its full name (6.0+) */
+		if (!strncmp(c, want, strlen(want)))
+			pid = atoi(de->d_name);
+	}
+	closedir(d);
+	return pid;
+}
+
+/*
+ * A file namespace's operations that block (Flush's fsync, Write Zeroes'
+ * fallocate, Deallocate's hole punching, buffered reads that miss the page
+ * cache) run on the device's helper thread, which lives in the owner's
+ * cgroup, not on a shared kworker outside it and not on the worker: their
+ * bios on the file system's device come from "vhost-nvme-io-<owner pid>".
+ * Each does what it says on the file.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"	/* TEST()'s variant */
+TEST(file_blocking_ops_on_owner_helper)
+{
+	const char *dir = getenv("VHOST_NVME_EXT4_DIR");
+	char path[PATH_MAX], cg[128] = "", name[32], wname[32];
+	char mine[256], its[256];
+	uint8_t check[4096];
+	struct nvme_dsm_range *r;
+	struct nvme_sqe sqe;
+	struct guest g;
+	struct stat st;
+	char *trace;
+	uint64_t b;
+	int fd, pid;
+
+	if (!dir || !*dir)
+		SKIP(return, "$VHOST_NVME_EXT4_DIR not set");
+	ASSERT_EQ(0, stat(dir, &st));
+	if (!cg_enter(cg, sizeof(cg)))
+		cg[0] = 0;
+	snprintf(path, sizeof(path), "%s/helper.img", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 4 << 20));
+	io_guest(_metadata, &g, fd, NULL);
+	b = g_alloc(&g, 2 * PG);
+	fill(g_hva(&g, b), 4096, 31);
+	/* A buffered write: dirty page cache, no I/O yet. */
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_WRITE, 1, 64, 8, b, 0));
+	if (!bio_trace_start()) {
+		g_fini(&g);
+		close(fd);
+		unlink(path);
+		cg_leave(cg);
+		SKIP(return, "no tracefs with block tracepoints");
+	}
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = OP_FLUSH;
+	sqe.nsid = htole32(1);
+	EXPECT_EQ(SC_OK, __submit(_metadata, &g, 1, &sqe, NULL));
+	trace = bio_trace_stop();
+	ASSERT_NE(NULL, trace);
+	snprintf(name, sizeof(name), "vhost-nvme-io-%d", getpid());
+	name[15] = 0;	/* TASK_COMM_LEN - 1 */
+	EXPECT_LE(1, bio_trace_count_comm(trace, st.st_dev, name))
+		TH_LOG("no bio of the Flush came from %s (kworker: %d, worker: %d)",
+		       name, bio_trace_count_comm(trace, st.st_dev, "kworker"),
+		       bio_trace_count_comm(trace, st.st_dev, "vhost-nvme-1") +
+		       bio_trace_count_comm(trace, st.st_dev, "vhost-nvme-2") +
+		       bio_trace_count_comm(trace, st.st_dev, "vhost-nvme-3"));
+	free(trace);
+
+	/*
+	 * A read that misses the page cache: the worker does not wait for
+	 * the disk (nor start the read); the helper does.
+	 */
+	ASSERT_EQ(0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+	ASSERT_TRUE(bio_trace_start());
+	EXPECT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_READ, 1, 64, 8, b + PG, 0));
+	trace = bio_trace_stop();
+	ASSERT_NE(NULL, trace);
+	snprintf(wname, sizeof(wname), "vhost-nvme-%d", getpid());
+	wname[15] = 0;
+	EXPECT_LE(1, bio_trace_count_comm(trace, st.st_dev, name))
+		TH_LOG("the cold read's bios did not come from %s", name);
+	EXPECT_EQ(0, bio_trace_count_comm(trace, st.st_dev, wname))
+		TH_LOG("the worker read from the disk");
+	free(trace);
+	EXPECT_EQ(0, memcmp(g_hva(&g, b + PG), g_hva(&g, b), 4096));
+	EXPECT_EQ(4096, pread(fd, check, 4096, 64 * 512));
+	EXPECT_EQ(0, memcmp(check, g_hva(&g, b), 4096));
+
+	/* The helper is in the owner's cgroup. */
+	pid = find_task(name);
+	ASSERT_LT(0, pid) TH_LOG("no task %s", name);
+	task_cgroup(getpid(), mine, sizeof(mine));
+	task_cgroup(pid, its, sizeof(its));
+	EXPECT_STREQ(mine, its);
+
+	/* Write Zeroes (FUA: fallocate and fsync) and Deallocate, on the file */
+	EXPECT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_WZ, 1, 64, 8, 0, RW_FUA));
+	EXPECT_EQ(4096, pread(fd, check, 4096, 64 * 512));
+	EXPECT_TRUE(is_zero(check, 4096)) TH_LOG("Write Zeroes left data");
+	fill(g_hva(&g, b), 4096, 32);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_WRITE, 1, 128, 8, b, 0));
+	r = g_hva(&g, b + PG);
+	memset(r, 0, sizeof(*r));
+	r->nlb = htole32(8);
+	r->slba = htole64(128);
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = OP_DSM;
+	sqe.nsid = htole32(1);
+	sqe.prp1 = b + PG;
+	sqe.cdw11 = htole32(DSM_AD);
+	EXPECT_EQ(SC_OK, __submit(_metadata, &g, 1, &sqe, NULL));
+	EXPECT_EQ(4096, pread(fd, check, 4096, 128 * 512));
+	EXPECT_TRUE(is_zero(check, 4096)) TH_LOG("Deallocate punched no hole");
+	g_fini(&g);
+	close(fd);
+	unlink(path);
+	cg_leave(cg);
+}
+#pragma GCC diagnostic pop
+
+/*
+ * An asynchronous DELETE_SQ returns at once with EINPROGRESS while a read
+ * is in flight, the queue reports VHOST_NVME_QS_DELETING, the eventfd is
+ * signalled once the read completed (and was posted), and the next
+ * DELETE_SQ finishes without waiting.
+ */
+TEST_F(slow, delete_sq_async)
+{
+	struct vhost_nvme_qid d = { .qid = 1, .flags = VHOST_NVME_DRAIN_F_ASYNC };
+	struct vhost_nvme_queue_state st;
+	struct guest *g = &self->g;
+	struct pollfd p = { .events = POLLIN };
+	struct nvme_cqe cqe;
+	struct nvme_sqe sqe;
+	uint16_t cid;
+	long t0;
+
+	SLOW_PROLOGUE();
+	p.fd = d.eventfd = new_eventfd();
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = g_alloc(g, PG);
+	cid = sq_put(g, 1, &sqe);
+	sq_ring(g, 1);
+	msleep(100);	/* fetched and submitted */
+	t0 = now_ms();
+	ASSERT_EQ(-EINPROGRESS, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d));
+	EXPECT_GT(200, now_ms() - t0) TH_LOG("an asynchronous delete waited");
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_SQ, 1, &st));
+	EXPECT_NE(0U, st.flags & VHOST_NVME_QS_DELETING);
+	EXPECT_EQ(1U, st.inflight);
+	EXPECT_EQ(0, poll(&p, 1, 0)) TH_LOG("signalled before the read completed");
+	/* Asking again is fine, and still does not wait. */
+	ASSERT_EQ(-EINPROGRESS, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d));
+	EXPECT_EQ(1, poll(&p, 1, 3000)) TH_LOG("drain never signalled");
+	EXPECT_LE(300, now_ms() - t0) TH_LOG("signalled before the read completed");
+	ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(cid, cqe.cid);
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	t0 = now_ms();
+	ASSERT_EQ(0, g_delete(g, true, 1));
+	EXPECT_GT(200, now_ms() - t0);
+	EXPECT_EQ(-ENOENT, g_delete(g, true, 1));
+	close(p.fd);
+}
+
+/*
+ * An asynchronous QUIESCE returns EINPROGRESS while a read is in flight
+ * and signals its eventfd when the read was posted; with nothing in
+ * flight it returns 0 and signals nothing.
+ */
+TEST_F(slow, quiesce_async)
+{
+	struct vhost_nvme_quiesce q = { .flags = VHOST_NVME_DRAIN_F_ASYNC };
+	struct guest *g = &self->g;
+	struct pollfd p = { .events = POLLIN };
+	struct nvme_cqe cqe;
+	struct nvme_sqe sqe;
+	uint64_t v;
+	long t0;
+
+	SLOW_PROLOGUE();
+	p.fd = q.eventfd = new_eventfd();
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = g_alloc(g, PG);
+	sq_put(g, 1, &sqe);
+	sq_ring(g, 1);
+	msleep(100);
+	t0 = now_ms();
+	ASSERT_EQ(-EINPROGRESS, xioctl(g->fd, VHOST_NVME_QUIESCE, &q));
+	EXPECT_GT(200, now_ms() - t0) TH_LOG("an asynchronous quiesce waited");
+	EXPECT_EQ(0, poll(&p, 1, 0));
+	EXPECT_EQ(1, poll(&p, 1, 3000)) TH_LOG("drain never signalled");
+	ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	ASSERT_EQ((ssize_t)sizeof(v), read(p.fd, &v, sizeof(v)));
+	/* Drained: a blocking QUIESCE returns at once. */
+	t0 = now_ms();
+	ASSERT_EQ(0, g_quiesce(g, false));
+	EXPECT_GT(200, now_ms() - t0);
+	ASSERT_EQ(0, g_quiesce(g, true));
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_QUIESCE, &q));
+	EXPECT_EQ(0, poll(&p, 1, QUIET_MS)) TH_LOG("signalled with nothing to drain");
+	ASSERT_EQ(0, g_quiesce(g, true));
+	close(p.fd);
+}
 
 TEST_HARNESS_MAIN
