@@ -4827,20 +4827,27 @@ KILLABLE_TEST(reset_owner_wait_is_killable, KILL_RESET, "RESET_OWNER")
  * finishes it.  (The waits return -EINTR only on a fatal signal, so drive
  * it here with a read that completes.)
  */
+/* A read on SQ 1 of the slow backend, fetched and submitted; its cid. */
+static uint16_t slow_read_in_flight(struct guest *g)
+{
+	struct nvme_sqe sqe;
+	uint16_t cid;
+
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = g_alloc(g, PG);
+	cid = sq_put(g, 1, &sqe);
+	sq_ring(g, 1);
+	msleep(100);
+	return cid;
+}
+
 TEST_F(slow, delete_sq_completes_after_io)
 {
 	struct guest *g = &self->g;
-	struct nvme_sqe sqe;
 	long t0;
-	uint64_t b;
 
 	SLOW_PROLOGUE();
-	b = g_alloc(g, PG);
-	rw_sqe(&sqe, OP_READ, 1, 0, 8);
-	sqe.prp1 = b;
-	sq_put(g, 1, &sqe);
-	sq_ring(g, 1);
-	msleep(100);
+	slow_read_in_flight(g);
 	t0 = now_ms();
 	ASSERT_EQ(0, g_delete(g, true, 1));
 	/* It waited for the read (about 1 s from its submission). */
@@ -5127,17 +5134,12 @@ TEST_F(slow, delete_sq_async)
 	struct guest *g = &self->g;
 	struct pollfd p = { .events = POLLIN };
 	struct nvme_cqe cqe;
-	struct nvme_sqe sqe;
 	uint16_t cid;
 	long t0;
 
 	SLOW_PROLOGUE();
 	p.fd = d.eventfd = new_eventfd();
-	rw_sqe(&sqe, OP_READ, 1, 0, 8);
-	sqe.prp1 = g_alloc(g, PG);
-	cid = sq_put(g, 1, &sqe);
-	sq_ring(g, 1);
-	msleep(100);	/* fetched and submitted */
+	cid = slow_read_in_flight(g);
 	t0 = now_ms();
 	ASSERT_EQ(-EINPROGRESS, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d));
 	EXPECT_GT(200, now_ms() - t0) TH_LOG("an asynchronous delete waited");
@@ -5170,17 +5172,12 @@ TEST_F(slow, quiesce_async)
 	struct guest *g = &self->g;
 	struct pollfd p = { .events = POLLIN };
 	struct nvme_cqe cqe;
-	struct nvme_sqe sqe;
 	uint64_t v;
 	long t0;
 
 	SLOW_PROLOGUE();
 	p.fd = q.eventfd = new_eventfd();
-	rw_sqe(&sqe, OP_READ, 1, 0, 8);
-	sqe.prp1 = g_alloc(g, PG);
-	sq_put(g, 1, &sqe);
-	sq_ring(g, 1);
-	msleep(100);
+	slow_read_in_flight(g);
 	t0 = now_ms();
 	ASSERT_EQ(-EINPROGRESS, xioctl(g->fd, VHOST_NVME_QUIESCE, &q));
 	EXPECT_GT(200, now_ms() - t0) TH_LOG("an asynchronous quiesce waited");
