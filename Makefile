@@ -8,6 +8,8 @@
 #   make deps           install build/test dependencies (tools/testing/deps.sh)
 #   make check          static checks + selftests in a VM (tools/testing/check.sh)
 #   make check-e2e      QEMU -device vhost-nvme with a nested guest (tools/testing/e2e)
+#   make check-hostile  the hostile suite's long lane: 10M commands, 1M ioctls
+#                       in a VM (tools/testing/check-hostile.sh; not in CI)
 #   make check-debug    selftests, hostile suite and a fail-nth walk on a KASAN/
 #                       lockdep/kmemleak kernel built from linux-source-6.1
 #                       (tools/testing/debug-kernel/check-debug.sh)
@@ -26,7 +28,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check check-e2e check-debug run fuzz bench
+.PHONY: all modules clean deps check check-e2e check-hostile check-debug run fuzz bench
 
 all: modules
 
@@ -46,6 +48,9 @@ check:
 
 check-e2e:
 	tools/testing/e2e/e2e.sh
+
+check-hostile:
+	tools/testing/check-hostile.sh
 
 check-debug:
 	tools/testing/debug-kernel/check-debug.sh

@@ -22,6 +22,8 @@ SUMMARY=$RES/summary.txt
 ITEM_TAG=check
 # shellcheck source=items.sh
 . tools/testing/items.sh
+# shellcheck source=hostile-lane.sh
+. tools/testing/hostile-lane.sh
 
 # --- deps -------------------------------------------------------------------
 echo "check: deps"
@@ -163,28 +165,9 @@ else
 fi
 
 # --- VM: the hostile suite (tools/testing/hostile) ------------------------------
-HOSTILE_ARGS=${HOSTILE_ARGS:--n 1000000 -i 100000 -k 40 -f 100}
-echo "check: building the hostile suite"
-# guest-hostile.sh also runs tools/vhost-nvme-load against failing backends.
-if run_logged "$RES/hostile-build.log" make -C tools/testing/hostile &&
-   run_logged "$RES/load-build.log" make -C tools/vhost-nvme-load; then
-	echo "check: running tools/testing/vm/guest-hostile.sh $HOSTILE_ARGS in a VM"
-	HOUT=$RES/vm-hostile
-	hrc=0
-	# shellcheck disable=SC2086
-	tools/testing/vm/vm-run.sh ${VM_RUN_OPTS:-} --timeout 1200 --out "$HOUT" \
-		tools/testing/vm/guest-hostile.sh $HOSTILE_ARGS 2>&1 | sed 's/^/    /' ||
-		hrc=1
-	if [ "$hrc" = 0 ] && [ -s "$HOUT/hostile.summary" ]; then
-		item pass "hostile suite: $(cat "$HOUT/hostile.summary")"
-	else
-		item fail "hostile suite" "see $HOUT/guest.log and $HOUT/console.log"
-		grep -E '^hostile' "$HOUT/guest.log" 2>/dev/null | head -n 20 | sed 's/^/    /' || true
-	fi
-else
-	item fail "build the hostile suite" "see $RES/hostile-build.log"
-	show "$RES/hostile-build.log"
-fi
+# CI's size; `make check-hostile` is the long lane.
+# shellcheck disable=SC2086
+hostile_lane "$RES" 1200 ${HOSTILE_ARGS:--n 1000000 -i 100000 -k 40 -f 100}
 
 # --- userspace unit tests and fuzzing of dptr.c (tools/testing/unit, fuzz) -------
 echo "check: unit tests"
