@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -874,6 +875,187 @@ static unsigned long ioctls(int bfd, unsigned long n)
 	return done;
 }
 
+/* ---- races: control ioctls from two threads of the owner under I/O ---- */
+
+struct race {
+	struct dev d;
+	int bfd, efd;
+	unsigned long n;	/* control ioctls per control thread */
+	unsigned long done;	/* control ioctls made, all threads */
+	unsigned long traffic;	/* completions the guest thread reaped */
+	bool stop;
+	uint64_t seed;
+};
+
+/* The guest: reads on every SQ, whether it exists or not, and reaping. */
+static void *race_guest(void *arg)
+{
+	struct race *r = arg;
+	struct dev *d = &r->d;
+	struct cqe c;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		for (uint16_t qid = 1; qid <= NSQ; qid++) {
+			struct sqe e = { 0 };
+
+			rw(&e, 0x02, qid * 8, 8);
+			e.prp1 = R1_GPA + qid * PG;
+			sq_submit(d, qid, &e);
+			sq_ring(d, qid);
+		}
+		for (uint16_t cqid = 1; cqid <= 2; cqid++)
+			while (cq_pop(d, cqid, &c))
+				__atomic_add_fetch(&r->traffic, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/*
+ * A VMM thread: deletes and creates SQs (with every delete flag), swaps
+ * the memory table, detaches and attaches the namespace, quiesces (also
+ * asynchronously) and resumes, polls, coalesces, reads queue state, all
+ * while the other control thread does the same and the guest thread
+ * submits.  Nothing is asserted but that the kernel survives it, no
+ * ioctl hangs and every fd is released (the VM's watchdog and the
+ * kernel-warning scan judge).
+ */
+static void *race_vmm(void *arg)
+{
+	struct race *r = arg;
+	struct dev *d = &r->d;
+	uint64_t s = __atomic_add_fetch(&r->seed, 0x9e3779b97f4a7c15ULL,
+					__ATOMIC_RELAXED);
+
+	for (unsigned long i = 0; i < r->n; i++) {
+		uint16_t qid;
+		unsigned int op;
+
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		qid = 1 + s % NSQ;
+		op = (s >> 8) % 12;
+		switch (op) {
+		case 0:
+		case 1: {
+			struct vhost_nvme_qid q = { .qid = qid,
+						    .flags = (s >> 16) & 3 };
+
+			if (q.flags & VHOST_NVME_DRAIN_F_ASYNC)
+				q.eventfd = r->efd;
+			ioctl(d->fd, VHOST_NVME_DELETE_SQ, &q);
+			break;
+		}
+		case 2:
+		case 3: {
+			struct vhost_nvme_sq q = {
+				.qid = qid, .size = SQ_SIZE,
+				.cqid = 1 + ((s >> 16) & 1),
+				.kickfd = d->sq[qid].kickfd,
+				.addr = d->sq[qid].gpa,
+			};
+
+			ioctl(d->fd, VHOST_NVME_CREATE_SQ, &q);
+			break;
+		}
+		case 4:
+			set_mem(d, (s >> 16) & 1);
+			break;
+		case 5: {
+			struct vhost_nvme_nsid n = { .nsid = 1 };
+
+			ioctl(d->fd, VHOST_NVME_DETACH_NS, &n);
+			break;
+		}
+		case 6: {
+			struct vhost_nvme_ns n = { .nsid = 1, .fd = r->bfd };
+
+			ioctl(d->fd, VHOST_NVME_ATTACH_NS, &n);
+			break;
+		}
+		case 7: {
+			struct vhost_nvme_quiesce q = { 0 };
+
+			if ((s >> 16) & 1) {
+				q.flags = VHOST_NVME_DRAIN_F_ASYNC;
+				q.eventfd = r->efd;
+			}
+			ioctl(d->fd, VHOST_NVME_QUIESCE, &q);
+			break;
+		}
+		case 8: {
+			struct vhost_nvme_quiesce q = { 0 };
+
+			ioctl(d->fd, VHOST_NVME_RESUME, &q);
+			break;
+		}
+		case 9: {
+			struct vhost_nvme_poll p = { .poll_us = (s >> 16) % 200 };
+
+			ioctl(d->fd, VHOST_NVME_SET_POLL, &p);
+			break;
+		}
+		case 10: {
+			struct vhost_nvme_irq_coalescing c = {
+				.qid = 1 + ((s >> 16) & 1),
+				.threshold = (s >> 20) % 8,
+				.time_us = (s >> 24) % 200,
+			};
+
+			ioctl(d->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
+			break;
+		}
+		default: {
+			struct vhost_nvme_queue_state q = {
+				.qid = qid, .type = (s >> 16) & 1,
+			};
+
+			ioctl(d->fd, VHOST_NVME_GET_QUEUE_STATE, &q);
+			break;
+		}
+		}
+		__atomic_add_fetch(&r->done, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static unsigned long races(int bfd, unsigned long n)
+{
+	struct race *r = calloc(1, sizeof(*r));
+	pthread_t guest, vmm[2];
+	unsigned long done;
+
+	if (!r)
+		die("calloc");
+	dev_open(&r->d, bfd, -1);
+	r->bfd = bfd;
+	r->n = n / 2;
+	r->seed = rnd();
+	r->efd = eventfd(0, EFD_NONBLOCK);
+	if (r->efd < 0)
+		die("eventfd");
+	if (pthread_create(&guest, NULL, race_guest, r) ||
+	    pthread_create(&vmm[0], NULL, race_vmm, r) ||
+	    pthread_create(&vmm[1], NULL, race_vmm, r))
+		die("pthread_create");
+	pthread_join(vmm[0], NULL);
+	pthread_join(vmm[1], NULL);
+	__atomic_store_n(&r->stop, true, __ATOMIC_RELEASE);
+	pthread_join(guest, NULL);
+	printf("# races: %lu control ioctls from 2 threads, %lu completions reaped meanwhile\n",
+	       r->done, r->traffic);
+	fflush(stdout);
+	/* Release drains whatever the races left in flight. */
+	close(r->d.fd);
+	close(r->efd);
+	munmap(r->d.r0, R_SIZE);
+	munmap(r->d.r1, R_SIZE);
+	munmap(r->d.db, PG);
+	done = r->done;
+	free(r);
+	return done;
+}
+
 /* ---- kills: owner killed, or fd closed, with I/O in flight ----------- */
 
 static void busy_child(int bfd, bool close_it) __attribute__((noreturn));
@@ -1092,6 +1274,7 @@ int main(int argc, char **argv)
 	if (ffd >= 0)
 		fls = faults(bfd, ffd, nfault);
 	ios = ioctls(bfd, nioctl);
+	ios += races(bfd, nioctl / 10);
 	printf("# ioctls done\n");
 	fflush(stdout);
 	kls = kills(bfd, nkill);
