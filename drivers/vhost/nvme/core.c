@@ -3,7 +3,8 @@
  * vhost-nvme: in-kernel NVMe I/O queues for virtual machines.
  *
  * Control plane: /dev/vhost-nvme, ownership, the memory table, namespaces,
- * queues, doorbell buffers, quiesce and teardown.  The data plane is in io.c.
+ * queues, doorbell buffers, quiesce and teardown.  The data plane is in io.c
+ * (with io-cmd-bdev.c, io-cmd-file.c, mem.c and worker.c).
  * See Documentation/vhost/vhost-nvme.rst.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt

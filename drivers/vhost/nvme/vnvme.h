@@ -463,11 +463,55 @@ u16 vnvme_walk_prp(struct vnvme_map *m, u64 prp1, u64 prp2, u32 len,
 u16 vnvme_walk_sgl(struct vnvme_map *m, const struct nvme_sgl_desc *sgl,
 		   u32 len, struct nvme_sgl_desc *seg);
 
-/* io.c */
+/* Guest mistakes: for a developer's eyes, never a flood in the host's log */
+#define vnvme_guest_err(fmt, ...) pr_debug_ratelimited(fmt, ##__VA_ARGS__)
+
+/* Write Zeroes CDW12 Deallocate */
+#define VNVME_WZ_DEAC		BIT(9)
+
+/* mem.c: the memory table, pinning, bounce buffers and their cap */
 u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len);
 u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len);
 void __user *vnvme_gpa_to_uaddr(const struct vnvme_memtable *mem, u64 gpa,
 				u64 len);
+u16 vnvme_map_data(struct vnvme_dev *dev, struct vnvme_cmd *cmd, u32 len,
+		   bool write, void *copy);
+u16 vnvme_bounce(struct vnvme_dev *dev, struct vnvme_cmd *cmd, u32 len,
+		 bool write);
+void vnvme_release_data(struct vnvme_cmd *cmd);
+u16 vnvme_charge(struct vnvme_dev *dev, struct vnvme_cmd *cmd, long cost);
+void vnvme_uncharge(struct vnvme_dev *dev, long cost);
+
+/* io.c: fetch, decode, completion, doorbells, SQ deletion */
+u16 vnvme_blk_status(blk_status_t sts, u8 opcode);
+u16 vnvme_errno_status(int err, u8 opcode);
+void vnvme_cmd_done(struct vnvme_cmd *cmd);
+bool vnvme_reap(struct vnvme_worker *worker);
+void vnvme_abort_all(struct vnvme_worker *worker);
+bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n);
+
+/* io-cmd-bdev.c: commands on a block device */
+u16 vnvme_bdev_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			 u64 slba, u32 len, bool write, bool fua);
+void vnvme_bdev_submit_flush(struct vnvme_cmd *cmd);
+void vnvme_bdev_submit_write_zeroes(struct vnvme_cmd *cmd);
+u16 vnvme_bdev_submit_discard(struct vnvme_cmd *cmd,
+			      const struct nvme_dsm_range *range,
+			      unsigned int nr);
+bool vnvme_bdev_zero_next(struct vnvme_cmd *cmd);
+void vnvme_bdev_resubmit(struct vnvme_cmd *cmd);
+void vnvme_bdev_poll(struct vnvme_worker *worker);
+
+/* io-cmd-file.c: commands on a regular file */
+u16 vnvme_file_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			 u64 slba, u32 len, bool write, bool fua);
+void vnvme_file_submit_flush(struct vnvme_cmd *cmd);
+void vnvme_file_submit_write_zeroes(struct vnvme_cmd *cmd);
+u16 vnvme_file_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
+			      const struct nvme_dsm_range *range,
+			      unsigned int nr);
+
+/* worker.c: the worker thread and the kicks that wake it */
 struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev);
 void vnvme_worker_destroy(struct vnvme_worker *worker);
 void vnvme_wake(struct vnvme_worker *worker);
@@ -475,6 +519,8 @@ void vnvme_wake_all(struct vnvme_dev *dev);
 void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_worker *worker);
 int vnvme_kick_start(struct vnvme_kick *kick, int fd);
 void vnvme_kick_stop(struct vnvme_kick *kick);
+
+/* core.c */
 void vnvme_ns_put(struct vnvme_ns *ns);
 
 #endif /* _VHOST_NVME_VNVME_H */

@@ -3,7 +3,7 @@
  * A model of guest memory for the userspace builds of drivers/vhost/nvme/
  * dptr.c: a memory table of regions (with holes between them) backed by
  * host buffers, and vnvme_map_add()/vnvme_map_read() over it that record
- * every call.  Semantics follow io.c: map_add may span adjacent regions,
+ * every call.  Semantics follow mem.c: map_add may span adjacent regions,
  * map_read must lie inside one region, anything else is a Data Transfer
  * Error.  A range that wraps past 2^64 is outside the table.
  */

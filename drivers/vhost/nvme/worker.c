@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-nvme: the worker thread (passes, polling, interrupt coalescing)
+ * and the kick eventfds that wake it.
+ */
+#include <linux/kernel.h>
+#include <linux/kthread.h>
+#include <linux/sched/mm.h>
+#include <linux/blkdev.h>
+#include <linux/cgroup.h>
+#include <linux/file.h>
+#include <linux/memcontrol.h>
+
+#include "vnvme.h"
+
+/*
+ * Signal the irqfd of each CQ of @worker that got entries, unless
+ * interrupt coalescing holds it back: then arm the timer for the earliest
+ * deadline.  An Aggregation Time of 0 means no delay (NVMe Feature 08h), so
+ * a threshold alone never holds an interrupt back.  A full CQ with no kick
+ * eventfd learns of a new head only by reading the doorbell again: the
+ * timer brings the worker back every VNVME_CQ_RECHECK_NS while it is full.
+ */
+static void vnvme_signal_cqs(struct vnvme_worker *worker)
+{
+	struct vnvme_dev *dev = worker->dev;
+	ktime_t now = 0, next = KTIME_MAX;
+	unsigned int qid;
+
+	lockdep_assert_held_read(&dev->io_lock);
+	if (worker->frozen) {
+		worker->frozen = false;
+		now = ktime_get();
+		next = ktime_add_ns(now, VNVME_FROZEN_RECHECK_NS);
+	}
+	for (qid = 1; qid <= dev->max_qid; qid++) {
+		struct vnvme_cq *cq = dev->cq[qid];
+
+		if (!cq || cq->worker != worker)
+			continue;
+		if (cq->full && !cq->kick.ctx) {
+			if (!now)
+				now = ktime_get();
+			next = min_t(ktime_t, next,
+				     ktime_add_ns(now, VNVME_CQ_RECHECK_NS));
+		}
+		if (!cq->need_irq)
+			continue;
+		if (cq->coal_thr > 1 && cq->pending < cq->coal_thr &&
+		    !cq->full && cq->coal_ns) {
+			if (!now)
+				now = ktime_get();
+			if (ktime_before(now, cq->first_pending + cq->coal_ns)) {
+				next = min_t(ktime_t, next,
+					     cq->first_pending + cq->coal_ns);
+				continue;
+			}
+		}
+		cq->need_irq = false;
+		cq->pending = 0;
+		if (cq->ien && cq->irq)
+			vnvme_eventfd_signal(cq->irq);
+	}
+	if (next != KTIME_MAX)
+		hrtimer_start(&worker->coal_timer, next, HRTIMER_MODE_ABS);
+}
+
+/*
+ * One pass of a worker.  Returns true if it should run again at once
+ * (budget exhausted); sets *@work if it fetched or posted anything.
+ */
+static bool vnvme_run(struct vnvme_worker *worker, bool *work)
+{
+	struct vnvme_dev *dev = worker->dev;
+	unsigned int fetched = 0;
+	struct blk_plug plug;
+	bool more = false;
+
+	down_read(&dev->io_lock);
+	if (!list_empty(&worker->polled))
+		vnvme_bdev_poll(worker);
+	*work = vnvme_reap(worker);
+	if (worker->abort)
+		vnvme_abort_all(worker);
+	if (!dev->quiesced && dev->dbs) {
+		blk_start_plug(&plug);
+		more = vnvme_fetch_all(worker, &fetched);
+		blk_finish_plug(&plug);
+		*work |= vnvme_reap(worker) || fetched;
+	}
+	vnvme_signal_cqs(worker);
+	up_read(&dev->io_lock);
+	return more;
+}
+
+/**
+ * vnvme_wake - make a worker run a pass
+ * @worker: the worker
+ *
+ * Any context.
+ */
+void vnvme_wake(struct vnvme_worker *worker)
+{
+	set_bit(VNVME_KICKED, &worker->flags);
+	wake_up_process(worker->task);
+}
+
+/**
+ * vnvme_wake_all - make every worker of a device run a pass
+ * @dev: the device; caller holds dev->mutex or io_lock (workers come and go
+ *	 only with both held)
+ */
+void vnvme_wake_all(struct vnvme_dev *dev)
+{
+	unsigned int i;
+
+	for (i = 0; i < dev->nr_workers; i++)
+		vnvme_wake(dev->workers[i]);
+}
+
+/*
+ * Adapt the polling window to how long the worker waited for work, the
+ * way KVM adapts halt polling: @idle_ns is the time from the last pass with
+ * work to this one, which the worker spent partly polling and then asleep.
+ * Work that came later than the budget means polling could not have caught
+ * it: the window drops to zero, and the worker sleeps right after its work,
+ * as without polling.  Work that came within the budget but after the window
+ * would have been caught by a longer window: it doubles, up to the budget.
+ */
+static void vnvme_poll_adapt(struct vnvme_worker *worker, u64 budget_ns,
+			     u64 idle_ns)
+{
+	if (idle_ns > budget_ns)
+		worker->poll_win_ns = 0;
+	else if (idle_ns > worker->poll_win_ns)
+		worker->poll_win_ns = min(budget_ns,
+					  max(2 * worker->poll_win_ns,
+					      (u64)VNVME_POLL_START_NS));
+}
+
+/*
+ * The worker thread.  It runs in the owner's address space until
+ * kthread_stop().  After a pass that found work it keeps polling for its
+ * current window (at most dev->poll_ns; see vnvme_poll_adapt()), leaving
+ * EventIdx alone, then runs one pass that re-arms EventIdx and sleeps until
+ * a kick, a completion or the coalescing timer.
+ */
+static int vnvme_worker_fn(void *data)
+{
+	struct vnvme_worker *worker = data;
+	struct vnvme_dev *dev = worker->dev;
+	struct mem_cgroup *old_memcg;
+
+	kthread_use_mm(dev->mm);
+	/*
+	 * A kthread's __GFP_ACCOUNT allocations are charged to nobody
+	 * unless a memcg is active: charge the owner's.
+	 */
+	old_memcg = set_active_memcg(dev->memcg);
+	for (;;) {
+		u64 poll_ns;
+		ktime_t now;
+		bool work;
+
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop()) {
+			__set_current_state(TASK_RUNNING);
+			break;
+		}
+		/* Polled bios complete only when the worker polls for them. */
+		if (!test_and_clear_bit(VNVME_KICKED, &worker->flags) &&
+		    !worker->polling && list_empty(&worker->polled)) {
+			schedule();
+			continue;
+		}
+		__set_current_state(TASK_RUNNING);
+		if (vnvme_run(worker, &work))
+			set_bit(VNVME_KICKED, &worker->flags);
+		now = ktime_get();
+		poll_ns = READ_ONCE(dev->poll_ns);
+		if (poll_ns != worker->poll_budget_ns) {
+			/* A new budget starts with a full window, now. */
+			worker->poll_budget_ns = poll_ns;
+			worker->poll_win_ns = poll_ns;
+			worker->last_work = now;
+		}
+		if (work) {
+			if (poll_ns && !worker->polling)
+				vnvme_poll_adapt(worker, poll_ns,
+						 now - worker->last_work);
+			worker->last_work = now;
+		}
+		if (worker->poll_win_ns &&
+		    now - worker->last_work < worker->poll_win_ns) {
+			worker->polling = true;
+		} else if (worker->polling) {
+			/* Stop polling: one more pass to re-arm EventIdx. */
+			worker->polling = false;
+			set_bit(VNVME_KICKED, &worker->flags);
+		}
+		cond_resched();
+	}
+	set_active_memcg(old_memcg);
+	kthread_unuse_mm(dev->mm);
+	return 0;
+}
+
+static enum hrtimer_restart vnvme_coal_timer_fn(struct hrtimer *timer)
+{
+	struct vnvme_worker *worker = container_of(timer, struct vnvme_worker,
+						   coal_timer);
+
+	vnvme_wake(worker);
+	return HRTIMER_NORESTART;
+}
+
+/**
+ * vnvme_worker_create - create and start a worker for a device
+ * @dev: the device; the caller is its owner and holds dev->mutex
+ *
+ * The worker runs in the owner's address space and is attached to the
+ * owner's cgroups, so its work is charged to the VMM.
+ *
+ * Return: the worker or an ERR_PTR().
+ */
+struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev)
+{
+	struct vnvme_worker *worker;
+	int ret;
+
+	worker = kzalloc(sizeof(*worker), GFP_KERNEL_ACCOUNT);
+	if (!worker)
+		return ERR_PTR(-ENOMEM);
+	worker->dev = dev;
+	init_llist_head(&worker->done);
+	INIT_LIST_HEAD(&worker->polled);
+	hrtimer_init(&worker->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
+	worker->coal_timer.function = vnvme_coal_timer_fn;
+	worker->scratch = kmalloc(2 * VNVME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!worker->scratch) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	worker->task = kthread_create(vnvme_worker_fn, worker, "vhost-nvme-%d",
+				      current->pid);
+	if (IS_ERR(worker->task)) {
+		ret = PTR_ERR(worker->task);
+		goto out_free;
+	}
+	ret = cgroup_attach_task_all(current, worker->task);
+	if (ret)
+		goto out_stop;
+	wake_up_process(worker->task);
+	return worker;
+
+out_stop:
+	kthread_stop(worker->task);
+out_free:
+	kfree(worker->scratch);
+	kfree(worker);
+	return ERR_PTR(ret);
+}
+
+/**
+ * vnvme_worker_destroy - stop and free a worker
+ * @worker: a worker with nothing in flight and no kick left that could
+ *	    wake it
+ */
+void vnvme_worker_destroy(struct vnvme_worker *worker)
+{
+	hrtimer_cancel(&worker->coal_timer);
+	kthread_stop(worker->task);
+	kfree(worker->scratch);
+	kfree(worker);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Kick eventfds */
+
+static int vnvme_kick_wakeup(wait_queue_entry_t *wait, unsigned int mode,
+			     int sync, void *key)
+{
+	struct vnvme_kick *kick = container_of(wait, struct vnvme_kick, wait);
+	u64 cnt;
+
+	if (!(key_to_poll(key) & EPOLLIN))
+		return 0;
+	/* Called with the eventfd's wait queue lock held. */
+	eventfd_ctx_do_read(kick->ctx, &cnt);
+	vnvme_wake(kick->worker);
+	return 0;
+}
+
+static void vnvme_kick_queue_proc(struct file *file, wait_queue_head_t *wqh,
+				  poll_table *pt)
+{
+	struct vnvme_kick *kick = container_of(pt, struct vnvme_kick, table);
+
+	kick->wqh = wqh;
+	add_wait_queue(wqh, &kick->wait);
+}
+
+/**
+ * vnvme_kick_init - prepare a kick that is not polled yet
+ * @kick: the kick
+ * @worker: the worker it wakes
+ */
+void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_worker *worker)
+{
+	kick->worker = worker;
+	kick->wqh = NULL;
+	kick->file = NULL;
+	kick->ctx = NULL;
+	init_waitqueue_func_entry(&kick->wait, vnvme_kick_wakeup);
+	init_poll_funcptr(&kick->table, vnvme_kick_queue_proc);
+}
+
+/**
+ * vnvme_kick_start - start waking the worker on writes to an eventfd
+ * @kick: an initialised kick
+ * @fd: the eventfd
+ *
+ * Return: 0, -EBADF if @fd is not open, -EINVAL if it is not an eventfd.
+ */
+int vnvme_kick_start(struct vnvme_kick *kick, int fd)
+{
+	struct eventfd_ctx *ctx;
+	struct file *file;
+	__poll_t mask;
+
+	file = fget(fd);
+	if (!file)
+		return -EBADF;
+	ctx = eventfd_ctx_fileget(file);
+	if (IS_ERR(ctx)) {
+		fput(file);
+		return PTR_ERR(ctx);
+	}
+	kick->file = file;
+	kick->ctx = ctx;
+	mask = vfs_poll(file, &kick->table);
+	if (mask & EPOLLIN)
+		vnvme_wake(kick->worker);
+	return 0;
+}
+
+/**
+ * vnvme_kick_stop - stop polling and drop the eventfd
+ * @kick: the kick; may be initialised but never started
+ */
+void vnvme_kick_stop(struct vnvme_kick *kick)
+{
+	if (kick->wqh) {
+		remove_wait_queue(kick->wqh, &kick->wait);
+		kick->wqh = NULL;
+	}
+	if (kick->ctx) {
+		eventfd_ctx_put(kick->ctx);
+		kick->ctx = NULL;
+	}
+	if (kick->file) {
+		fput(kick->file);
+		kick->file = NULL;
+	}
+}
