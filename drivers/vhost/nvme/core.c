@@ -591,6 +591,30 @@ static bool vnvme_sq_idle(struct vnvme_sq *sq)
 	return READ_ONCE(sq->abort_done) && !READ_ONCE(sq->inflight);
 }
 
+/* Drained: nothing of @sq (NULL: of the device) is in flight any more. */
+static bool vnvme_drained(struct vnvme_dev *dev, struct vnvme_sq *sq)
+{
+	return sq ? vnvme_sq_idle(sq) : !atomic_read(&dev->inflight);
+}
+
+/* Wait for vnvme_drained() as @how says; 0, -EINTR or -EAGAIN. */
+static int vnvme_drain_wait(struct vnvme_dev *dev, struct vnvme_sq *sq,
+			    enum vnvme_wait how)
+{
+	if (vnvme_drained(dev, sq))
+		return 0;
+	switch (how) {
+	case VNVME_WAIT_NONE:
+		return -EAGAIN;
+	case VNVME_WAIT_KILLABLE:
+		return wait_event_killable(dev->wq, vnvme_drained(dev, sq)) ?
+		       -EINTR : 0;
+	default:
+		wait_event_idle(dev->wq, vnvme_drained(dev, sq));
+		return 0;
+	}
+}
+
 /* Unlink and free @sq, deleted and idle.  Caller holds dev->mutex. */
 static void vnvme_sq_unlink(struct vnvme_dev *dev, struct vnvme_sq *sq)
 {
@@ -603,30 +627,30 @@ static void vnvme_sq_unlink(struct vnvme_dev *dev, struct vnvme_sq *sq)
 }
 
 /*
- * Wait until @sq, being deleted, is idle, then unlink and free it.  With
- * @killable a fatal signal ends the wait with -EINTR: @sq stays, no longer
+ * Wait until @sq, being deleted, is idle (see enum vnvme_wait), then
+ * unlink and free it.  If the wait ends early @sq stays, no longer
  * fetched, for a later delete to finish.  Caller holds dev->mutex, so
  * nobody else deletes @sq meanwhile.
  */
 static int vnvme_sq_finish_delete(struct vnvme_dev *dev, struct vnvme_sq *sq,
-				  bool killable)
+				  enum vnvme_wait how)
 {
-	if (!killable)
-		wait_event(dev->wq, vnvme_sq_idle(sq));
-	else if (wait_event_killable(dev->wq, vnvme_sq_idle(sq)))
-		return -EINTR;
+	int ret = vnvme_drain_wait(dev, sq, how);
+
+	if (ret)
+		return ret;
 	vnvme_sq_unlink(dev, sq);
 	return 0;
 }
 
 /* Delete @sq dropping its unfetched entries (reset and release). */
 static int vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq,
-			    bool killable)
+			    enum vnvme_wait how)
 {
 	down_write(&dev->io_lock);
 	vnvme_sq_begin_delete(sq, true);
 	up_write(&dev->io_lock);
-	return vnvme_sq_finish_delete(dev, sq, killable);
+	return vnvme_sq_finish_delete(dev, sq, how);
 }
 
 static long vnvme_copy_qid(struct vnvme_dev *dev, void __user *argp,
@@ -685,7 +709,7 @@ static long vnvme_delete_sq(struct vnvme_dev *dev, void __user *argp)
 	vnvme_wake(sq->worker);
 	if (arg.flags & VHOST_NVME_DRAIN_F_ASYNC)
 		return -EINPROGRESS;
-	return vnvme_sq_finish_delete(dev, sq, true);
+	return vnvme_sq_finish_delete(dev, sq, VNVME_WAIT_KILLABLE);
 }
 
 static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
@@ -725,8 +749,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.reserved0 || arg.reserved1 ||
-	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+	if (arg.reserved0 || arg.reserved1 || arg.reserved)
 		return -EINVAL;
 	if (arg.type != VHOST_NVME_QTYPE_SQ && arg.type != VHOST_NVME_QTYPE_CQ)
 		return -EINVAL;
@@ -766,6 +789,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		arg.errors = READ_ONCE(sq->errors);
 		arg.polled = READ_ONCE(sq->polled);
 		arg.aborted = READ_ONCE(sq->aborted);
+		arg.bad_doorbells = READ_ONCE(sq->bad_db);
 	} else {
 		struct vnvme_cq *cq = dev->cq[qid];
 
@@ -782,7 +806,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		arg.phase = READ_ONCE(cq->phase);
 		arg.inflight = READ_ONCE(cq->reserved);
 		arg.commands = READ_ONCE(cq->posted);
-		arg.errors = READ_ONCE(cq->bad_db);
+		arg.bad_doorbells = READ_ONCE(cq->bad_db);
 	}
 out_unlock:
 	up_read(&dev->io_lock);
@@ -1027,10 +1051,10 @@ static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
 /*
  * Stop fetching.  Then: with @efd (an asynchronous QUIESCE, the eventfd
  * is the device's now) return -EINPROGRESS if commands are in flight, the
- * worker posting the last one signals @efd; else wait for them, with
- * @killable until a fatal signal (-EINTR, the device staying quiesced).
+ * worker posting the last one signals @efd; else wait for them as @how
+ * says (an early end leaves the device quiesced).
  */
-static int vnvme_quiesce(struct vnvme_dev *dev, bool killable,
+static int vnvme_quiesce(struct vnvme_dev *dev, enum vnvme_wait how,
 			 struct eventfd_ctx *efd)
 {
 	struct eventfd_ctx *old;
@@ -1048,12 +1072,7 @@ static int vnvme_quiesce(struct vnvme_dev *dev, bool killable,
 		return 0;
 	if (efd)
 		return -EINPROGRESS;
-	if (!killable) {
-		wait_event(dev->wq, !atomic_read(&dev->inflight));
-		return 0;
-	}
-	return wait_event_killable(dev->wq, !atomic_read(&dev->inflight)) ?
-	       -EINTR : 0;
+	return vnvme_drain_wait(dev, NULL, how);
 }
 
 static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
@@ -1073,7 +1092,7 @@ static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
 					arg.eventfd);
 		if (IS_ERR(efd))
 			return PTR_ERR(efd);
-		return vnvme_quiesce(dev, true, efd);
+		return vnvme_quiesce(dev, VNVME_WAIT_KILLABLE, efd);
 	}
 	if (arg.flags || arg.eventfd)
 		return -EINVAL;
@@ -1278,11 +1297,11 @@ static long vnvme_set_limits(struct vnvme_dev *dev, void __user *argp)
 
 /*
  * Stop all I/O and free everything the owner set up; the device is then as
- * after open().  With @killable (RESET_OWNER) a fatal signal ends the
- * drain with -EINTR, the device quiesced, its queues partly deleted;
- * release drains fully.  Caller holds dev->mutex.
+ * after open().  The drain waits for the backend as @how says; if it ends
+ * early (-EINTR, -EAGAIN) the device is quiesced, its queues partly
+ * deleted, for a later reset to finish.  Caller holds dev->mutex.
  */
-static int vnvme_reset(struct vnvme_dev *dev, bool killable)
+static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 {
 	unsigned int i;
 	int ret;
@@ -1290,13 +1309,13 @@ static int vnvme_reset(struct vnvme_dev *dev, bool killable)
 	lockdep_assert_held(&dev->mutex);
 	if (!dev->mm)
 		return 0;
-	ret = vnvme_quiesce(dev, killable, NULL);
+	ret = vnvme_quiesce(dev, how, NULL);
 	if (ret)
 		return ret;
 	for (i = 1; i <= dev->max_qid; i++) {
 		if (!dev->sq[i])
 			continue;
-		ret = vnvme_sq_destroy(dev, dev->sq[i], killable);
+		ret = vnvme_sq_destroy(dev, dev->sq[i], how);
 		if (ret)
 			return ret;
 	}
@@ -1388,17 +1407,54 @@ out_free:
 	return -ENOMEM;
 }
 
-static int vnvme_release(struct inode *inode, struct file *f)
-{
-	struct vnvme_dev *dev = f->private_data;
+/* Releases that finish draining a stuck backend after close (module-owned) */
+static struct workqueue_struct *vnvme_wq;
 
-	/* No ioctl runs any more: the last reference is gone. */
-	mutex_lock(&dev->mutex);
-	vnvme_reset(dev, false);
-	mutex_unlock(&dev->mutex);
+static void vnvme_free(struct vnvme_dev *dev)
+{
 	kfree(dev->cq);
 	kfree(dev->sq);
 	kfree(dev);
+}
+
+/* vnvme_wq: the rest of a release that could not wait in the closer. */
+static void vnvme_release_work(struct work_struct *work)
+{
+	struct vnvme_dev *dev = container_of(work, struct vnvme_dev,
+					     release_work);
+
+	mutex_lock(&dev->mutex);
+	vnvme_reset(dev, VNVME_WAIT_IDLE);
+	mutex_unlock(&dev->mutex);
+	vnvme_free(dev);
+}
+
+/*
+ * The last reference is gone: no ioctl runs any more.  Commands in flight
+ * hold guest pages and must end before the device is freed, which on a
+ * stuck backend (a dm table queueing I/O, a hung NFS server) may be never.
+ * A task that closes the device waits for them killably, so that close()
+ * returning means the device writes no more; an exiting task (an owner
+ * being killed) does not wait at all.  If the drain did not finish there,
+ * it finishes on vnvme_wq, in TASK_IDLE: the owner's memory and memory
+ * cgroup stay charged until the backend lets go, but nothing hangs and
+ * no hung-task report is raised for a wait only the backend can end.
+ */
+static int vnvme_release(struct inode *inode, struct file *f)
+{
+	struct vnvme_dev *dev = f->private_data;
+	int ret;
+
+	mutex_lock(&dev->mutex);
+	ret = vnvme_reset(dev, (current->flags & PF_EXITING) ?
+			  VNVME_WAIT_NONE : VNVME_WAIT_KILLABLE);
+	mutex_unlock(&dev->mutex);
+	if (!ret) {
+		vnvme_free(dev);
+		return 0;
+	}
+	INIT_WORK(&dev->release_work, vnvme_release_work);
+	queue_work(vnvme_wq, &dev->release_work);
 	return 0;
 }
 
@@ -1431,7 +1487,7 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 
 	switch (ioctl) {
 	case VHOST_RESET_OWNER:
-		ret = vnvme_reset(dev, true);
+		ret = vnvme_reset(dev, VNVME_WAIT_KILLABLE);
 		break;
 	case VHOST_SET_FEATURES:
 		if (copy_from_user(&features, argp, sizeof(features)))
@@ -1525,12 +1581,22 @@ static int __init vnvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_limits) != 32);
 	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
 	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);
-	return misc_register(&vnvme_misc);
+	int ret;
+
+	vnvme_wq = alloc_workqueue("vhost-nvme-release", WQ_UNBOUND, 0);
+	if (!vnvme_wq)
+		return -ENOMEM;
+	ret = misc_register(&vnvme_misc);
+	if (ret)
+		destroy_workqueue(vnvme_wq);
+	return ret;
 }
 
 static void __exit vnvme_exit(void)
 {
 	misc_deregister(&vnvme_misc);
+	/* Waits for the releases still draining a backend. */
+	destroy_workqueue(vnvme_wq);
 }
 
 module_init(vnvme_init);

@@ -9,6 +9,17 @@
 
 #include "vnvme.h"
 
+/*
+ * What the block layer allocates for a bio chain, counted against the
+ * device's cap (dev->bounce_max) like bounce pages: a bio from fs_bio_set,
+ * and, for the zero-page fallback of Write Zeroes, a full bvec array.  A
+ * guest's Write Zeroes and Deallocate commands would otherwise hold host
+ * memory no cgroup sees, up to SQ entries x 256 MiB of zero-page bios.
+ */
+#define VNVME_BIO_COST		256L
+#define VNVME_ZERO_BIO_COST	(VNVME_BIO_COST + \
+				 BIO_MAX_VECS * (long)sizeof(struct bio_vec))
+
 static void vnvme_bio_end(struct bio *bio)
 {
 	struct vnvme_cmd *cmd = bio->bi_private;
@@ -202,37 +213,64 @@ static void vnvme_zero_pages(struct vnvme_cmd *cmd)
 	vnvme_submit_chain(cmd, bio, 0);
 }
 
+/*
+ * The most a Write Zeroes of @nr sectors allocates: the bios of
+ * REQ_OP_WRITE_ZEROES, or those of the zero-page fallback.
+ */
+static long vnvme_zeroes_cost(struct block_device *bdev, sector_t nr)
+{
+	unsigned int lim = bdev_write_zeroes_sectors(bdev);
+	long native = lim ? DIV_ROUND_UP_SECTOR_T(nr, lim) * VNVME_BIO_COST : 0;
+	long pages = DIV_ROUND_UP_SECTOR_T(nr, PAGE_SECTORS * BIO_MAX_VECS) *
+		     VNVME_ZERO_BIO_COST;
+
+	return max(native, pages);
+}
+
 /**
  * vnvme_bdev_submit_write_zeroes - Write Zeroes on a block device
+ * @dev: the device
  * @cmd: a validated Write Zeroes
  *
  * Worker.  A chain of bios from the block layer's helper, submitted like
  * every other I/O (so charged to the owner's cgroups, and never waited
  * for); the completion comes through vnvme_bdev_zero_next() for a fallback
- * or the flush of FUA.
+ * or the flush of FUA.  What the chain may allocate is counted against the
+ * device's cap first.
+ *
+ * Return: VNVME_STATUS_ASYNC or VNVME_STATUS_RETRY.
  */
-void vnvme_bdev_submit_write_zeroes(struct vnvme_cmd *cmd)
+u16 vnvme_bdev_submit_write_zeroes(struct vnvme_dev *dev,
+				   struct vnvme_cmd *cmd)
 {
 	struct nvme_write_zeroes_cmd *wz = &cmd->sqe.write_zeroes;
 	u16 control = le16_to_cpu(wz->control);
 	struct vnvme_ns *ns = cmd->ns;
 	u8 shift = ns->lba_shift - SECTOR_SHIFT;
+	sector_t nr = (sector_t)(le16_to_cpu(wz->length) + 1) << shift;
+	long cost = vnvme_zeroes_cost(ns->bdev, nr);
 	struct bio *bio = NULL;
+	u16 status;
 	int ret;
 
+	status = vnvme_charge(dev, cmd, cost);
+	if (status)
+		return status;
+	cmd->charged = cost;
 	cmd->status = 0;
 	if ((control & NVME_RW_FUA) || ns->write_through)
 		cmd->flags |= VNVME_CMD_FLUSH_AFTER;
 	if (READ_ONCE(ns->no_write_zeroes)) {
 		vnvme_zero_pages(cmd);
-		return;
+		return VNVME_STATUS_ASYNC;
 	}
 	/* Deallocate (DEAC) lets the device unmap; else keep blocks. */
 	ret = __blkdev_issue_zeroout(ns->bdev, le64_to_cpu(wz->slba) << shift,
-				     (sector_t)(le16_to_cpu(wz->length) + 1) << shift,
-				     GFP_KERNEL, &bio, (control & VNVME_WZ_DEAC) ?
+				     nr, GFP_KERNEL, &bio,
+				     (control & VNVME_WZ_DEAC) ?
 				     0 : BLKDEV_ZERO_NOUNMAP);
 	vnvme_submit_chain(cmd, bio, ret);
+	return VNVME_STATUS_ASYNC;
 }
 
 /**
@@ -267,27 +305,40 @@ bool vnvme_bdev_zero_next(struct vnvme_cmd *cmd)
 
 /**
  * vnvme_bdev_submit_discard - Deallocate on a block device
+ * @dev: the device
  * @cmd: a validated DSM with the Deallocate attribute
  * @range: its ranges, checked
  * @nr: how many
  *
  * Worker.  A device that cannot discard does nothing: deallocation is
- * advisory.
+ * advisory.  The bios the chain may take (one per discard limit of each
+ * range, and one for alignment) are counted against the device's cap.
  *
- * Return: VNVME_STATUS_ASYNC or an NVMe status.
+ * Return: VNVME_STATUS_ASYNC, VNVME_STATUS_RETRY or an NVMe status.
  */
-u16 vnvme_bdev_submit_discard(struct vnvme_cmd *cmd,
+u16 vnvme_bdev_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			      const struct nvme_dsm_range *range,
 			      unsigned int nr)
 {
 	struct vnvme_ns *ns = cmd->ns;
+	unsigned int lim = bdev_max_discard_sectors(ns->bdev);
 	u8 shift = ns->lba_shift - SECTOR_SHIFT;
 	struct bio *bio = NULL;
 	unsigned int i;
+	long cost = 0;
+	u16 status;
 	int ret = 0;
 
-	if (!bdev_max_discard_sectors(ns->bdev))
+	if (!lim)
 		return NVME_SC_SUCCESS;
+	for (i = 0; i < nr; i++)
+		cost += (DIV_ROUND_UP_SECTOR_T((sector_t)le32_to_cpu(range[i].nlb)
+					       << shift, lim) + 1) *
+			VNVME_BIO_COST;
+	status = vnvme_charge(dev, cmd, cost);
+	if (status)
+		return status;
+	cmd->charged = cost;
 	for (i = 0; i < nr && !ret; i++) {
 		u32 nlb = le32_to_cpu(range[i].nlb);
 

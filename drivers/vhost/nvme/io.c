@@ -320,9 +320,8 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 		return NVME_SC_NS_WRITE_PROTECTED | NVME_SC_DNR;
 
 	if (ns->bdev)
-		vnvme_bdev_submit_write_zeroes(cmd);
-	else
-		vnvme_file_submit_write_zeroes(cmd);
+		return vnvme_bdev_submit_write_zeroes(dev, cmd);
+	vnvme_file_submit_write_zeroes(cmd);
 	return VNVME_STATUS_ASYNC;
 }
 
@@ -361,7 +360,7 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 	cmd->status = 0;
 	if (ns->bdev)
-		return vnvme_bdev_submit_discard(cmd, range, nr);
+		return vnvme_bdev_submit_discard(dev, cmd, range, nr);
 	return vnvme_file_submit_discard(dev, cmd, range, nr);
 }
 

@@ -338,6 +338,10 @@ out_free:
  */
 void vnvme_release_data(struct vnvme_cmd *cmd)
 {
+	if (cmd->charged) {
+		vnvme_uncharge(cmd->sq->dev, cmd->charged);
+		cmd->charged = 0;
+	}
 	if (cmd->ranges) {
 		vnvme_uncharge(cmd->sq->dev, VNVME_PAGE_SIZE);
 		kfree(cmd->ranges);

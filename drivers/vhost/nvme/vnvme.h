@@ -33,6 +33,7 @@
 #include <linux/poll.h>
 #include <linux/completion.h>
 #include <linux/kthread.h>
+#include <linux/workqueue.h>
 #include <linux/vhost_nvme.h>
 
 #include "compat.h"
@@ -71,6 +72,21 @@
 
 struct vnvme_dev;
 struct vnvme_worker;
+
+/**
+ * enum vnvme_wait - how a drain waits for the backend
+ * @VNVME_WAIT_NONE: not at all: -EAGAIN if there is anything to wait for
+ *	(release by an exiting task)
+ * @VNVME_WAIT_KILLABLE: until done or a fatal signal (-EINTR): the ioctls,
+ *	and release by a task that closes the device
+ * @VNVME_WAIT_IDLE: until done, in TASK_IDLE: the rest of a release, on
+ *	the module's workqueue, which only the backend can end
+ */
+enum vnvme_wait {
+	VNVME_WAIT_NONE,
+	VNVME_WAIT_KILLABLE,
+	VNVME_WAIT_IDLE,
+};
 
 /**
  * struct vnvme_region - one memory table entry
@@ -180,6 +196,8 @@ struct vnvme_bounce {
  * @iocb: kiocb for read and write on a regular file
  * @work: file operations that block (flush, fallocate), run by dev->helper
  * @ranges: a Dataset Management's ranges for dev->helper, or NULL
+ * @charged: bytes of block layer allocations (the bio chains of Write
+ *	     Zeroes and Deallocate) counted against dev->bounce_max
  * @next_free: index of the next free slot
  *
  * Owned by the worker from fetch to submission and again from dev->done to
@@ -203,6 +221,7 @@ struct vnvme_cmd {
 	struct kiocb iocb;
 	struct kthread_work work;
 	struct nvme_dsm_range *ranges;
+	long charged;
 	int next_free;
 };
 
@@ -400,6 +419,7 @@ struct vnvme_worker {
  * @wzsl_bytes: largest Write Zeroes in bytes, 0 for no limit (io_lock)
  * @dmrl: most DSM ranges, 0 for 256 (io_lock)
  * @dmrsl: most logical blocks in one DSM range, 0 for no limit (io_lock)
+ * @release_work: the rest of a release that could not wait for the backend
  */
 struct vnvme_dev {
 	struct mutex mutex;	/* see the top of this file */
@@ -433,6 +453,7 @@ struct vnvme_dev {
 	u64 wzsl_bytes;
 	u32 dmrl;
 	u64 dmrsl;
+	struct work_struct release_work;
 };
 
 /**
@@ -494,8 +515,9 @@ bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n);
 u16 vnvme_bdev_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			 u64 slba, u32 len, bool write, bool fua);
 void vnvme_bdev_submit_flush(struct vnvme_cmd *cmd);
-void vnvme_bdev_submit_write_zeroes(struct vnvme_cmd *cmd);
-u16 vnvme_bdev_submit_discard(struct vnvme_cmd *cmd,
+u16 vnvme_bdev_submit_write_zeroes(struct vnvme_dev *dev,
+				   struct vnvme_cmd *cmd);
+u16 vnvme_bdev_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			      const struct nvme_dsm_range *range,
 			      unsigned int nr);
 bool vnvme_bdev_zero_next(struct vnvme_cmd *cmd);

@@ -368,12 +368,15 @@ struct vhost_nvme_doorbells {
  * @reserved1: zero
  * @inflight: out: commands fetched but not yet posted
  * @commands: out: SQ: commands fetched; CQ: entries posted
- * @errors: out: SQ: completions with non-zero status; CQ: doorbell
- *	    writes ignored as invalid
+ * @errors: out: SQ: completions with non-zero status; CQ: 0
  * @polled: out: SQ: commands whose backend completion the worker polled
  *	    for (a polling worker on a backend with poll queues); CQ: 0
  * @aborted: out: SQ: entries completed with Command Aborted due to SQ
  *	     Deletion; CQ: 0
+ * @bad_doorbells: out: doorbell values ignored as invalid (the NVMe
+ *		   Invalid Doorbell Write Value): SQ: a tail not below the
+ *		   size; CQ: a head outside the entries posted and not yet
+ *		   consumed.  The queue goes on with the last valid value.
  * @reserved: zero
  *
  * Statistics are read without stopping the workers: each field is current,
@@ -395,7 +398,8 @@ struct vhost_nvme_queue_state {
 	__u64 errors;
 	__u64 polled;
 	__u64 aborted;
-	__u64 reserved[2];
+	__u64 bad_doorbells;
+	__u64 reserved;
 };
 
 /**
@@ -470,13 +474,15 @@ struct vhost_nvme_irq_coalescing {
  *	  struct grows at its end, fields the kernel does not know of must
  *	  be zero (E2BIG otherwise), fields the caller does not pass are 0
  * @reserved0: zero
- * @bounce_bytes: in: most bytes of bounce pages the device holds at once,
- *		  for data pointers the backend cannot take as they are
- *		  (misaligned PRP offsets, SGL blocks); at least the MDTS
- *		  transfer size, at most the module parameter max_bounce_kb
- *		  (its default); 0 keeps the current value.  Out: the value
- *		  in force.  A command that would exceed it is left in its
- *		  SQ, unfetched, until bounce memory is freed.
+ * @bounce_bytes: in: most bytes the device's commands hold at once
+ *		  besides guest memory: bounce pages for data pointers the
+ *		  backend cannot take as they are (misaligned PRP offsets,
+ *		  SGL blocks), copies of DSM ranges, the bio chains of Write
+ *		  Zeroes and Deallocate; at least the MDTS transfer size, at
+ *		  most the module parameter max_bounce_kb (its default); 0
+ *		  keeps the current value.  Out: the value in force.  A
+ *		  command that would exceed it is left in its SQ, unfetched,
+ *		  until memory is freed.
  * @wzsl: in: Write Zeroes Size Limit as the VMM advertises it (Identify
  *	  Controller, NVM command set): a power of two in 4 KiB units, 0 for
  *	  no limit.  A larger Write Zeroes gets Invalid Field in Command.
