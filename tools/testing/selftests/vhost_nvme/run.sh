@@ -13,12 +13,18 @@
 #   - a slow null_blk made through configfs (vnvme-slow, 64 MiB, memory
 #     backed): every I/O completes 1 s after submission (irqmode=2), for
 #     what must hold while commands sit behind a slow backend.
-#   - an ext4 file system on a second loop device (64 MiB tmpfs file),
+#   - an ext4 file system on a second loop device (160 MiB tmpfs file),
 #     mounted at a temporary directory, for file namespaces on a file
-#     system that can be frozen.
-# exports VHOST_NVME_NULLB, VHOST_NVME_LOOP, VHOST_NVME_SLOW and
-# VHOST_NVME_EXT4_DIR, runs ./vhost_nvme_test and
-# removes the backends again.  Extra arguments go to the test program.
+#     system that can be frozen, holding a 64 MiB file for the data-path
+#     tests on a file opened with O_DIRECT;
+#   - a 64 MiB file on tmpfs for the data-path tests on a buffered file;
+#   - vnvme-stuck, a device-mapper device (16 MiB, linear over a third loop
+#     device) that the tests suspend so that it holds I/O forever.
+# exports VHOST_NVME_NULLB, VHOST_NVME_LOOP, VHOST_NVME_SLOW,
+# VHOST_NVME_EXT4_DIR, VHOST_NVME_FILE_DIRECT, VHOST_NVME_FILE_BUFFERED,
+# VHOST_NVME_STUCK and VHOST_NVME_STUCK_LOWER,
+# runs ./vhost_nvme_test and removes the backends again.  Extra arguments
+# go to the test program.
 
 ksft_skip=4
 cd "$(dirname "$0")" || exit 1
@@ -41,8 +47,17 @@ NULLB_LOADED=
 SLOW=/sys/kernel/config/nullb/vnvme-slow
 SLOW_MADE=
 EXT4_IMG= EXT4_LOOP= EXT4_DIR=
+BUFFERED=
+STUCK_IMG= STUCK_LOOP= STUCK_MADE=
 
 cleanup() {
+	if [ -n "$STUCK_MADE" ]; then
+		dmsetup resume vnvme-stuck 2>/dev/null
+		dmsetup remove vnvme-stuck 2>/dev/null
+	fi
+	[ -z "$STUCK_LOOP" ] || losetup -d "$STUCK_LOOP" 2>/dev/null
+	[ -z "$STUCK_IMG" ] || rm -f "$STUCK_IMG"
+	[ -z "$BUFFERED" ] || rm -f "$BUFFERED"
 	if [ -n "$EXT4_DIR" ]; then
 		fsfreeze -u "$EXT4_DIR" 2>/dev/null
 		umount "$EXT4_DIR" 2>/dev/null
@@ -130,20 +145,49 @@ fi
 
 # ext4 on a loop device, for file namespaces on a freezable file system.
 EXT4_IMG=$(mktemp /tmp/vhost-nvme-ext4.XXXXXX) || exit 1
-if truncate -s 64M "$EXT4_IMG" && EXT4_LOOP=$(losetup -f --show "$EXT4_IMG") &&
+if truncate -s 160M "$EXT4_IMG" && EXT4_LOOP=$(losetup -f --show "$EXT4_IMG") &&
    wait_dev "$EXT4_LOOP" && mkfs.ext4 -q -F "$EXT4_LOOP" >/dev/null 2>&1 &&
    EXT4_DIR=$(mktemp -d /tmp/vhost-nvme-ext4-mnt.XXXXXX) &&
    mount -t ext4 "$EXT4_LOOP" "$EXT4_DIR"; then
 	export VHOST_NVME_EXT4_DIR="$EXT4_DIR"
+	if fallocate -l 64M "$EXT4_DIR/io-ns.img"; then
+		export VHOST_NVME_FILE_DIRECT="$EXT4_DIR/io-ns.img"
+	else
+		echo "run.sh: cannot make the ext4 namespace file" >&2
+	fi
 else
 	echo "run.sh: cannot set up ext4 on a loop device; its tests will be skipped" >&2
 	[ -z "$EXT4_DIR" ] || rmdir "$EXT4_DIR"
 	EXT4_DIR=
 fi
 
+# A buffered file namespace on tmpfs.
+BUFFERED=$(mktemp /tmp/vhost-nvme-file.XXXXXX) || exit 1
+if truncate -s 64M "$BUFFERED"; then
+	export VHOST_NVME_FILE_BUFFERED="$BUFFERED"
+else
+	echo "run.sh: cannot make the tmpfs namespace file" >&2
+fi
+
+# A device-mapper device the tests suspend: a backend that never answers.
+STUCK_IMG=$(mktemp /tmp/vhost-nvme-stuck.XXXXXX) || exit 1
+modprobe dm_mod 2>/dev/null
+if truncate -s 16M "$STUCK_IMG" && STUCK_LOOP=$(losetup -f --show "$STUCK_IMG") &&
+   wait_dev "$STUCK_LOOP" &&
+   dmsetup create --noudevsync vnvme-stuck --table "0 32768 linear $STUCK_LOOP 0" &&
+   STUCK_MADE=1 && dmsetup mknodes vnvme-stuck && wait_dev /dev/mapper/vnvme-stuck; then
+	export VHOST_NVME_STUCK=/dev/mapper/vnvme-stuck
+	export VHOST_NVME_STUCK_LOWER="$STUCK_LOOP"
+else
+	echo "run.sh: cannot set up the device-mapper device; its test will be skipped" >&2
+fi
+
 echo "# VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-}" \
      "VHOST_NVME_SLOW=${VHOST_NVME_SLOW:-}" \
-     "VHOST_NVME_EXT4_DIR=${VHOST_NVME_EXT4_DIR:-}"
+     "VHOST_NVME_EXT4_DIR=${VHOST_NVME_EXT4_DIR:-}" \
+     "VHOST_NVME_FILE_DIRECT=${VHOST_NVME_FILE_DIRECT:-}" \
+     "VHOST_NVME_FILE_BUFFERED=${VHOST_NVME_FILE_BUFFERED:-}" \
+     "VHOST_NVME_STUCK=${VHOST_NVME_STUCK:-}"
 for d in ${VHOST_NVME_NULLB:-} ${VHOST_NVME_LOOP:-}; do
 	n=$(basename "$d")
 	echo "# $n: write_cache=$(cat /sys/block/"$n"/queue/write_cache 2>/dev/null)" \
@@ -151,6 +195,13 @@ for d in ${VHOST_NVME_NULLB:-} ${VHOST_NVME_LOOP:-}; do
 	     "discard_max_bytes=$(cat /sys/block/"$n"/queue/discard_max_bytes 2>/dev/null)"
 done
 
+# A negative control's patched tree names the tests it must turn red
+# (tools/testing/negative/run.sh writes ./selected): only those run.
+if [ -f ./selected ]; then
+	VHOST_NVME_TESTS=$(cat ./selected)
+	export VHOST_NVME_TESTS
+	echo "# only: $VHOST_NVME_TESTS"
+fi
 ./vhost_nvme_test "$@"
 rc=$?
 exit $rc
