@@ -17,6 +17,10 @@
  *  ioctls - random ioctl numbers, sizes and argument bytes on another fd,
  *	     and queue, drain and namespace arguments with random flags and
  *	     eventfds (some real) that pass the reserved-field checks.
+ *  exhaust - (-x SLOW) every command as costly for the host as it can be
+ *	     (bounced MDTS transfers, 256-range Deallocate, Write Zeroes),
+ *	     every SQ full, behind a slow backend: all complete, and the host
+ *	     memory held (slab, the memory cgroup) stays within the cap.
  *  kills  - a child sets up a device and keeps 64 commands in flight; it
  *	     is SIGKILLed at a random moment; and the same with close().
  *
@@ -25,7 +29,7 @@
  *   hostile: N commands, N ioctls, N kills, N faults, N errors
  * and exits non-zero on any error.
  *
- *   vhost-nvme-hostile [-n commands] [-i ioctls] [-k kills] BACKEND [FAULTY]
+ *   vhost-nvme-hostile [-n commands] [-i ioctls] [-k kills] [-x SLOW] BACKEND [FAULTY]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -648,6 +652,172 @@ static unsigned long storm(int bfd, unsigned long target)
 	return done;
 }
 
+/* ---- exhaust: every command as costly as it can be, behind a slow backend */
+
+/* A field of /proc/meminfo, in bytes */
+static uint64_t meminfo(const char *key)
+{
+	char line[128];
+	unsigned long long kb = 0;
+	size_t n = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':')
+			kb = strtoull(line + n + 1, NULL, 10);
+	fclose(f);
+	return kb * 1024;
+}
+
+/* memory.current of this process's cgroup (v2), or UINT64_MAX */
+static uint64_t memcg_current(void)
+{
+	char line[512], path[600];
+	unsigned long long v = UINT64_MAX;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	if (!f)
+		return UINT64_MAX;
+	path[0] = 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(path, sizeof(path),
+				 "/sys/fs/cgroup%s/memory.current", line + 3);
+		}
+	fclose(f);
+	if (!path[0] || !(f = fopen(path, "r")))
+		return UINT64_MAX;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = UINT64_MAX;
+	fclose(f);
+	return v;
+}
+
+#define EXHAUST_SLACK	(8ULL << 20)	/* what else runs in the VM meanwhile */
+
+/*
+ * A guest that makes every command as expensive for the host as it can:
+ * MDTS reads and writes at a dword offset (bounced), through PRP lists;
+ * Deallocate of 256 ranges; Write Zeroes of 8 MiB (bio chains), all SQs
+ * full, behind a backend that takes long (dm-delay).  Every command must
+ * complete, successfully, and what the host holds meanwhile (unreclaimable
+ * slab, the owner's memory cgroup) must stay within the device's cap
+ * (VHOST_NVME_SET_LIMITS bounce_bytes, @cap) plus a slack for the rest of
+ * the system.  Returns the number of commands.
+ */
+static unsigned long exhaust(int sfd, unsigned int rounds, uint64_t cap)
+{
+	const uint32_t mdts = 256 << 10, wz_nlb = 16384;
+	struct vhost_nvme_limits l = { .bounce_bytes = cap };
+	uint64_t slab0, mc0, slab_peak, mc_peak, list[NSQ + 1][SQ_SIZE];
+	unsigned long total = 0, done = 0;
+	unsigned int r, q, i, k;
+	struct dev d;
+	struct cqe c;
+	long deadline;
+
+	dev_open(&d, sfd, -1);
+	if (ioctl(d.fd, VHOST_NVME_SET_LIMITS, &l) || l.bounce_bytes != cap)
+		die("SET_LIMITS");
+	/* One list page per slot: a PRP list or 256 DSM ranges. */
+	for (q = 1; q <= NSQ; q++)
+		for (i = 0; i < SQ_SIZE; i++)
+			list[q][i] = r0_alloc(&d, PG);
+	memset(d.r1, 0x5a, R_SIZE);
+	memset(d.r0 + d.brk, 0, R_SIZE - d.brk);
+	sleep(1);
+	slab0 = slab_peak = meminfo("SUnreclaim");
+	mc0 = mc_peak = memcg_current();
+
+	for (r = 0; r < rounds; r++) {
+		unsigned long want = total;
+
+		for (q = 1; q <= NSQ; q++) {
+			for (i = 0; i < SQ_SIZE - 1u; i++) {
+				struct sqe e = { .cid = (uint16_t)i, .nsid = 1 };
+				uint64_t *pl = hva(&d, list[q][i]);
+				uint64_t data = R1_GPA + 4;	/* dword offset */
+
+				switch ((i + q) % 4) {
+				case 0:	/* bounced MDTS read and write, PRP list */
+				case 1:
+					for (k = 0; k < mdts / PG; k++)
+						pl[k] = R1_GPA + (k + 1) * PG;
+					rw(&e, (i + q) % 4 ? 0x01 : 0x02,
+					   (i * 512ULL) % (d.nsze - mdts / 512),
+					   mdts / 512);
+					e.prp1 = data;
+					e.prp2 = list[q][i];
+					break;
+				case 2: {	/* Deallocate, 256 ranges */
+					struct { uint32_t attr, nlb; uint64_t slba; } *dr =
+						(void *)pl;
+
+					for (k = 0; k < 256; k++) {
+						dr[k].attr = 0;
+						dr[k].nlb = 8;
+						dr[k].slba = (k * 64ULL + i) % (d.nsze - 8);
+					}
+					e.opcode = 0x09;
+					e.prp1 = list[q][i];
+					e.cdw10 = 255;
+					e.cdw11 = 1 << 2;	/* AD */
+					break;
+				}
+				default:	/* Write Zeroes, 8 MiB */
+					rw(&e, 0x08, 0, wz_nlb);
+					break;
+				}
+				sq_submit(&d, q, &e);
+				total++;
+			}
+			sq_ring(&d, q);
+		}
+		deadline = now_ms() + 120000;
+		while (done < total && now_ms() < deadline) {
+			uint64_t v;
+
+			for (q = 1; q <= 2; q++)
+				while (cq_pop(&d, q, &c)) {
+					if (c.status >> 1)
+						fail("exhaust: status %#x for cid %u of SQ %u",
+						     c.status >> 1, c.cid, c.sq_id);
+					done++;
+				}
+			v = meminfo("SUnreclaim");
+			if (v > slab_peak)
+				slab_peak = v;
+			v = memcg_current();
+			if (v != UINT64_MAX && v > mc_peak)
+				mc_peak = v;
+			usleep(20000);
+		}
+		if (done != want + (NSQ * (SQ_SIZE - 1ul)))
+			fail("exhaust: %lu of %lu commands completed in 120 s",
+			     done - want, NSQ * (SQ_SIZE - 1ul));
+	}
+	close(d.fd);
+	munmap(d.r0, R_SIZE);
+	munmap(d.r1, R_SIZE);
+	munmap(d.db, PG);
+	printf("# exhaust: %lu commands; peak over the start: unreclaimable slab %llu KiB, memory cgroup %s%llu KiB (cap %llu KiB)\n",
+	       total, (unsigned long long)(slab_peak - slab0) >> 10,
+	       mc0 == UINT64_MAX ? "(none) " : "",
+	       mc0 == UINT64_MAX ? 0ULL :
+	       (unsigned long long)(mc_peak - mc0) >> 10,
+	       (unsigned long long)cap >> 10);
+	if (slab_peak - slab0 > cap + EXHAUST_SLACK)
+		fail("exhaust: unreclaimable slab grew by %llu KiB",
+		     (unsigned long long)(slab_peak - slab0) >> 10);
+	if (mc0 != UINT64_MAX && mc_peak - mc0 > cap + EXHAUST_SLACK)
+		fail("exhaust: the memory cgroup grew by %llu KiB",
+		     (unsigned long long)(mc_peak - mc0) >> 10);
+	return total;
+}
+
 /* ---- faults: a backend that fails every I/O --------------------------- */
 
 static unsigned long faults(int bfd, int ffd, unsigned int n)
@@ -1235,19 +1405,22 @@ static unsigned long safety(int bfd, unsigned int rounds)
 int main(int argc, char **argv)
 {
 	unsigned long ncmd = 1000000, nioctl = 100000, nkill = 40, nfault = 100;
+	unsigned long nexhaust = 0;
+	const char *slow = NULL;
 	unsigned long cmds, ios, kls, fls = 0, acked, nsafety = 10;
 	uint64_t pin0, unpin0, pinned, unpinned;
 	int opt, bfd, ffd = -1;
 
-	while ((opt = getopt(argc, argv, "n:i:k:f:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:i:k:f:s:x:")) != -1) {
 		switch (opt) {
 		case 'n': ncmd = strtoul(optarg, NULL, 0); break;
 		case 'i': nioctl = strtoul(optarg, NULL, 0); break;
 		case 'k': nkill = strtoul(optarg, NULL, 0); break;
 		case 'f': nfault = strtoul(optarg, NULL, 0); break;
 		case 's': rnd_state = strtoull(optarg, NULL, 0) | 1; break;
+		case 'x': slow = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s [-n cmds] [-i ioctls] [-k kills] [-f faults] [-s seed] BACKEND [FAULTY]\n",
+			fprintf(stderr, "usage: %s [-n cmds] [-i ioctls] [-k kills] [-f faults] [-s seed] [-x SLOW] BACKEND [FAULTY]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1273,6 +1446,14 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (ffd >= 0)
 		fls = faults(bfd, ffd, nfault);
+	if (slow) {
+		int sfd = open(slow, O_RDWR);
+
+		if (sfd < 0)
+			die(slow);
+		nexhaust = exhaust(sfd, 2, 4ULL << 20);
+		close(sfd);
+	}
 	ios = ioctls(bfd, nioctl);
 	ios += races(bfd, nioctl / 10);
 	printf("# ioctls done\n");
@@ -1292,7 +1473,7 @@ int main(int argc, char **argv)
 		fail("%llu pages still pinned",
 		     (unsigned long long)(pinned - unpinned));
 	printf("hostile: %lu commands, %lu ioctls, %lu kills, %lu faults, %lu errors\n",
-	       cmds, ios, kls + nsafety, fls, errors);
+	       cmds + nexhaust, ios, kls + nsafety, fls, errors);
 	if (!acked)
 		fail("safety: no acknowledged write was checked");
 	return errors ? 1 : 0;
