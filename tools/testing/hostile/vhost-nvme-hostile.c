@@ -711,7 +711,7 @@ static uint64_t memcg_current(void)
 static unsigned long exhaust(int sfd, unsigned int rounds, uint64_t cap)
 {
 	const uint32_t mdts = 256 << 10, wz_nlb = 16384;
-	struct vhost_nvme_limits l = { .bounce_bytes = cap };
+	struct vhost_nvme_limits l = { .size = sizeof(l), .bounce_bytes = cap };
 	uint64_t slab0, mc0, slab_peak, mc_peak, list[NSQ + 1][SQ_SIZE];
 	unsigned long total = 0, done = 0;
 	unsigned int r, q, i, k;
