@@ -82,6 +82,14 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 	*work = vnvme_reap(worker);
 	if (worker->abort)
 		vnvme_abort_all(worker);
+	/*
+	 * What was just posted is signalled before new commands are
+	 * submitted: a submission may take long (a backend that copies the
+	 * data in its queue_rq, a file system), and the guest should not
+	 * wait for it to learn of completions it already has.
+	 */
+	if (*work)
+		vnvme_signal_cqs(worker);
 	if (!dev->quiesced && dev->dbs) {
 		blk_start_plug(&plug);
 		more = vnvme_fetch_all(worker, &fetched);
