@@ -19,7 +19,8 @@
 #     tests on a file opened with O_DIRECT;
 #   - a 64 MiB file on tmpfs for the data-path tests on a buffered file;
 #   - vnvme-stuck, a device-mapper device (16 MiB, linear over a third loop
-#     device) that the tests suspend so that it holds I/O forever.
+#     device) that the tests suspend so that it holds I/O forever;
+#   - 16 huge pages (2 MiB) for guest memory made of them.
 # exports VHOST_NVME_NULLB, VHOST_NVME_LOOP, VHOST_NVME_SLOW,
 # VHOST_NVME_EXT4_DIR, VHOST_NVME_FILE_DIRECT, VHOST_NVME_FILE_BUFFERED,
 # VHOST_NVME_STUCK and VHOST_NVME_STUCK_LOWER,
@@ -49,8 +50,10 @@ SLOW_MADE=
 EXT4_IMG= EXT4_LOOP= EXT4_DIR=
 BUFFERED=
 STUCK_IMG= STUCK_LOOP= STUCK_MADE=
+HUGEPAGES=
 
 cleanup() {
+	[ -z "$HUGEPAGES" ] || echo "$HUGEPAGES" > /proc/sys/vm/nr_hugepages
 	if [ -n "$STUCK_MADE" ]; then
 		dmsetup resume vnvme-stuck 2>/dev/null
 		dmsetup remove vnvme-stuck 2>/dev/null
@@ -118,6 +121,9 @@ if [ -n "$NULLB_LOADED" ]; then
 		echo 1 > "$SLOW/memory_backed"
 		echo 2 > "$SLOW/irqmode"
 		echo 1000000000 > "$SLOW/completion_nsec"
+		# 1 MiB per request (not 127 KiB): a 32 MiB Write Zeroes is
+		# 32 requests, all in flight at once, done in 1 s.
+		echo 2048 > "$SLOW/max_sectors"
 		echo 1 > "$SLOW/power"
 		sdev=$(basename "$SLOW")
 		[ -b "/dev/$sdev" ] || mknod "/dev/$sdev" b \
@@ -167,6 +173,15 @@ if truncate -s 64M "$BUFFERED"; then
 	export VHOST_NVME_FILE_BUFFERED="$BUFFERED"
 else
 	echo "run.sh: cannot make the tmpfs namespace file" >&2
+fi
+
+# 2 MiB huge pages for guest memory of that kind (io.guest_memory_kinds:
+# 32 MiB at a time).
+HUGEPAGES=$(cat /proc/sys/vm/nr_hugepages)
+if [ "$HUGEPAGES" -lt 16 ]; then
+	echo 16 > /proc/sys/vm/nr_hugepages
+	[ "$(cat /proc/sys/vm/nr_hugepages)" -ge 16 ] ||
+		echo "run.sh: cannot reserve 16 huge pages" >&2
 fi
 
 # A device-mapper device the tests suspend: a backend that never answers.

@@ -116,6 +116,7 @@
 #define SC_SGL_GRANULARITY	0x1e
 #define SC_WRITE_PROTECTED	0x20
 #define SC_LBA_RANGE		0x80
+#define SC_CAP_EXCEEDED		0x81
 #define SC_INTERNAL		0x06
 #define SC_WRITE_FAULT		0x280	/* SCT 2h: media and data integrity */
 #define SC_READ_ERROR		0x281
@@ -247,9 +248,17 @@ static int new_eventfd(void)
 	return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
-static void g_open(struct __test_metadata *_metadata, struct guest *g)
+/* What guest memory is made of (QEMU's memory backends) */
+enum guest_mem {
+	MEM_ANON,	/* private anonymous pages: the default */
+	MEM_MEMFD,	/* a shared memfd: memory-backend-memfd, vhost-user */
+	MEM_HUGETLB,	/* a memfd of 2 MiB huge pages: hugepages=on */
+};
+
+static void g_open_mem(struct __test_metadata *_metadata, struct guest *g,
+		       enum guest_mem kind)
 {
-	int i;
+	int i, mfd = -1;
 
 	memset(g, 0, sizeof(*g));
 	for (i = 0; i < MAXQ; i++) {
@@ -260,14 +269,32 @@ static void g_open(struct __test_metadata *_metadata, struct guest *g)
 	g->gpa = GUEST_GPA;
 	g->fd = open(DEV_PATH, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, g->fd) TH_LOG("open %s: %s", DEV_PATH, strerror(errno));
-	g->mem = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, g->mem);
+	if (kind == MEM_ANON) {
+		g->mem = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	} else {
+		mfd = memfd_create("vhost-nvme-guest", MFD_CLOEXEC |
+				   (kind == MEM_HUGETLB ? MFD_HUGETLB : 0));
+		ASSERT_LE(0, mfd) TH_LOG("memfd_create: %s", strerror(errno));
+		ASSERT_EQ(0, ftruncate(mfd, GUEST_SIZE))
+			TH_LOG("memfd of %lu bytes: %s", GUEST_SIZE,
+			       strerror(errno));
+		g->mem = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, mfd, 0);
+		close(mfd);
+	}
+	ASSERT_NE(MAP_FAILED, g->mem) TH_LOG("guest memory: %s",
+					     strerror(errno));
 	g->vmm_db = mmap(NULL, PG, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, g->vmm_db);
 	g->info.size = sizeof(g->info);
 	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_GET_INFO, &g->info));
+}
+
+static void g_open(struct __test_metadata *_metadata, struct guest *g)
+{
+	g_open_mem(_metadata, g, MEM_ANON);
 }
 
 static void g_close_queues(struct guest *g)
@@ -4050,6 +4077,51 @@ TEST_F(io, two_namespaces)
 	close(fd2);
 }
 
+/*
+ * Guest memory as QEMU provides it besides private anonymous pages: a
+ * shared memfd (memory-backend-memfd, what vhost-user and CPR need) and a
+ * memfd of huge pages (hugepages=on; run.sh reserves them): an MDTS write
+ * through a PRP list, a bounced one at a dword offset, read back through
+ * the device and checked on the backend.
+ */
+TEST_F(io, guest_memory_kinds)
+{
+	static char direct[MDTS_BYTES];
+	enum guest_mem kinds[] = { MEM_MEMFD, MEM_HUGETLB };
+	unsigned int k;
+
+	IO_PROLOGUE();
+	for (k = 0; k < 2; k++) {
+		const unsigned int nlb = MDTS_BYTES / 512;
+		uint64_t b, b2, slba = 9000 + k * 1024;
+		struct guest g;
+
+		g_open_mem(_metadata, &g, kinds[k]);
+		g_owner(_metadata, &g, VHOST_NVME_F_ALL);
+		ASSERT_EQ(0, g_db_vmm(&g));
+		ASSERT_EQ(0, g_attach(&g, 1, self->bfd, 0, 0, NULL));
+		ASSERT_EQ(0, g_create_cq(&g, 1, 16, true));
+		ASSERT_EQ(0, g_create_sq(&g, 1, 16, 1));
+		b = g_alloc(&g, MDTS_BYTES + PG);
+		b2 = g_alloc(&g, MDTS_BYTES + PG);
+		fill(g_hva(&g, b), MDTS_BYTES, 50 + k);
+		ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_WRITE, 1, slba, nlb,
+				      b, 0)) TH_LOG("memory kind %u", k);
+		ASSERT_EQ(0, bdev_io(self->dev, false, slba * 512, direct,
+				     MDTS_BYTES));
+		EXPECT_EQ(0, memcmp(direct, g_hva(&g, b), MDTS_BYTES))
+			TH_LOG("memory kind %u: backend", k);
+		ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_READ, 1, slba, nlb,
+				      b2, 0));
+		EXPECT_EQ(0, memcmp(g_hva(&g, b2), g_hva(&g, b), MDTS_BYTES));
+		/* A dword offset: bounced on block devices and O_DIRECT */
+		ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_READ, 1, slba, 8,
+				      b2 + 4, 0));
+		EXPECT_EQ(0, memcmp(g_hva(&g, b2) + 4, g_hva(&g, b), 4096));
+		g_fini(&g);
+	}
+}
+
 /* Queue 2 (size 128) with @n 4 KiB writes submitted, not waited for. */
 static void submit_many(struct guest *g, unsigned int n, uint64_t buf)
 {
@@ -4957,8 +5029,68 @@ TEST_F(slow, write_zeroes_held_by_cap)
 					   st.inflight);
 	EXPECT_EQ(1, st.head) TH_LOG("fetched past the cap: head %u", st.head);
 	for (i = 0; i < 2; i++) {
-		ASSERT_EQ(0, wait_cqe(g, 1, &cqe, 2 * WAIT_MS)) TH_LOG("WZ %u", i);
+		ASSERT_EQ(0, wait_cqe(g, 1, &cqe, 3 * WAIT_MS)) TH_LOG("WZ %u", i);
 		EXPECT_EQ(SC_OK, cqe.status >> 1);
+	}
+}
+
+/*
+ * No device write after it said it stopped: once QUIESCE, DELETE_SQ,
+ * RESET_OWNER or close() returned, the read that was in flight behind the
+ * slow backend (1 s) has landed, and nothing of the guest's memory changes
+ * any more: not the read's buffer, not the CQ.
+ */
+TEST_F(slow, no_write_after_stop)
+{
+	static const char *const what[] = {
+		"QUIESCE", "DELETE_SQ", "RESET_OWNER", "close()",
+	};
+	static uint8_t snap[2][PG];
+	unsigned int k;
+
+	SLOW_PROLOGUE();
+	for (k = 0; k < 4; k++) {
+		struct vhost_nvme_qid d = { .qid = 1 };
+		struct nvme_sqe sqe;
+		struct guest g;
+		uint64_t b;
+		int ret = 0;
+
+		io_guest(_metadata, &g, self->bfd, NULL);
+		b = g_alloc(&g, PG);
+		memset(g_hva(&g, b), 0xa5, PG);
+		rw_sqe(&sqe, OP_READ, 1, 8 * k, 8);
+		sqe.prp1 = b;
+		sq_put(&g, 1, &sqe);
+		sq_ring(&g, 1);
+		msleep(200);	/* fetched: in the backend for 1 s */
+		switch (k) {
+		case 0:
+			ret = g_quiesce(&g, false);
+			break;
+		case 1:
+			ret = xioctl(g.fd, VHOST_NVME_DELETE_SQ, &d);
+			break;
+		case 2:
+			ret = xioctl(g.fd, VHOST_RESET_OWNER, NULL);
+			break;
+		default:
+			ret = close(g.fd);
+			g.fd = -1;
+			break;
+		}
+		ASSERT_EQ(0, ret) TH_LOG("%s", what[k]);
+		memcpy(snap[0], g_hva(&g, b), PG);
+		memcpy(snap[1], g.cq[1].ring, PG);
+		EXPECT_NE(0xa5, snap[0][0]) TH_LOG("%s returned before the read landed",
+						   what[k]);
+		msleep(1500);
+		EXPECT_EQ(0, memcmp(snap[0], g_hva(&g, b), PG))
+			TH_LOG("%s: the data buffer changed after it returned",
+			       what[k]);
+		EXPECT_EQ(0, memcmp(snap[1], g.cq[1].ring, PG))
+			TH_LOG("%s: the CQ changed after it returned", what[k]);
+		g_fini(&g);
 	}
 }
 
@@ -5534,6 +5666,50 @@ static bool dm_retable(const char *name, uint64_t sectors, const char *target)
  */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"	/* TEST()'s variant */
+/*
+ * A file namespace whose file system is full (a 1 MiB tmpfs under an
+ * 8 MiB sparse file): the first write that needs a block the file system
+ * does not have fails with Capacity Exceeded (SCT 0, SC 81h, DNR), what
+ * was written before reads back, and the namespace goes on reading.
+ */
+TEST(file_system_full)
+{
+	char dir[] = "/tmp/vhost-nvme-full-XXXXXX", path[64];
+	unsigned int i, ok = 0;
+	uint16_t st = SC_OK;
+	struct guest g;
+	uint64_t b, b2;
+	int fd;
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	if (mount("none", dir, "tmpfs", 0, "size=1m")) {
+		rmdir(dir);
+		SKIP(return, "cannot mount a tmpfs: %s", strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/ns.img", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 8 << 20));
+	io_guest(_metadata, &g, fd, NULL);
+	b = g_alloc(&g, PG);
+	b2 = g_alloc(&g, PG);
+	for (i = 0; i < 512 && st == SC_OK; i++) {
+		fill(g_hva(&g, b), PG, 60 + i);
+		st = rw_q(_metadata, &g, 1, OP_WRITE, 1, i * 8ULL, 8, b, 0);
+		ok += st == SC_OK;
+	}
+	EXPECT_EQ(ERR(SC_CAP_EXCEEDED), st) TH_LOG("write %u: status %#x", i,
+						    st);
+	EXPECT_LT(100U, ok) TH_LOG("only %u writes fit", ok);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_READ, 1, 0, 8, b2, 0));
+	fill(g_hva(&g, b), PG, 60);
+	EXPECT_EQ(0, memcmp(g_hva(&g, b), g_hva(&g, b2), PG));
+	g_fini(&g);
+	close(fd);
+	umount(dir);
+	rmdir(dir);
+}
+
 TEST(stuck_backend_release)
 {
 	const char *dm = getenv("VHOST_NVME_STUCK");
