@@ -702,7 +702,7 @@ static uint64_t memcg_current(void)
  * A guest that makes every command as expensive for the host as it can:
  * MDTS reads and writes at a dword offset (bounced), through PRP lists;
  * Deallocate of 256 ranges; Write Zeroes of 8 MiB (bio chains), all SQs
- * full, behind a backend that takes long (dm-delay).  Every command must
+ * full, behind a backend that takes long (200 ms).  Every command must
  * complete, successfully, and what the host holds meanwhile (unreclaimable
  * slab, the owner's memory cgroup) must stay within the device's cap
  * (VHOST_NVME_SET_LIMITS bounce_bytes, @cap) plus a slack for the rest of
