@@ -101,20 +101,26 @@ static long now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t vmstat(const char *key)
+/* The number after "@key@sep" in @file (a /proc table), or 0 */
+static uint64_t proc_field(const char *file, const char *key, char sep)
 {
 	char line[128];
 	uint64_t v = 0;
 	size_t n = strlen(key);
-	FILE *f = fopen("/proc/vmstat", "r");
+	FILE *f = fopen(file, "r");
 
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ' ')
+		if (!strncmp(line, key, n) && line[n] == sep)
 			v = strtoull(line + n + 1, NULL, 10);
 	fclose(f);
 	return v;
+}
+
+static uint64_t vmstat(const char *key)
+{
+	return proc_field("/proc/vmstat", key, ' ');
 }
 
 /* ---- one device: the VMM side ---------------------------------------- */
@@ -657,18 +663,7 @@ static unsigned long storm(int bfd, unsigned long target)
 /* A field of /proc/meminfo, in bytes */
 static uint64_t meminfo(const char *key)
 {
-	char line[128];
-	unsigned long long kb = 0;
-	size_t n = strlen(key);
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ':')
-			kb = strtoull(line + n + 1, NULL, 10);
-	fclose(f);
-	return kb * 1024;
+	return proc_field("/proc/meminfo", key, ':') * 1024;
 }
 
 /* memory.current of this process's cgroup (v2), or UINT64_MAX */

@@ -3967,7 +3967,7 @@ TEST_F(io, bad_doorbells)
 	struct guest *g = &self->g;
 	struct q *sq = &g->sq[2], *cq = &g->cq[2];
 	struct nvme_cqe cqe;
-	struct nvme_sqe sqe;
+	uint16_t cid[4];
 	uint64_t n;
 	int i;
 
@@ -3995,13 +3995,7 @@ TEST_F(io, bad_doorbells)
 
 	/* CQ 2 (4 entries, head and tail 2) fills up with 3 more. */
 	cq->manual_head = true;
-	for (i = 0; i < 4; i++) {
-		rw_sqe(&sqe, OP_READ, 1, i, 1);
-		sqe.prp1 = self->buf;
-		sqe.cid = 0;
-		sq_put(g, 2, &sqe);
-	}
-	sq_ring(g, 2);
+	put_reads(g, 2, 4, self->buf, cid);
 	ASSERT_EQ(0, wait_visible(g, 2, 3, WAIT_MS));
 	for (i = 0; i < 3; i++) {
 		ASSERT_TRUE(cq_peek(g, 2, &cqe));
