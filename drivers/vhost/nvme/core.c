@@ -1435,10 +1435,12 @@ static void vnvme_release_work(struct work_struct *work)
  * stuck backend (a dm table queueing I/O, a hung NFS server) may be never.
  * A task that closes the device waits for them killably, so that close()
  * returning means the device writes no more; an exiting task (an owner
- * being killed) does not wait at all.  If the drain did not finish there,
- * it finishes on vnvme_wq, in TASK_IDLE: the owner's memory and memory
- * cgroup stay charged until the backend lets go, but nothing hangs and
- * no hung-task report is raised for a wait only the backend can end.
+ * being killed) does not wait at all, nor does a kernel thread (the last
+ * fput of a file sent over a socket runs on a shared workqueue).  If the
+ * drain did not finish there, it finishes on vnvme_wq, in TASK_IDLE: the
+ * owner's memory and memory cgroup stay charged until the backend lets
+ * go, but nothing hangs and no hung-task report is raised for a wait only
+ * the backend can end.
  */
 static int vnvme_release(struct inode *inode, struct file *f)
 {
@@ -1446,7 +1448,7 @@ static int vnvme_release(struct inode *inode, struct file *f)
 	int ret;
 
 	mutex_lock(&dev->mutex);
-	ret = vnvme_reset(dev, (current->flags & PF_EXITING) ?
+	ret = vnvme_reset(dev, (current->flags & (PF_EXITING | PF_KTHREAD)) ?
 			  VNVME_WAIT_NONE : VNVME_WAIT_KILLABLE);
 	mutex_unlock(&dev->mutex);
 	if (!ret) {
