@@ -249,7 +249,13 @@ u16 vnvme_charge(struct vnvme_dev *dev, struct vnvme_cmd *cmd, long cost)
 	    atomic_long_read(&dev->bounce_used) != cost) {
 		atomic_long_sub(cost, &dev->bounce_used);
 		WRITE_ONCE(dev->bounce_wait, true);
-		/* Freed meanwhile? Then nobody would wake us: retry at once. */
+		/*
+		 * Freed meanwhile? Then nobody would wake us: retry at once.
+		 * The store above before the load below, as vnvme_uncharge()
+		 * orders its sub before its load of bounce_wait: one of the two
+		 * sees the other.
+		 */
+		smp_mb();
 		if (!atomic_long_read(&dev->bounce_used))
 			vnvme_wake(cmd->sq->worker);
 		return VNVME_STATUS_RETRY;
@@ -267,7 +273,11 @@ u16 vnvme_charge(struct vnvme_dev *dev, struct vnvme_cmd *cmd, long cost)
 void vnvme_uncharge(struct vnvme_dev *dev, long cost)
 {
 	atomic_long_sub(cost, &dev->bounce_used);
-	/* Commands left in their SQs for lack of bounce memory can go on. */
+	/*
+	 * Commands left in their SQs for lack of memory can go on.  Pairs
+	 * with the barrier in vnvme_charge().
+	 */
+	smp_mb__after_atomic();
 	if (READ_ONCE(dev->bounce_wait)) {
 		WRITE_ONCE(dev->bounce_wait, false);
 		vnvme_wake_all(dev);

@@ -697,7 +697,7 @@ static uint64_t memcg_current(void)
  * A guest that makes every command as expensive for the host as it can:
  * MDTS reads and writes at a dword offset (bounced), through PRP lists;
  * Deallocate of 256 ranges; Write Zeroes of 8 MiB (bio chains), all SQs
- * full, behind a backend that takes long (200 ms).  Every command must
+ * full, behind a backend that takes long (dm-delay).  Every command must
  * complete, successfully, and what the host holds meanwhile (unreclaimable
  * slab, the owner's memory cgroup) must stay within the device's cap
  * (VHOST_NVME_SET_LIMITS bounce_bytes, @cap) plus a slack for the rest of
@@ -790,9 +790,25 @@ static unsigned long exhaust(int sfd, unsigned int rounds, uint64_t cap)
 				mc_peak = v;
 			usleep(20000);
 		}
-		if (done != want + (NSQ * (SQ_SIZE - 1ul)))
+		if (done != want + (NSQ * (SQ_SIZE - 1ul))) {
 			fail("exhaust: %lu of %lu commands completed in 120 s",
 			     done - want, NSQ * (SQ_SIZE - 1ul));
+			for (q = 1; q <= NSQ + 2; q++) {
+				struct vhost_nvme_queue_state st = {
+					.qid = q <= NSQ ? q : q - NSQ,
+					.type = q <= NSQ ? VHOST_NVME_QTYPE_SQ :
+							   VHOST_NVME_QTYPE_CQ,
+				};
+
+				if (!ioctl(d.fd, VHOST_NVME_GET_QUEUE_STATE, &st))
+					fprintf(stderr, "hostile: exhaust: %s %u head %u tail %u inflight %u flags %#x commands %llu\n",
+						q <= NSQ ? "SQ" : "CQ", st.qid,
+						st.head, st.tail, st.inflight,
+						st.flags,
+						(unsigned long long)st.commands);
+			}
+			break;
+		}
 	}
 	close(d.fd);
 	munmap(d.r0, R_SIZE);

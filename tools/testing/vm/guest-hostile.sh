@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Guest side of the hostile suite (run by vm-run.sh): load vhost_nvme.ko,
 # run tools/testing/hostile/vhost-nvme-hostile against null_blk, a
-# device-mapper error target and a slow backend (a null_blk with discard
-# whose every request takes 200 ms), in a memory cgroup of its own, unload
-# the module, and print
+# device-mapper error target and a slow backend (dm-delay, 200 ms, over a
+# null_blk with discard), in a memory cgroup of its own, unload the module,
+# and print
 #   hostile: N commands, N ioctls, N kills, N faults, N kernel warnings
 # Arguments are passed to vhost-nvme-hostile (e.g. -n 100000).
 set -uo pipefail
@@ -22,21 +22,23 @@ dmsetup create --noudevsync vnvme-bad --table "0 65536 error" &&
 vn_load_module || exit 1
 slab0=$(awk '/^SUnreclaim:/ {print $2}' /proc/meminfo)
 
-# The slow backend of the exhaust phase: 200 ms per request (a timer, as
-# dm-delay would, which the debug kernel does not have), 1024 of them at
-# once, 1 MiB each at most.
+# The slow backend of the exhaust phase: dm-delay, 200 ms per bio, over a
+# memory-backed null_blk with discard.  (A null_blk whose own timer delays
+# every request left a few requests of the exhaust phase uncompleted for
+# minutes, now and then: see the notes.)
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 ex=/sys/kernel/config/nullb/vnvme-exhaust
 if mkdir "$ex" && echo 1 > "$ex/memory_backed" && echo 1 > "$ex/discard" &&
-   echo 1024 > "$ex/size" && echo 2 > "$ex/irqmode" &&
-   echo 200000000 > "$ex/completion_nsec" && echo 1024 > "$ex/hw_queue_depth" &&
-   echo 2048 > "$ex/max_sectors" && echo 1 > "$ex/power"; then
+   echo 1024 > "$ex/size" && echo 1 > "$ex/power"; then
 	[ -b /dev/vnvme-exhaust ] || mknod /dev/vnvme-exhaust b \
 		"$(cut -d: -f1 /sys/block/vnvme-exhaust/dev)" \
 		"$(cut -d: -f2 /sys/block/vnvme-exhaust/dev)"
 else
 	echo "hostile: cannot create the exhaust null_blk device"; exit 1
 fi
+dmsetup create --noudevsync vnvme-delay \
+	--table "0 2097152 delay /dev/vnvme-exhaust 0 200" &&
+	dmsetup mknodes vnvme-delay || exit 1
 # A memory cgroup of its own: the exhaust phase checks its charge.
 CG=/sys/fs/cgroup
 [ -e $CG/cgroup.controllers ] || mount -t cgroup2 none $CG
@@ -45,9 +47,10 @@ mkdir -p $CG/vnvme-hostile
 
 # shellcheck disable=SC2016
 sh -c 'echo $$ > /sys/fs/cgroup/vnvme-hostile/cgroup.procs && exec "$0" "$@"' \
-	"$HOSTILE" "$@" -x /dev/vnvme-exhaust /dev/nullb0 /dev/mapper/vnvme-bad |
+	"$HOSTILE" "$@" -x /dev/mapper/vnvme-delay /dev/nullb0 /dev/mapper/vnvme-bad |
 	tee "$VM_OUT/hostile.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+dmsetup remove vnvme-delay
 echo 0 > "$ex/power"; rmdir "$ex"
 rmdir $CG/vnvme-hostile 2>/dev/null
 
