@@ -92,12 +92,157 @@ MODULE_PARM_DESC(max_bounce_kb,
 		 "Most KiB of bounce pages per device, 256-4194304 (default: 16384); a VMM may set less");
 
 /* The memory table of a device that has none. */
-static const struct vnvme_memtable vnvme_no_mem;
+static struct vnvme_memtable vnvme_no_mem;
 
-static void vnvme_mem_free(const struct vnvme_memtable *mem)
+static void vnvme_mem_free(struct vnvme_memtable *mem)
 {
 	if (mem != &vnvme_no_mem)
 		kvfree(mem);
+}
+
+static void vnvme_mem_free_rcu(struct rcu_head *rcu)
+{
+	kvfree(container_of(rcu, struct vnvme_memtable, rcu));
+}
+
+/* The memory table, for the control plane: caller holds dev->mutex. */
+static struct vnvme_memtable *vnvme_ctl_mem(struct vnvme_dev *dev)
+{
+	return rcu_dereference_protected(dev->mem,
+					 lockdep_is_held(&dev->mutex));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Waiting for the workers */
+
+/**
+ * struct vnvme_gp - an SRCU grace period someone may stop waiting for
+ * @rcu: queued with call_srcu()
+ * @dev: the device
+ * @done: the grace period ended
+ * @ref: one for the waiter, one for the callback
+ */
+struct vnvme_gp {
+	struct rcu_head rcu;
+	struct vnvme_dev *dev;
+	bool done;
+	refcount_t ref;
+};
+
+static bool vnvme_gp_ended(struct vnvme_gp *gp)
+{
+	/* Pairs with the release in vnvme_gp_done() */
+	return smp_load_acquire(&gp->done);
+}
+
+static void vnvme_gp_done(struct rcu_head *rcu)
+{
+	struct vnvme_gp *gp = container_of(rcu, struct vnvme_gp, rcu);
+
+	/*
+	 * The device is freed only after srcu_barrier(): it is still here.
+	 * The waiter sees the grace period over, with what it ordered.
+	 */
+	smp_store_release(&gp->done, true);
+	wake_up_all(&gp->dev->wq);
+	if (refcount_dec_and_test(&gp->ref))
+		kfree(gp);
+}
+
+/*
+ * Wait for every pass that may have begun before the call to end, as @how
+ * says: what it published is seen, what it replaced no longer used, once
+ * this returns 0.  -EINTR or -EAGAIN if the wait ended early.
+ */
+static int vnvme_sync(struct vnvme_dev *dev, enum vnvme_wait how)
+{
+	struct vnvme_gp *gp;
+	unsigned int i;
+	int ret = 0;
+
+	if (how == VNVME_WAIT_NONE) {
+		/*
+		 * Each worker between two passes in turn: a pass that began
+		 * before the call has ended, later ones see what it published.
+		 */
+		for (i = 0; i < dev->nr_workers; i++) {
+			if (!mutex_trylock(&dev->workers[i]->lock))
+				return -EAGAIN;
+			mutex_unlock(&dev->workers[i]->lock);
+		}
+		return 0;
+	}
+	gp = kmalloc(sizeof(*gp), GFP_KERNEL_ACCOUNT);
+	if (!gp) {
+		/* Too small to fail in practice; a wait that cannot end early */
+		synchronize_srcu(&dev->srcu);
+		return 0;
+	}
+	gp->dev = dev;
+	gp->done = false;
+	refcount_set(&gp->ref, 2);
+	call_srcu(&dev->srcu, &gp->rcu, vnvme_gp_done);
+	if (how == VNVME_WAIT_KILLABLE) {
+		if (wait_event_killable(dev->wq, vnvme_gp_ended(gp)))
+			ret = -EINTR;
+	} else {
+		wait_event_idle(dev->wq, vnvme_gp_ended(gp));
+	}
+	if (refcount_dec_and_test(&gp->ref))
+		kfree(gp);
+	return ret;
+}
+
+/**
+ * struct vnvme_efd_put - an eventfd to put after an SRCU grace period
+ * @rcu: queued with call_srcu()
+ * @ctx: the eventfd
+ */
+struct vnvme_efd_put {
+	struct rcu_head rcu;
+	struct eventfd_ctx *ctx;
+};
+
+static void vnvme_efd_put_rcu(struct rcu_head *rcu)
+{
+	struct vnvme_efd_put *p = container_of(rcu, struct vnvme_efd_put, rcu);
+
+	eventfd_ctx_put(p->ctx);
+	kfree(p);
+}
+
+/* Put @ctx, which passes may still signal, once they cannot any more. */
+static void vnvme_eventfd_retire(struct vnvme_dev *dev, struct eventfd_ctx *ctx)
+{
+	struct vnvme_efd_put *p;
+
+	if (!ctx)
+		return;
+	p = kmalloc(sizeof(*p), GFP_KERNEL_ACCOUNT);
+	if (!p) {
+		synchronize_srcu(&dev->srcu);
+		eventfd_ctx_put(ctx);
+		return;
+	}
+	p->ctx = ctx;
+	call_srcu(&dev->srcu, &p->rcu, vnvme_efd_put_rcu);
+}
+
+/*
+ * Take @worker's lock, to change what its passes use: waits for a pass
+ * in progress as @how says.  0, -EINTR or -EAGAIN.
+ */
+static int vnvme_worker_lock(struct vnvme_worker *worker, enum vnvme_wait how)
+{
+	switch (how) {
+	case VNVME_WAIT_NONE:
+		return mutex_trylock(&worker->lock) ? 0 : -EAGAIN;
+	case VNVME_WAIT_KILLABLE:
+		return mutex_lock_killable(&worker->lock);
+	default:
+		mutex_lock(&worker->lock);
+		return 0;
+	}
 }
 
 static bool vnvme_zeroed(const void *p, size_t len)
@@ -130,7 +275,24 @@ static void vnvme_ns_destroy(struct vnvme_ns *ns)
 	kfree(ns);
 }
 
-/* Drop the table's reference, wait for commands using @ns, free it. */
+static void vnvme_ns_put_rcu(struct rcu_head *rcu)
+{
+	vnvme_ns_put(container_of(rcu, struct vnvme_ns, rcu));
+}
+
+/*
+ * @ns was just taken out of the table: drop the table's reference once no
+ * pass can take another (passes find it in the table under SRCU).
+ */
+static void vnvme_ns_retire(struct vnvme_dev *dev, struct vnvme_ns *ns)
+{
+	call_srcu(&dev->srcu, &ns->rcu, vnvme_ns_put_rcu);
+}
+
+/*
+ * Drop the table's reference, wait for commands using @ns, free it: once
+ * the workers are gone, when no pass can find it.
+ */
 static void vnvme_ns_free(struct vnvme_ns *ns)
 {
 	vnvme_ns_put(ns);
@@ -176,9 +338,8 @@ static int vnvme_helper_start(struct vnvme_dev *dev)
 		kthread_destroy_worker(helper);
 		return ret;
 	}
-	down_write(&dev->io_lock);
-	dev->helper = helper;
-	up_write(&dev->io_lock);
+	/* Workers read it for commands on a namespace published after this */
+	WRITE_ONCE(dev->helper, helper);
 	return 0;
 }
 
@@ -268,26 +429,20 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	}
 	ns->nsze = bytes >> ns->lba_shift;
 
-	down_write(&dev->io_lock);
-	if (dev->ns[nsid]) {
-		up_write(&dev->io_lock);
+	if (rcu_access_pointer(dev->ns[nsid])) {
 		ret = -EEXIST;
 		goto out_put_file;
 	}
-	dev->ns[nsid] = ns;
-	up_write(&dev->io_lock);
-
 	arg.lba_shift = ns->lba_shift;
 	arg.nsze = ns->nsze;
 	arg.flags = (ns->read_only ? VHOST_NVME_NS_F_READ_ONLY : 0) |
 		    (ns->write_through ? VHOST_NVME_NS_F_WRITE_THROUGH : 0);
 	if (copy_to_user(argp, &arg, sizeof(arg))) {
-		down_write(&dev->io_lock);
-		dev->ns[nsid] = NULL;
-		up_write(&dev->io_lock);
-		vnvme_ns_free(ns);
-		return -EFAULT;
+		ret = -EFAULT;
+		goto out_put_file;
 	}
+	/* Workers see it whole from their next pass on. */
+	rcu_assign_pointer(dev->ns[nsid], ns);
 	return 0;
 
 out_put_file:
@@ -312,17 +467,17 @@ static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
 	nsid = array_index_nospec(arg.nsid, VNVME_MAX_NSID + 1);
 
 	vnvme_reap_detached(dev, false);
-	down_write(&dev->io_lock);
-	ns = dev->ns[nsid];
-	dev->ns[nsid] = NULL;
-	up_write(&dev->io_lock);
+	ns = rcu_dereference_protected(dev->ns[nsid],
+				       lockdep_is_held(&dev->mutex));
 	if (!ns)
 		return -ENOENT;
+	RCU_INIT_POINTER(dev->ns[nsid], NULL);
 	/*
-	 * The namespace is gone for the guest; its commands still hold it.
-	 * A fatal signal ends the wait: the rest is freed later.
+	 * The namespace is gone for the guest; its commands still hold it,
+	 * and passes that found it before may still take it for theirs.  A
+	 * fatal signal ends the wait: the rest is freed later.
 	 */
-	vnvme_ns_put(ns);
+	vnvme_ns_retire(dev, ns);
 	if (wait_for_completion_killable(&ns->released)) {
 		list_add_tail(&ns->node, &dev->detached);
 		return -EINTR;
@@ -375,6 +530,7 @@ static void vnvme_cq_free(struct vnvme_cq *cq)
 
 static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 {
+	struct vnvme_worker *worker;
 	struct vhost_nvme_cq arg;
 	struct vnvme_cq *cq;
 	unsigned int qid;
@@ -419,36 +575,38 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 		goto out_free_cq;
 	}
 
-	down_write(&dev->io_lock);
 	if (dev->cq[qid]) {
 		ret = -EEXIST;
-		goto out_unlock;
+		goto out_free_cq;
 	}
 	/* nr_workers only grows while there is an owner */
 	if (arg.worker >= dev->nr_workers) {
 		ret = -EINVAL;
-		goto out_unlock;
+		goto out_free_cq;
 	}
-	cq->worker = dev->workers[array_index_nospec(arg.worker,
-						     dev->nr_workers)];
-	cq->kick.worker = cq->worker;
-	cq->ring = vnvme_gpa_to_uaddr(dev->mem, cq->gpa,
+	worker = dev->workers[array_index_nospec(arg.worker, dev->nr_workers)];
+	cq->worker = worker;
+	cq->kick.worker = worker;
+	/* The worker points it into a newer table, if there is one, itself. */
+	cq->ring = vnvme_gpa_to_uaddr(vnvme_ctl_mem(dev), cq->gpa,
 				      (u64)cq->size * VNVME_CQE_SIZE);
 	if (!cq->ring) {
 		ret = -EFAULT;
-		goto out_unlock;
+		goto out_free_cq;
 	}
 	if (arg.kickfd >= 0) {
 		ret = vnvme_kick_start(&cq->kick, arg.kickfd);
 		if (ret)
-			goto out_unlock;
+			goto out_free_cq;
 	}
+	ret = vnvme_worker_lock(worker, VNVME_WAIT_KILLABLE);
+	if (ret)
+		goto out_free_cq;
+	list_add_tail(&cq->node, &worker->cqs);
+	mutex_unlock(&worker->lock);
 	dev->cq[qid] = cq;
-	up_write(&dev->io_lock);
 	return 0;
 
-out_unlock:
-	up_write(&dev->io_lock);
 out_free_cq:
 	vnvme_cq_free(cq);
 	return ret;
@@ -533,37 +691,38 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 	if (ret)
 		goto out_free_sq;
 
-	down_write(&dev->io_lock);
 	if (dev->sq[qid]) {
 		ret = -EEXIST;
-		goto out_unlock;
+		goto out_free_sq;
 	}
 	cq = dev->cq[cqid];
 	if (!cq) {
 		ret = -ENOENT;
-		goto out_unlock;
+		goto out_free_sq;
 	}
-	sq->ring = vnvme_gpa_to_uaddr(dev->mem, sq->gpa,
+	sq->ring = vnvme_gpa_to_uaddr(vnvme_ctl_mem(dev), sq->gpa,
 				      (u64)sq->size * VNVME_SQE_SIZE);
 	if (!sq->ring) {
 		ret = -EFAULT;
-		goto out_unlock;
+		goto out_free_sq;
 	}
 	/* A CQ and its SQs are served by one worker. */
 	sq->worker = cq->worker;
 	sq->kick.worker = cq->worker;
+	sq->cq = cq;
 	ret = vnvme_kick_start(&sq->kick, arg.kickfd);
 	if (ret)
-		goto out_unlock;
-	sq->cq = cq;
+		goto out_free_sq;
+	ret = vnvme_worker_lock(sq->worker, VNVME_WAIT_KILLABLE);
+	if (ret)
+		goto out_free_sq;
+	list_add_tail(&sq->node, &sq->worker->sqs);
+	mutex_unlock(&sq->worker->lock);
 	cq->nr_sqs++;
 	dev->sq[qid] = sq;
-	up_write(&dev->io_lock);
 	vnvme_wake(sq->worker);
 	return 0;
 
-out_unlock:
-	up_write(&dev->io_lock);
 out_free_sq:
 	vnvme_sq_free(sq);
 	return ret;
@@ -572,13 +731,14 @@ out_free_sq:
 /*
  * Stop fetching from @sq; its worker aborts the entries not fetched yet,
  * or with @discard they are dropped (also by a later delete, of what the
- * worker has not aborted yet).  Caller holds io_lock for write.
+ * worker has not aborted yet).  Caller holds the worker's lock.
  */
 static void vnvme_sq_begin_delete(struct vnvme_sq *sq, bool discard)
 {
-	lockdep_assert_held_write(&sq->dev->io_lock);
+	lockdep_assert_held(&sq->worker->lock);
 	if (!sq->deleting) {
-		sq->deleting = true;
+		/* Read locklessly by GET_QUEUE_STATE */
+		WRITE_ONCE(sq->deleting, true);
 		sq->worker->abort = true;
 	}
 	if (discard)
@@ -615,15 +775,25 @@ static int vnvme_drain_wait(struct vnvme_dev *dev, struct vnvme_sq *sq,
 	}
 }
 
-/* Unlink and free @sq, deleted and idle.  Caller holds dev->mutex. */
-static void vnvme_sq_unlink(struct vnvme_dev *dev, struct vnvme_sq *sq)
+/*
+ * Unlink and free @sq, deleted and idle; its worker's lock is taken as @how
+ * says (if that ends early @sq stays).  Caller holds dev->mutex.
+ */
+static int vnvme_sq_unlink(struct vnvme_dev *dev, struct vnvme_sq *sq,
+			   enum vnvme_wait how)
 {
+	int ret;
+
 	lockdep_assert_held(&dev->mutex);
-	down_write(&dev->io_lock);
+	ret = vnvme_worker_lock(sq->worker, how);
+	if (ret)
+		return ret;
+	list_del(&sq->node);
+	mutex_unlock(&sq->worker->lock);
 	dev->sq[sq->qid] = NULL;
 	sq->cq->nr_sqs--;
-	up_write(&dev->io_lock);
 	vnvme_sq_free(sq);
+	return 0;
 }
 
 /*
@@ -639,17 +809,19 @@ static int vnvme_sq_finish_delete(struct vnvme_dev *dev, struct vnvme_sq *sq,
 
 	if (ret)
 		return ret;
-	vnvme_sq_unlink(dev, sq);
-	return 0;
+	return vnvme_sq_unlink(dev, sq, how);
 }
 
 /* Delete @sq dropping its unfetched entries (reset and release). */
 static int vnvme_sq_destroy(struct vnvme_dev *dev, struct vnvme_sq *sq,
 			    enum vnvme_wait how)
 {
-	down_write(&dev->io_lock);
+	int ret = vnvme_worker_lock(sq->worker, how);
+
+	if (ret)
+		return ret;
 	vnvme_sq_begin_delete(sq, true);
-	up_write(&dev->io_lock);
+	mutex_unlock(&sq->worker->lock);
 	return vnvme_sq_finish_delete(dev, sq, how);
 }
 
@@ -685,27 +857,27 @@ static long vnvme_delete_sq(struct vnvme_dev *dev, void __user *argp)
 	if (IS_ERR(efd))
 		return PTR_ERR(efd);
 
-	down_write(&dev->io_lock);
 	sq = dev->sq[qid];
-	if (sq) {
-		vnvme_sq_begin_delete(sq, arg.flags & VHOST_NVME_DELETE_F_DISCARD);
-		if (efd) {
-			old = sq->drain;
-			sq->drain = efd;
-			efd = NULL;
-		}
-		/* Stable: the worker changes it only under the read lock. */
-		idle = vnvme_sq_idle(sq);
-	}
-	up_write(&dev->io_lock);
-	vnvme_eventfd_put(old);
-	vnvme_eventfd_put(efd);
-	if (!sq)
+	if (!sq) {
+		vnvme_eventfd_put(efd);
 		return -ENOENT;
-	if (idle) {
-		vnvme_sq_unlink(dev, sq);
-		return 0;
 	}
+	ret = vnvme_worker_lock(sq->worker, VNVME_WAIT_KILLABLE);
+	if (ret) {
+		vnvme_eventfd_put(efd);
+		return ret;
+	}
+	vnvme_sq_begin_delete(sq, arg.flags & VHOST_NVME_DELETE_F_DISCARD);
+	if (efd) {
+		old = sq->drain;
+		sq->drain = efd;
+	}
+	/* Stable: the worker changes it only under its lock. */
+	idle = vnvme_sq_idle(sq);
+	mutex_unlock(&sq->worker->lock);
+	vnvme_eventfd_put(old);
+	if (idle)
+		return vnvme_sq_unlink(dev, sq, VNVME_WAIT_KILLABLE);
 	vnvme_wake(sq->worker);
 	if (arg.flags & VHOST_NVME_DRAIN_F_ASYNC)
 		return -EINPROGRESS;
@@ -724,27 +896,25 @@ static long vnvme_delete_cq(struct vnvme_dev *dev, void __user *argp)
 		return ret;
 	if (arg.flags || arg.eventfd)
 		return -EINVAL;
-	down_write(&dev->io_lock);
 	cq = dev->cq[qid];
-	if (!cq) {
-		ret = -ENOENT;
-	} else if (cq->nr_sqs) {
-		ret = -EBUSY;
-	} else {
-		dev->cq[qid] = NULL;
-		ret = 0;
-	}
-	up_write(&dev->io_lock);
-	if (!ret)
-		vnvme_cq_free(cq);
-	return ret;
+	if (!cq)
+		return -ENOENT;
+	if (cq->nr_sqs)
+		return -EBUSY;
+	ret = vnvme_worker_lock(cq->worker, VNVME_WAIT_KILLABLE);
+	if (ret)
+		return ret;
+	list_del(&cq->node);
+	mutex_unlock(&cq->worker->lock);
+	dev->cq[qid] = NULL;
+	vnvme_cq_free(cq);
+	return 0;
 }
 
 static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_nvme_queue_state arg;
 	unsigned int qid;
-	long ret = 0;
 	u8 type;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
@@ -763,22 +933,18 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 	arg.type = type;
 
 	/*
-	 * The read lock keeps the queue tables still without stopping the
-	 * workers (a waiting writer would): the worker fields are read as
-	 * they change, each one whole.
+	 * dev->mutex keeps the queue tables still; the worker fields are read
+	 * without stopping the worker, as they change, each one whole.
 	 */
-	down_read(&dev->io_lock);
 	if (arg.type == VHOST_NVME_QTYPE_SQ) {
 		struct vnvme_sq *sq = dev->sq[qid];
 
-		if (!sq) {
-			ret = -ENOENT;
-			goto out_unlock;
-		}
+		if (!sq)
+			return -ENOENT;
 		arg.flags = READ_ONCE(sq->broken) ? VHOST_NVME_QS_ERROR : 0;
 		if (READ_ONCE(sq->cq->full))
 			arg.flags |= VHOST_NVME_QS_CQ_FULL;
-		if (sq->deleting)
+		if (READ_ONCE(sq->deleting))
 			arg.flags |= VHOST_NVME_QS_DELETING;
 		arg.size = sq->size;
 		arg.head = READ_ONCE(sq->head);
@@ -793,10 +959,8 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 	} else {
 		struct vnvme_cq *cq = dev->cq[qid];
 
-		if (!cq) {
-			ret = -ENOENT;
-			goto out_unlock;
-		}
+		if (!cq)
+			return -ENOENT;
 		arg.flags = READ_ONCE(cq->broken) ? VHOST_NVME_QS_ERROR : 0;
 		if (READ_ONCE(cq->full))
 			arg.flags |= VHOST_NVME_QS_CQ_FULL;
@@ -808,11 +972,7 @@ static long vnvme_queue_state(struct vnvme_dev *dev, void __user *argp)
 		arg.commands = READ_ONCE(cq->posted);
 		arg.bad_doorbells = READ_ONCE(cq->bad_db);
 	}
-out_unlock:
-	up_read(&dev->io_lock);
-	if (!ret && copy_to_user(argp, &arg, sizeof(arg)))
-		ret = -EFAULT;
-	return ret;
+	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -833,46 +993,28 @@ static bool vnvme_aligned(u64 v)
 }
 
 /*
- * Check that @mem covers every live ring and doorbell buffer, and if
- * @commit, point them into @mem.  Caller holds io_lock for write.
+ * Check that @mem covers every live ring and doorbell buffer.  Caller
+ * holds dev->mutex: the queue tables stay as they are.
  */
-static int vnvme_remap(struct vnvme_dev *dev, const struct vnvme_memtable *mem,
-		       bool commit)
+static int vnvme_mem_covers(struct vnvme_dev *dev,
+			    const struct vnvme_memtable *mem)
 {
-	void __user *dbs = NULL, *eis = NULL;
 	unsigned int qid;
 
-	if (dev->db_mode == VHOST_NVME_DB_SHADOW) {
-		dbs = vnvme_gpa_to_uaddr(mem, dev->db_gpa, VNVME_PAGE_SIZE);
-		eis = vnvme_gpa_to_uaddr(mem, dev->ei_gpa, VNVME_PAGE_SIZE);
-		if (!dbs || !eis)
-			return -EFAULT;
-		if (commit) {
-			dev->dbs = dbs;
-			dev->eis = eis;
-		}
-	}
+	if (dev->db_mode == VHOST_NVME_DB_SHADOW &&
+	    (!vnvme_gpa_to_uaddr(mem, dev->db_gpa, VNVME_PAGE_SIZE) ||
+	     !vnvme_gpa_to_uaddr(mem, dev->ei_gpa, VNVME_PAGE_SIZE)))
+		return -EFAULT;
 	for (qid = 1; qid <= dev->max_qid; qid++) {
 		struct vnvme_sq *sq = dev->sq[qid];
 		struct vnvme_cq *cq = dev->cq[qid];
-		void __user *ring;
 
-		if (sq) {
-			ring = vnvme_gpa_to_uaddr(mem, sq->gpa, (u64)sq->size *
-						  VNVME_SQE_SIZE);
-			if (!ring)
-				return -EFAULT;
-			if (commit)
-				sq->ring = ring;
-		}
-		if (cq) {
-			ring = vnvme_gpa_to_uaddr(mem, cq->gpa, (u64)cq->size *
-						  VNVME_CQE_SIZE);
-			if (!ring)
-				return -EFAULT;
-			if (commit)
-				cq->ring = ring;
-		}
+		if (sq && !vnvme_gpa_to_uaddr(mem, sq->gpa, (u64)sq->size *
+					      VNVME_SQE_SIZE))
+			return -EFAULT;
+		if (cq && !vnvme_gpa_to_uaddr(mem, cq->gpa, (u64)cq->size *
+					      VNVME_CQE_SIZE))
+			return -EFAULT;
 	}
 	return 0;
 }
@@ -880,8 +1022,7 @@ static int vnvme_remap(struct vnvme_dev *dev, const struct vnvme_memtable *mem,
 static long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_memory_region __user *uregions;
-	const struct vnvme_memtable *old;
-	struct vnvme_memtable *mem;
+	struct vnvme_memtable *mem, *old;
 	struct vhost_memory hdr;
 	unsigned int i;
 	long ret;
@@ -932,89 +1073,120 @@ static long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
 		}
 	}
 
-	down_write(&dev->io_lock);
-	ret = vnvme_remap(dev, mem, false);
-	if (ret) {
-		up_write(&dev->io_lock);
+	ret = vnvme_mem_covers(dev, mem);
+	if (ret)
 		goto out_free;
-	}
-	vnvme_remap(dev, mem, true);
-	old = dev->mem;
-	dev->mem = mem;
-	up_write(&dev->io_lock);
-	vnvme_mem_free(old);
-	return 0;
+	/*
+	 * Each worker points its rings and doorbells into the new table at
+	 * the start of its next pass.  The old table goes after the passes
+	 * that may use it, which this call waits for, as vhost's does: once
+	 * it returns 0 the VMM may unmap what only the old table had.  A
+	 * fatal signal ends the wait early, the new table in place.
+	 */
+	mem->gen = ++dev->mem_gen;
+	old = vnvme_ctl_mem(dev);
+	rcu_assign_pointer(dev->mem, mem);
+	if (old != &vnvme_no_mem)
+		call_srcu(&dev->srcu, &old->rcu, vnvme_mem_free_rcu);
+	return vnvme_sync(dev, VNVME_WAIT_KILLABLE);
 
 out_free:
 	kvfree(mem);
 	return ret;
 }
 
+/*
+ * Switch @worker to the doorbells of @mode: the guest's shadow buffer at
+ * @dbs starts from the current values of the worker's queues.  Caller
+ * holds dev->mutex; the worker's lock is taken killably.
+ */
+static int vnvme_worker_set_doorbells(struct vnvme_worker *worker, u32 mode,
+				      const struct vhost_nvme_doorbells *arg,
+				      __le32 __user *dbs)
+{
+	struct vnvme_sq *sq;
+	struct vnvme_cq *cq;
+	int ret;
+
+	ret = vnvme_worker_lock(worker, VNVME_WAIT_KILLABLE);
+	if (ret)
+		return ret;
+	if (mode == VHOST_NVME_DB_SHADOW) {
+		list_for_each_entry(sq, &worker->sqs, node)
+			if (put_user(cpu_to_le32(sq->tail), dbs + 2 * sq->qid))
+				goto out_fault;
+		list_for_each_entry(cq, &worker->cqs, node)
+			if (put_user(cpu_to_le32(cq->head), dbs + 2 * cq->qid + 1))
+				goto out_fault;
+	}
+	worker->db_mode = mode;
+	worker->db_gpa = arg->db_addr;
+	worker->ei_gpa = arg->ei_addr;
+	worker->vmm_dbs = mode == VHOST_NVME_DB_VMM ? dbs : NULL;
+	/* Its next pass finds them in the memory table it uses then. */
+	worker->mem_gen = VNVME_GEN_STALE;
+	mutex_unlock(&worker->lock);
+	return 0;
+
+out_fault:
+	mutex_unlock(&worker->lock);
+	return -EFAULT;
+}
+
+/*
+ * The workers switch one at a time, each between two passes: a fatal
+ * signal or a buffer that faults midway (-EINTR, -EFAULT) leaves the
+ * workers before it switched and the others not, for the VMM to set the
+ * doorbells again.  Guests configure them before creating I/O queues,
+ * when there is nothing to copy.
+ */
 static long vnvme_set_doorbells(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_nvme_doorbells arg;
-	__le32 __user *dbs, *eis = NULL;
-	unsigned int qid;
+	__le32 __user *dbs;
+	unsigned int i;
+	int ret;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
 	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
 		return -EINVAL;
 
-	down_write(&dev->io_lock);
 	switch (arg.mode) {
 	case VHOST_NVME_DB_VMM:
 		if (arg.ei_addr || !vnvme_aligned(arg.db_addr))
-			goto out_inval;
+			return -EINVAL;
 		dbs = u64_to_user_ptr(arg.db_addr);
-		if (!access_ok(dbs, VNVME_PAGE_SIZE)) {
-			up_write(&dev->io_lock);
+		if (!access_ok(dbs, VNVME_PAGE_SIZE))
 			return -EFAULT;
-		}
 		break;
 	case VHOST_NVME_DB_SHADOW:
-		if (!(dev->features & VHOST_NVME_F_SHADOW_DB)) {
-			up_write(&dev->io_lock);
+		if (!(dev->features & VHOST_NVME_F_SHADOW_DB))
 			return -EOPNOTSUPP;
-		}
 		if (!vnvme_aligned(arg.db_addr) || !vnvme_aligned(arg.ei_addr))
-			goto out_inval;
-		dbs = vnvme_gpa_to_uaddr(dev->mem, arg.db_addr, VNVME_PAGE_SIZE);
-		eis = vnvme_gpa_to_uaddr(dev->mem, arg.ei_addr, VNVME_PAGE_SIZE);
-		if (!dbs || !eis) {
-			up_write(&dev->io_lock);
+			return -EINVAL;
+		dbs = vnvme_gpa_to_uaddr(vnvme_ctl_mem(dev), arg.db_addr,
+					 VNVME_PAGE_SIZE);
+		if (!dbs || !vnvme_gpa_to_uaddr(vnvme_ctl_mem(dev), arg.ei_addr,
+						VNVME_PAGE_SIZE))
 			return -EFAULT;
-		}
-		/* The guest's shadow starts from the current values. */
-		for (qid = 1; qid <= dev->max_qid; qid++) {
-			if (dev->sq[qid] &&
-			    put_user(cpu_to_le32(dev->sq[qid]->tail),
-				     dbs + 2 * qid))
-				goto out_fault;
-			if (dev->cq[qid] &&
-			    put_user(cpu_to_le32(dev->cq[qid]->head),
-				     dbs + 2 * qid + 1))
-				goto out_fault;
-		}
 		break;
 	default:
-		goto out_inval;
+		return -EINVAL;
 	}
+	/* Workers created from now on start with these. */
 	dev->db_mode = arg.mode;
 	dev->db_gpa = arg.db_addr;
 	dev->ei_gpa = arg.ei_addr;
-	dev->dbs = dbs;
-	dev->eis = eis;
-	up_write(&dev->io_lock);
+	dev->vmm_dbs = arg.mode == VHOST_NVME_DB_VMM ? dbs : NULL;
+	for (i = 0; i < dev->nr_workers; i++) {
+		ret = vnvme_worker_set_doorbells(dev->workers[i], arg.mode,
+						 &arg, dbs);
+		if (ret)
+			return ret;
+	}
 	vnvme_wake_all(dev);
 	return 0;
-
-out_fault:
-	up_write(&dev->io_lock);
-	return -EFAULT;
-out_inval:
-	up_write(&dev->io_lock);
-	return -EINVAL;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1036,39 +1208,38 @@ static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
 
 	if (features & ~VHOST_NVME_F_ALL)
 		return -EOPNOTSUPP;
-	down_write(&dev->io_lock);
 	if (features != dev->features && vnvme_has_queues(dev))
 		ret = -EBUSY;
 	else if (!(features & VHOST_NVME_F_SHADOW_DB) &&
 		 dev->db_mode == VHOST_NVME_DB_SHADOW)
 		ret = -EBUSY;
 	else
-		dev->features = features;
-	up_write(&dev->io_lock);
+		WRITE_ONCE(dev->features, features);
 	return ret;
 }
 
 /*
- * Stop fetching.  Then: with @efd (an asynchronous QUIESCE, the eventfd
- * is the device's now) return -EINPROGRESS if commands are in flight, the
- * worker posting the last one signals @efd; else wait for them as @how
- * says (an early end leaves the device quiesced).
+ * Stop fetching, and wait as @how says for the passes that may not have
+ * seen it (they may be held up: a VMM's userfaultfd, a backend's full
+ * queue).  Then: with @efd (an asynchronous QUIESCE, the eventfd is the
+ * device's now) return -EINPROGRESS if commands are in flight, the worker
+ * posting the last one signals @efd; else wait for them as @how says.  An
+ * early end leaves the device quiesced.
  */
 static int vnvme_quiesce(struct vnvme_dev *dev, enum vnvme_wait how,
 			 struct eventfd_ctx *efd)
 {
-	struct eventfd_ctx *old;
-	bool idle;
+	struct eventfd_ctx *old = dev->quiesce_efd;
+	int ret;
 
-	down_write(&dev->io_lock);
-	dev->quiesced = true;
-	old = dev->quiesce_efd;
-	dev->quiesce_efd = efd;
-	/* Stable: workers change it only under the read lock. */
-	idle = !atomic_read(&dev->inflight);
-	up_write(&dev->io_lock);
-	vnvme_eventfd_put(old);
-	if (idle)
+	WRITE_ONCE(dev->quiesce_efd, efd);
+	WRITE_ONCE(dev->quiesced, true);
+	vnvme_eventfd_retire(dev, old);
+	ret = vnvme_sync(dev, how);
+	if (ret)
+		return ret;
+	/* Only goes down now: no pass fetches any more. */
+	if (!atomic_read(&dev->inflight))
 		return 0;
 	if (efd)
 		return -EINPROGRESS;
@@ -1096,12 +1267,10 @@ static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
 	}
 	if (arg.flags || arg.eventfd)
 		return -EINVAL;
-	down_write(&dev->io_lock);
-	dev->quiesced = false;
+	WRITE_ONCE(dev->quiesced, false);
 	efd = dev->quiesce_efd;
-	dev->quiesce_efd = NULL;
-	up_write(&dev->io_lock);
-	vnvme_eventfd_put(efd);
+	WRITE_ONCE(dev->quiesce_efd, NULL);
+	vnvme_eventfd_retire(dev, efd);
 	vnvme_wake_all(dev);
 	return 0;
 }
@@ -1160,11 +1329,10 @@ static long vnvme_set_owner(struct vnvme_dev *dev)
 		mmput(mm);
 		return PTR_ERR(worker);
 	}
-	down_write(&dev->io_lock);
+	WRITE_ONCE(dev->poll_ns, (u64)READ_ONCE(poll_us) * NSEC_PER_USEC);
 	dev->workers[0] = worker;
-	dev->nr_workers = 1;
-	dev->poll_ns = (u64)READ_ONCE(poll_us) * NSEC_PER_USEC;
-	up_write(&dev->io_lock);
+	/* The entry before the count: vnvme_wake_all() reads them anywhere */
+	smp_store_release(&dev->nr_workers, 1);
 	return 0;
 }
 
@@ -1185,10 +1353,10 @@ static long vnvme_new_worker(struct vnvme_dev *dev, void __user *argp)
 	worker = vnvme_worker_create(dev);
 	if (IS_ERR(worker))
 		return PTR_ERR(worker);
-	down_write(&dev->io_lock);
 	worker->id = dev->nr_workers;
-	dev->workers[dev->nr_workers++] = worker;
-	up_write(&dev->io_lock);
+	dev->workers[worker->id] = worker;
+	/* The entry before the count: vnvme_wake_all() reads them anywhere */
+	smp_store_release(&dev->nr_workers, worker->id + 1);
 	arg.id = worker->id;
 	/* The worker stays until the owner goes, like the queues it serves. */
 	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
@@ -1206,9 +1374,7 @@ static long vnvme_set_poll(struct vnvme_dev *dev, void __user *argp)
 		return -EINVAL;
 	if (!(dev->features & VHOST_NVME_F_POLL))
 		return -EOPNOTSUPP;
-	down_write(&dev->io_lock);
 	WRITE_ONCE(dev->poll_ns, (u64)arg.poll_us * NSEC_PER_USEC);
-	up_write(&dev->io_lock);
 	vnvme_wake_all(dev);
 	return 0;
 }
@@ -1218,7 +1384,7 @@ static long vnvme_set_irq_coalescing(struct vnvme_dev *dev, void __user *argp)
 	struct vhost_nvme_irq_coalescing arg;
 	struct vnvme_cq *cq;
 	unsigned int qid;
-	long ret = 0;
+	int ret;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
@@ -1232,29 +1398,29 @@ static long vnvme_set_irq_coalescing(struct vnvme_dev *dev, void __user *argp)
 		return -EOPNOTSUPP;
 	qid = array_index_nospec(arg.qid, dev->max_qid + 1);
 
-	down_write(&dev->io_lock);
 	cq = dev->cq[qid];
-	if (cq) {
-		cq->coal_thr = arg.threshold;
-		cq->coal_ns = (u64)arg.time_us * NSEC_PER_USEC;
-		if (cq->pending && cq->coal_ns)
-			cq->first_pending = ktime_get();
-	} else {
-		ret = -ENOENT;
-	}
-	up_write(&dev->io_lock);
-	if (cq)
-		vnvme_wake(cq->worker);
-	return ret;
+	if (!cq)
+		return -ENOENT;
+	/* Waits for a pass of this CQ's worker at most, killably */
+	ret = vnvme_worker_lock(cq->worker, VNVME_WAIT_KILLABLE);
+	if (ret)
+		return ret;
+	cq->coal_thr = arg.threshold;
+	cq->coal_ns = (u64)arg.time_us * NSEC_PER_USEC;
+	if (cq->pending && cq->coal_ns)
+		cq->first_pending = ktime_get();
+	mutex_unlock(&cq->worker->lock);
+	vnvme_wake(cq->worker);
+	return 0;
 }
 
 /* Limits as after open(): the module's, no command limits. */
 static void vnvme_limits_init(struct vnvme_dev *dev)
 {
-	dev->bounce_max = (u64)READ_ONCE(max_bounce_kb) * SZ_1K;
-	dev->wzsl_bytes = 0;
-	dev->dmrl = 0;
-	dev->dmrsl = 0;
+	WRITE_ONCE(dev->bounce_max, (u64)READ_ONCE(max_bounce_kb) * SZ_1K);
+	WRITE_ONCE(dev->wzsl_bytes, 0);
+	WRITE_ONCE(dev->dmrl, 0);
+	WRITE_ONCE(dev->dmrsl, 0);
 }
 
 static long vnvme_set_limits(struct vnvme_dev *dev, void __user *argp)
@@ -1280,14 +1446,14 @@ static long vnvme_set_limits(struct vnvme_dev *dev, void __user *argp)
 	if (arg.wzsl > 31 || arg.dmrl > VNVME_MAX_DSM_RANGES)
 		return -EINVAL;
 
-	down_write(&dev->io_lock);
+	/* Each takes effect for the commands fetched after it */
 	if (arg.bounce_bytes)
-		dev->bounce_max = arg.bounce_bytes;
-	dev->wzsl_bytes = arg.wzsl ? (u64)VNVME_PAGE_SIZE << arg.wzsl : 0;
-	dev->dmrl = arg.dmrl;
-	dev->dmrsl = arg.dmrsl;
+		WRITE_ONCE(dev->bounce_max, arg.bounce_bytes);
+	WRITE_ONCE(dev->wzsl_bytes,
+		   arg.wzsl ? (u64)VNVME_PAGE_SIZE << arg.wzsl : 0);
+	WRITE_ONCE(dev->dmrl, arg.dmrl);
+	WRITE_ONCE(dev->dmrsl, arg.dmrsl);
 	arg.bounce_bytes = dev->bounce_max;
-	up_write(&dev->io_lock);
 	/* Commands waiting for bounce memory may fit now. */
 	vnvme_wake_all(dev);
 
@@ -1320,24 +1486,10 @@ static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 			return ret;
 	}
 	vnvme_reap_detached(dev, true);
-	/*
-	 * A worker may still be running passes (polling) that read these
-	 * tables under io_lock: empty them with it held for write.
-	 */
-	down_write(&dev->io_lock);
-	for (i = 1; i <= dev->max_qid; i++) {
-		if (dev->cq[i]) {
-			vnvme_cq_free(dev->cq[i]);
-			dev->cq[i] = NULL;
-		}
-	}
-	for (i = 1; i <= VNVME_MAX_NSID; i++) {
-		if (dev->ns[i]) {
-			vnvme_ns_free(dev->ns[i]);
-			dev->ns[i] = NULL;
-		}
-	}
-	up_write(&dev->io_lock);
+	/* The CQs go with the workers below; their kicks stop now. */
+	for (i = 1; i <= dev->max_qid; i++)
+		if (dev->cq[i])
+			vnvme_kick_stop(&dev->cq[i]->kick);
 	/* Nothing is in flight: the helper has no work left but returning. */
 	if (dev->helper) {
 		kthread_destroy_worker(dev->helper);
@@ -1354,20 +1506,35 @@ static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 		dev->workers[i] = NULL;
 	}
 	dev->nr_workers = 0;
+	/* No pass runs any more: what passes read goes without waiting. */
+	for (i = 1; i <= dev->max_qid; i++) {
+		if (dev->cq[i]) {
+			vnvme_cq_free(dev->cq[i]);
+			dev->cq[i] = NULL;
+		}
+	}
+	for (i = 1; i <= VNVME_MAX_NSID; i++) {
+		struct vnvme_ns *ns = rcu_dereference_protected(dev->ns[i],
+					lockdep_is_held(&dev->mutex));
+
+		if (ns) {
+			RCU_INIT_POINTER(dev->ns[i], NULL);
+			vnvme_ns_free(ns);
+		}
+	}
 	WARN_ON_ONCE(atomic_long_read(&dev->bounce_used));
 	mem_cgroup_put(dev->memcg);
 	dev->memcg = NULL;
 	mmput(dev->mm);
 	dev->mm = NULL;
 
-	vnvme_mem_free(dev->mem);
-	dev->mem = &vnvme_no_mem;
+	vnvme_mem_free(vnvme_ctl_mem(dev));
+	RCU_INIT_POINTER(dev->mem, &vnvme_no_mem);
 	dev->features = 0;
 	dev->db_mode = 0;
 	dev->db_gpa = 0;
 	dev->ei_gpa = 0;
-	dev->dbs = NULL;
-	dev->eis = NULL;
+	dev->vmm_dbs = NULL;
 	dev->quiesced = false;
 	dev->poll_ns = 0;
 	vnvme_limits_init(dev);
@@ -1381,14 +1548,17 @@ static int vnvme_open(struct inode *inode, struct file *f)
 	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
 	if (!dev)
 		return -ENOMEM;
+	if (init_srcu_struct(&dev->srcu)) {
+		kfree(dev);
+		return -ENOMEM;
+	}
 	mutex_init(&dev->mutex);
-	init_rwsem(&dev->io_lock);
 	init_waitqueue_head(&dev->wq);
 	INIT_LIST_HEAD(&dev->detached);
 	atomic_set(&dev->inflight, 0);
 	dev->max_qid = READ_ONCE(max_io_queues);
 	dev->max_regions = READ_ONCE(max_mem_regions);
-	dev->mem = &vnvme_no_mem;
+	RCU_INIT_POINTER(dev->mem, &vnvme_no_mem);
 	atomic_long_set(&dev->bounce_used, 0);
 	vnvme_limits_init(dev);
 	dev->sq = kcalloc(dev->max_qid + 1, sizeof(*dev->sq),
@@ -1403,6 +1573,7 @@ static int vnvme_open(struct inode *inode, struct file *f)
 out_free:
 	kfree(dev->cq);
 	kfree(dev->sq);
+	cleanup_srcu_struct(&dev->srcu);
 	kfree(dev);
 	return -ENOMEM;
 }
@@ -1412,6 +1583,10 @@ static struct workqueue_struct *vnvme_wq;
 
 static void vnvme_free(struct vnvme_dev *dev)
 {
+	/* What was retired after a grace period (tables, eventfds) goes. */
+	srcu_barrier(&dev->srcu);
+	cleanup_srcu_struct(&dev->srcu);
+	mutex_destroy(&dev->mutex);
 	kfree(dev->cq);
 	kfree(dev->sq);
 	kfree(dev);

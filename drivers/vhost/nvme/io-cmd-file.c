@@ -137,7 +137,8 @@ static void vnvme_file_work(struct kthread_work *work)
 static void vnvme_queue_file_work(struct vnvme_cmd *cmd)
 {
 	kthread_init_work(&cmd->work, vnvme_file_work);
-	kthread_queue_work(cmd->sq->dev->helper, &cmd->work);
+	/* Set before the first file namespace was published */
+	kthread_queue_work(READ_ONCE(cmd->sq->dev->helper), &cmd->work);
 }
 
 /**

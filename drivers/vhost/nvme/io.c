@@ -89,7 +89,7 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 	void __user *p;
 	u32 last;
 
-	lockdep_assert_held_read(&sq->dev->io_lock);
+	vnvme_assert_pass(sq->worker);
 	if (cq->broken)
 		return;
 	cqe[0] = 0;	/* command specific result */
@@ -148,7 +148,7 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 {
 	struct vnvme_sq *sq = cmd->sq;
 
-	lockdep_assert_held_read(&dev->io_lock);
+	vnvme_assert_pass(sq->worker);
 	sq->cq->reserved--;
 	cmd->next_free = sq->free;
 	sq->free = cmd - sq->cmds;
@@ -161,8 +161,11 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 			wake_up_all(&dev->wq);
 	}
 	if (atomic_dec_and_test(&dev->inflight)) {
-		if (dev->quiesced && dev->quiesce_efd)
-			vnvme_eventfd_signal(dev->quiesce_efd);
+		/* Put after a grace period: this pass may signal it. */
+		struct eventfd_ctx *efd = READ_ONCE(dev->quiesce_efd);
+
+		if (READ_ONCE(dev->quiesced) && efd)
+			vnvme_eventfd_signal(efd);
 		wake_up_all(&dev->wq);
 	}
 }
@@ -188,7 +191,7 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 
 /**
  * vnvme_reap - post everything the backend finished
- * @worker: the worker, holding io_lock for read
+ * @worker: the worker, in a pass
  *
  * Return: true if there was anything.
  */
@@ -198,7 +201,7 @@ bool vnvme_reap(struct vnvme_worker *worker)
 	struct vnvme_dev *dev = worker->dev;
 	struct vnvme_cmd *cmd, *tmp;
 
-	lockdep_assert_held_read(&dev->io_lock);
+	vnvme_assert_pass(worker);
 	list = llist_reverse_order(list);
 	llist_for_each_entry_safe(cmd, tmp, list, lnode) {
 		if (cmd->flags & VNVME_CMD_RESUBMIT)
@@ -245,7 +248,9 @@ static u16 vnvme_get_ns(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 	if (!nsid || nsid > VNVME_MAX_NSID)
 		return NVME_SC_INVALID_NS | NVME_SC_DNR;
-	ns = dev->ns[array_index_nospec(nsid, VNVME_MAX_NSID + 1)];
+	ns = srcu_dereference(dev->ns[array_index_nospec(nsid, VNVME_MAX_NSID + 1)],
+			      &dev->srcu);
+	/* The table's reference goes only after a grace period. */
 	if (!ns)
 		return NVME_SC_INVALID_NS | NVME_SC_DNR;
 	kref_get(&ns->ref);
@@ -305,13 +310,14 @@ static u16 vnvme_exec_write_zeroes(struct vnvme_dev *dev,
 	u16 control = le16_to_cpu(wz->control);
 	u64 slba = le64_to_cpu(wz->slba);
 	u32 nlb = le16_to_cpu(wz->length) + 1;
+	u64 wzsl = READ_ONCE(dev->wzsl_bytes);
 	struct vnvme_ns *ns = cmd->ns;
 	u16 status;
 
 	if (control & ~VNVME_WZ_CONTROL_OK)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 	/* Beyond the WZSL the VMM advertises */
-	if (dev->wzsl_bytes && ((u64)nlb << ns->lba_shift) > dev->wzsl_bytes)
+	if (wzsl && ((u64)nlb << ns->lba_shift) > wzsl)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 	status = vnvme_check_range(ns, slba, nlb);
 	if (status)
@@ -332,13 +338,15 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	/* The first scratch page may hold SGL segments while mapping. */
 	struct nvme_dsm_range *range = cmd->sq->worker->scratch +
 				       VNVME_PAGE_SIZE;
+	u32 dmrl = READ_ONCE(dev->dmrl);
+	u64 dmrsl = READ_ONCE(dev->dmrsl);
 	struct vnvme_ns *ns = cmd->ns;
 	u16 status;
 
 	if (le32_to_cpu(dsm->nr) & ~0xffU)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 	/* Beyond the DMRL the VMM advertises */
-	if (dev->dmrl && nr > dev->dmrl)
+	if (dmrl && nr > dmrl)
 		return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 	if (!(le32_to_cpu(dsm->attributes) & NVME_DSMGMT_AD))
 		return NVME_SC_SUCCESS;	/* hints only */
@@ -350,7 +358,7 @@ static u16 vnvme_exec_dsm(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 		return status;
 	for (i = 0; i < nr; i++) {
 		/* Beyond the DMRSL the VMM advertises */
-		if (dev->dmrsl && le32_to_cpu(range[i].nlb) > dev->dmrsl)
+		if (dmrsl && le32_to_cpu(range[i].nlb) > dmrsl)
 			return NVME_SC_INVALID_FIELD | NVME_SC_DNR;
 		status = vnvme_check_range(ns, le64_to_cpu(range[i].slba),
 					   le32_to_cpu(range[i].nlb));
@@ -373,7 +381,7 @@ static u16 vnvme_check_flags(struct vnvme_dev *dev, u8 flags)
 	case 0:
 		return 0;
 	case NVME_CMD_SGL_METABUF:
-		if (dev->features & VHOST_NVME_F_SGL)
+		if (READ_ONCE(dev->features) & VHOST_NVME_F_SGL)
 			return 0;
 		fallthrough;
 	default:
@@ -392,11 +400,11 @@ static u16 vnvme_exec(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	case nvme_cmd_read:
 		break;
 	case nvme_cmd_write_zeroes:
-		if (!(dev->features & VHOST_NVME_F_WRITE_ZEROES))
+		if (!(READ_ONCE(dev->features) & VHOST_NVME_F_WRITE_ZEROES))
 			return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
 		break;
 	case nvme_cmd_dsm:
-		if (!(dev->features & VHOST_NVME_F_DSM))
+		if (!(READ_ONCE(dev->features) & VHOST_NVME_F_DSM))
 			return NVME_SC_INVALID_OPCODE | NVME_SC_DNR;
 		break;
 	default:
@@ -429,27 +437,29 @@ static u16 vnvme_exec(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 /* ---------------------------------------------------------------------- */
 /* Doorbells and queues */
 
-static bool vnvme_read_db(struct vnvme_dev *dev, unsigned int idx, u32 *val)
+static bool vnvme_read_db(struct vnvme_worker *worker, unsigned int idx,
+			  u32 *val)
 {
 	__le32 v;
 
-	if (!dev->dbs || get_user(v, dev->dbs + idx))
+	if (!worker->dbs || get_user(v, worker->dbs + idx))
 		return false;
 	*val = le32_to_cpu(v);
 	return true;
 }
 
-static void vnvme_write_ei(struct vnvme_dev *dev, unsigned int idx, u16 val)
+static void vnvme_write_ei(struct vnvme_worker *worker, unsigned int idx,
+			   u16 val)
 {
-	if (dev->eis && put_user(cpu_to_le32(val), dev->eis + idx))
+	if (worker->eis && put_user(cpu_to_le32(val), worker->eis + idx))
 		vnvme_guest_err("vhost-nvme: EventIdx buffer not writable\n");
 }
 
-static void vnvme_sq_refresh(struct vnvme_dev *dev, struct vnvme_sq *sq)
+static void vnvme_sq_refresh(struct vnvme_sq *sq)
 {
 	u32 tail;
 
-	if (!vnvme_read_db(dev, 2 * sq->qid, &tail))
+	if (!vnvme_read_db(sq->worker, 2 * sq->qid, &tail))
 		return;
 	if (tail >= sq->size) {
 		if (tail != sq->tail)
@@ -461,11 +471,12 @@ static void vnvme_sq_refresh(struct vnvme_dev *dev, struct vnvme_sq *sq)
 	smp_rmb();
 }
 
-static void vnvme_cq_refresh(struct vnvme_dev *dev, struct vnvme_cq *cq)
+static void vnvme_cq_refresh(struct vnvme_cq *cq)
 {
 	u32 head;
 
-	if (!vnvme_read_db(dev, 2 * cq->qid + 1, &head) || head == cq->head)
+	if (!vnvme_read_db(cq->worker, 2 * cq->qid + 1, &head) ||
+	    head == cq->head)
 		return;
 	if (!vnvme_cq_head_valid(cq->head, head, cq->tail, cq->size)) {
 		cq->bad_db++;
@@ -480,16 +491,16 @@ static u32 vnvme_cq_room(struct vnvme_cq *cq)
 }
 
 /* Reserve a CQ entry for a command about to be fetched. */
-static bool vnvme_cq_reserve(struct vnvme_dev *dev, struct vnvme_cq *cq)
+static bool vnvme_cq_reserve(struct vnvme_cq *cq)
 {
 	if (!vnvme_cq_room(cq)) {
-		vnvme_cq_refresh(dev, cq);
-		if (!vnvme_cq_room(cq) && dev->eis) {
+		vnvme_cq_refresh(cq);
+		if (!vnvme_cq_room(cq) && cq->worker->eis) {
 			/* Ask for a doorbell on the next head update. */
-			vnvme_write_ei(dev, 2 * cq->qid + 1, cq->head);
+			vnvme_write_ei(cq->worker, 2 * cq->qid + 1, cq->head);
 			/* EventIdx store before head reload; see fetch_sq. */
 			smp_mb();
-			vnvme_cq_refresh(dev, cq);
+			vnvme_cq_refresh(cq);
 		}
 		if (!vnvme_cq_room(cq)) {
 			cq->full = true;
@@ -522,13 +533,14 @@ static void vnvme_unfetch(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 				   unsigned int budget, bool *more)
 {
+	struct vnvme_worker *worker = sq->worker;
 	struct vnvme_cq *cq = sq->cq;
-	bool polling = sq->worker->polling;
+	bool polling = worker->polling;
 	unsigned int n = 0;
 
 	if (sq->deleting || sq->broken || cq->broken)
 		return 0;
-	vnvme_sq_refresh(dev, sq);
+	vnvme_sq_refresh(sq);
 	for (;;) {
 		while (sq->head != sq->tail) {
 			struct vnvme_cmd *cmd;
@@ -538,7 +550,7 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 				*more = true;
 				return n;
 			}
-			if (sq->free < 0 || !vnvme_cq_reserve(dev, cq))
+			if (sq->free < 0 || !vnvme_cq_reserve(cq))
 				return n;
 			cmd = &sq->cmds[sq->free];
 			if (copy_from_user(&cmd->sqe, sq->ring + (size_t)sq->head *
@@ -566,7 +578,7 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 				vnvme_finish(dev, cmd, status);
 		}
 		/* While polling nobody needs the guest to ring. */
-		if (!dev->eis || polling)
+		if (!worker->eis || polling)
 			break;
 		/*
 		 * Drained: the guest must ring the doorbell for the next entry.
@@ -574,10 +586,10 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 		 * pairing with the guest's barrier between its shadow tail
 		 * store and its EventIdx load.
 		 */
-		vnvme_write_ei(dev, 2 * sq->qid, sq->head);
+		vnvme_write_ei(worker, 2 * sq->qid, sq->head);
 		/* Pairs with the guest's mb in nvme_dbbuf_update_and_check_event(). */
 		smp_mb();
-		vnvme_sq_refresh(dev, sq);
+		vnvme_sq_refresh(sq);
 		if (sq->head == sq->tail)
 			break;
 	}
@@ -596,9 +608,9 @@ static void vnvme_abort_sq(struct vnvme_dev *dev, struct vnvme_sq *sq)
 {
 	struct vnvme_cq *cq = sq->cq;
 
-	if (!sq->broken && !cq->broken && dev->dbs) {
-		vnvme_sq_refresh(dev, sq);
-		while (sq->head != sq->tail && vnvme_cq_reserve(dev, cq)) {
+	if (!sq->broken && !cq->broken && sq->worker->dbs) {
+		vnvme_sq_refresh(sq);
+		while (sq->head != sq->tail && vnvme_cq_reserve(cq)) {
 			u16 __user *cid = sq->ring + (size_t)sq->head *
 					  VNVME_SQE_SIZE +
 					  offsetof(struct nvme_common_command,
@@ -625,27 +637,23 @@ static void vnvme_abort_sq(struct vnvme_dev *dev, struct vnvme_sq *sq)
 
 /**
  * vnvme_abort_all - abort the unfetched entries of the SQs being deleted
- * @worker: the worker serving them, holding io_lock for read
+ * @worker: the worker serving them, in a pass
  */
 void vnvme_abort_all(struct vnvme_worker *worker)
 {
 	struct vnvme_dev *dev = worker->dev;
-	unsigned int qid;
+	struct vnvme_sq *sq;
 
-	lockdep_assert_held_read(&dev->io_lock);
+	vnvme_assert_pass(worker);
 	worker->abort = false;
-	for (qid = 1; qid <= dev->max_qid; qid++) {
-		struct vnvme_sq *sq = dev->sq[qid];
-
-		if (sq && sq->worker == worker && sq->deleting &&
-		    !sq->abort_done)
+	list_for_each_entry(sq, &worker->sqs, node)
+		if (sq->deleting && !sq->abort_done)
 			vnvme_abort_sq(dev, sq);
-	}
 }
 
 /**
  * vnvme_fetch_all - fetch and start commands of the worker's SQs
- * @worker: the worker, holding io_lock for read
+ * @worker: the worker, in a pass
  * @n: set to how many were fetched
  *
  * Starts with the SQ after the last one the previous pass left at its
@@ -656,20 +664,17 @@ void vnvme_abort_all(struct vnvme_worker *worker)
 bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n)
 {
 	struct vnvme_dev *dev = worker->dev;
-	unsigned int total = 0, i, qid;
+	unsigned int total = 0;
+	struct vnvme_sq *sq;
 	bool more = false;
 
-	lockdep_assert_held_read(&dev->io_lock);
-	for (i = 0; i < dev->max_qid; i++) {
-		struct vnvme_sq *sq;
-
-		qid = (worker->rr + i) % dev->max_qid + 1;
-		sq = dev->sq[qid];
-		if (!sq || sq->worker != worker)
-			continue;
+	vnvme_assert_pass(worker);
+	list_for_each_entry(sq, &worker->sqs, node) {
 		total += vnvme_fetch_sq(dev, sq, VNVME_SQ_BURST, &more);
 		if (total >= VNVME_PASS_WEIGHT) {
-			worker->rr = qid % dev->max_qid;
+			/* The next pass starts with the SQ after this one. */
+			list_rotate_to_front(&sq->node, &worker->sqs);
+			list_rotate_left(&worker->sqs);
 			more = true;
 			break;
 		}

@@ -110,9 +110,9 @@ static u16 vnvme_map_flush_run(struct vnvme_map *m)
  */
 u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len)
 {
-	const struct vnvme_memtable *mem = m->dev->mem;
+	const struct vnvme_memtable *mem = vnvme_pass_mem(m->dev);
 
-	lockdep_assert_held(&m->dev->io_lock);
+	vnvme_assert_pass(m->cmd->sq->worker);
 
 	/* A range that wraps past the top of the address space is bogus. */
 	if (gpa + len - 1 < gpa)
@@ -163,7 +163,7 @@ u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len)
  */
 u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len)
 {
-	void __user *p = vnvme_gpa_to_uaddr(m->dev->mem, gpa, len);
+	void __user *p = vnvme_gpa_to_uaddr(vnvme_pass_mem(m->dev), gpa, len);
 
 	if (!p || copy_from_user(buf, p, len)) {
 		vnvme_guest_err("vhost-nvme: list at %#llx not readable\n", gpa);
@@ -245,7 +245,8 @@ static long vnvme_bounce_cost(unsigned int nr)
  */
 u16 vnvme_charge(struct vnvme_dev *dev, struct vnvme_cmd *cmd, long cost)
 {
-	if (atomic_long_add_return(cost, &dev->bounce_used) > dev->bounce_max &&
+	if (atomic_long_add_return(cost, &dev->bounce_used) >
+	    READ_ONCE(dev->bounce_max) &&
 	    atomic_long_read(&dev->bounce_used) != cost) {
 		atomic_long_sub(cost, &dev->bounce_used);
 		WRITE_ONCE(dev->bounce_wait, true);
@@ -386,7 +387,7 @@ void vnvme_release_data(struct vnvme_cmd *cmd)
  * @write: the device writes guest memory (a Read command)
  * @copy: if set, copy the data there (DSM ranges) rather than pin it
  *
- * Worker, io_lock held for read.
+ * Worker, in a pass.
  *
  * Return: 0 or an NVMe status.
  */
@@ -402,7 +403,7 @@ u16 vnvme_map_data(struct vnvme_dev *dev, struct vnvme_cmd *cmd, u32 len,
 	};
 	u16 status;
 
-	lockdep_assert_held_read(&dev->io_lock);
+	vnvme_assert_pass(cmd->sq->worker);
 	switch (c->flags & NVME_CMD_SGL_ALL) {
 	case 0:
 		status = vnvme_walk_prp(&m, le64_to_cpu(c->dptr.prp1),

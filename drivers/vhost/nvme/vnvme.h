@@ -2,17 +2,27 @@
 /*
  * vhost-nvme internal definitions.
  *
- * Locking (order: dev->mutex, then dev->io_lock):
+ * Locking (order: dev->mutex, then worker->lock, then dev->srcu's read side):
  * - dev->mutex serializes the control ioctls, owner changes and release.
- * - dev->io_lock is an rw_semaphore.  Each worker holds it for read for a
- *   whole processing pass; every ioctl that changes what workers read (the
- *   memory table, the namespace table, the queue tables, the doorbell
- *   buffers, the features, the quiesce flag, polling and coalescing) holds
- *   it for write.  Fields marked "io_lock" are written only under the write
- *   lock.  Fields marked "worker" belong to the worker serving the queue:
- *   it changes them under the read lock, everyone else reads or writes them
- *   under the write lock.  A CQ and every SQ posting to it are served by one
- *   worker, so no queue state is shared between workers.
+ *   The control plane's tables (dev->sq, dev->cq, dev->workers) and its
+ *   copies of the configuration are written only under it.
+ * - A worker runs each processing pass holding its own worker->lock and
+ *   inside an SRCU read side section of dev->srcu.  No pass ever waits for
+ *   another worker, nor for an ioctl that does not concern it.
+ * - What a worker's queues hold (fields marked "worker") and the worker's
+ *   lists of them are changed by the worker in its passes and by others
+ *   only under worker->lock: an ioctl on a queue waits at most for a pass
+ *   of the worker serving it, never stops another worker, and takes one
+ *   worker lock at a time.  A CQ and every SQ posting to it are served by
+ *   one worker, so no queue state is shared between workers.
+ * - What every worker reads is published for SRCU (fields marked "srcu"):
+ *   the memory table and the namespace table are replaced with
+ *   rcu_assign_pointer() and the old ones freed after a grace period;
+ *   scalars (features, limits, the polling budget, the quiesce flag) are
+ *   written with WRITE_ONCE() and read once per use.  An ioctl that must
+ *   know no pass still uses what it replaced waits for a grace period,
+ *   killably (vnvme_sync()): it waits for the passes that were running,
+ *   which a VMM or a backend may hold up, while every other pass goes on.
  * - Completed commands travel from bio/kiocb completion (any context) to
  *   their worker over the lock-free llist worker->done; nothing else is
  *   touched in completion context.
@@ -27,7 +37,7 @@
 #include <linux/kref.h>
 #include <linux/llist.h>
 #include <linux/mutex.h>
-#include <linux/rwsem.h>
+#include <linux/srcu.h>
 #include <linux/hrtimer.h>
 #include <linux/nvme.h>
 #include <linux/poll.h>
@@ -102,10 +112,14 @@ struct vnvme_region {
 
 /**
  * struct vnvme_memtable - guest memory table, sorted by @gpa
+ * @gen: generation: each table a device gets has a higher one (0: none)
+ * @rcu: freed after an SRCU grace period of the device
  * @nr: number of regions
  * @r: the regions
  */
 struct vnvme_memtable {
+	u64 gen;
+	struct rcu_head rcu;
 	unsigned int nr;
 	struct vnvme_region r[];
 };
@@ -142,6 +156,7 @@ struct vnvme_kick {
  * @no_write_zeroes: the block device refused REQ_OP_WRITE_ZEROES once:
  *		     write zero pages instead (read and written locklessly)
  * @node: on dev->detached after an interrupted detach (dev->mutex)
+ * @rcu: drops the table's reference after an SRCU grace period
  */
 struct vnvme_ns {
 	struct kref ref;
@@ -155,6 +170,7 @@ struct vnvme_ns {
 	u64 nsze;
 	bool no_write_zeroes;
 	struct list_head node;
+	struct rcu_head rcu;
 };
 
 #define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */
@@ -237,11 +253,13 @@ struct vnvme_cmd {
  * @full: fetching is held back until the guest frees entries
  * @broken: the ring became inaccessible: nothing more is posted
  * @gpa: guest address of the ring
- * @ring: the ring in the owner's address space
+ * @ring: the ring in the owner's address space, in the memory table of
+ *	  @worker->mem_gen
+ * @node: on @worker's list of CQs
  * @irq: eventfd signalled for interrupts, or NULL
  * @kick: eventfd signalled on head doorbell writes (optional)
  * @err: eventfd signalled when @broken is set, or NULL
- * @nr_sqs: submission queues posting here
+ * @nr_sqs: submission queues posting here (dev->mutex)
  * @reserved: commands fetched for this CQ but not yet posted
  * @posted: entries posted
  * @bad_db: invalid head doorbell values ignored
@@ -263,6 +281,7 @@ struct vnvme_cq {
 	bool broken;
 	u64 gpa;
 	void __user *ring;
+	struct list_head node;
 	struct eventfd_ctx *irq;
 	struct vnvme_kick kick;
 	struct eventfd_ctx *err;
@@ -287,17 +306,18 @@ struct vnvme_cq {
  * @cq: completion queue it posts to
  * @worker: @cq's worker
  * @gpa: guest address of the ring
- * @ring: the ring in the owner's address space
+ * @ring: the ring in the owner's address space, in the memory table of
+ *	  @worker->mem_gen
+ * @node: on @worker's list of SQs
  * @kick: the tail doorbell's eventfd
  * @err: eventfd signalled when @broken is set, or NULL
  * @drain: eventfd signalled when a delete's drain finished, or NULL
- *	   (io_lock)
  * @cmds: @size command slots
  * @pool: page and bvec arrays of the slots
  * @free: first free slot, -1 if none
  * @inflight: commands fetched and not yet posted (read locklessly by
  *	      waiters in delete)
- * @deleting: no longer fetched: being deleted (io_lock)
+ * @deleting: no longer fetched: being deleted
  * @abort_done: being deleted, and the unfetched entries were aborted or
  *		dropped: deleted once @inflight is zero (worker; read
  *		locklessly by waiters in delete)
@@ -318,6 +338,7 @@ struct vnvme_sq {
 	struct vnvme_worker *worker;
 	u64 gpa;
 	void __user *ring;
+	struct list_head node;
 	struct vnvme_kick kick;
 	struct eventfd_ctx *err;
 	struct eventfd_ctx *drain;
@@ -336,15 +357,28 @@ struct vnvme_sq {
 };
 
 #define VNVME_KICKED	0	/* worker->flags: the worker has work */
+/* worker->mem_gen of no memory table: point everything again */
+#define VNVME_GEN_STALE	U64_MAX
 
 /**
  * struct vnvme_worker - a worker thread and what only it touches
  * @dev: the device
  * @task: the thread
  * @id: index in dev->workers
+ * @lock: held for a pass, and by whoever changes the worker's queues or
+ *	  the fields marked "lock"
+ * @sqs: the SQs it serves, the next pass starting with the first (lock)
+ * @cqs: the CQs it serves (lock)
+ * @mem_gen: generation of the memory table its queues' rings and @dbs and
+ *	     @eis point into; VNVME_GEN_STALE to recompute them (lock)
+ * @db_mode: doorbell mode, as dev->db_mode (lock)
+ * @db_gpa: shadow doorbell buffer guest address (lock)
+ * @ei_gpa: EventIdx buffer guest address (lock)
+ * @vmm_dbs: the VMM's doorbell page (VHOST_NVME_DB_VMM) (lock)
+ * @dbs: doorbell values in the owner's address space, or NULL (lock)
+ * @eis: EventIdx values in the owner's address space, or NULL (lock)
  * @flags: VNVME_KICKED
  * @done: commands finished by the backend, for the worker to post
- * @rr: submission queue the next pass starts with (worker)
  * @polling: the worker is polling: EventIdx is left alone (worker)
  * @last_work: when a pass last found work (worker)
  * @poll_budget_ns: the dev->poll_ns that @poll_win_ns was adapted to (worker)
@@ -354,8 +388,7 @@ struct vnvme_sq {
  * @frozen: a write was put back in its SQ: its file system is frozen
  *	    (worker)
  * @abort: one of its SQs is being deleted and has entries to abort
- *	   (io_lock: set under the write lock, cleared by the worker under
- *	   the read lock)
+ *	   (lock)
  * @coal_timer: wakes the worker when a coalesced interrupt is due, a full
  *		CQ is to be looked at again, or a frozen file system
  * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
@@ -364,9 +397,18 @@ struct vnvme_worker {
 	struct vnvme_dev *dev;
 	struct task_struct *task;
 	unsigned int id;
+	struct mutex lock;	/* see the top of this file */
+	struct list_head sqs;
+	struct list_head cqs;
+	u64 mem_gen;
+	u32 db_mode;
+	u64 db_gpa;
+	u64 ei_gpa;
+	__le32 __user *vmm_dbs;
+	__le32 __user *dbs;
+	__le32 __user *eis;
 	unsigned long flags;
 	struct llist_head done;
-	unsigned int rr;
 	bool polling;
 	ktime_t last_work;
 	u64 poll_budget_ns;
@@ -381,49 +423,50 @@ struct vnvme_worker {
 /**
  * struct vnvme_dev - one open /dev/vhost-nvme: one controller's I/O queues
  * @mutex: serializes ioctls and release
- * @io_lock: see the locking comment at the top of this file
+ * @srcu: what workers read across a pass (see the top of this file)
  * @mm: owner's address space (mmget), NULL until VHOST_SET_OWNER (@mutex)
- * @workers: the worker threads; [0] exists while there is an owner (@mutex
- *	     and io_lock)
- * @nr_workers: entries used in @workers (@mutex and io_lock)
+ * @workers: the worker threads; [0] exists while there is an owner (@mutex;
+ *	     entries below @nr_workers are read in any context)
+ * @nr_workers: entries used in @workers (@mutex; stored with release)
  * @helper: runs the file operations that block (fsync, fallocate) for the
  *	    workers; created with the first file namespace, in the owner's
- *	    cgroups (@mutex and io_lock)
- * @wq: waiters for @inflight or a queue's inflight to drop to zero
+ *	    cgroups (@mutex; set before a file namespace is published)
+ * @wq: waiters for @inflight or a queue's inflight to drop to zero, or for
+ *	an SRCU grace period
  * @detached: namespaces whose detach was interrupted by a fatal signal,
  *	      freed once their commands are done (@mutex)
  * @max_qid: highest I/O queue identifier (module parameter at open)
  * @max_regions: largest memory table (module parameter at open)
- * @mem: memory table (io_lock; never NULL)
- * @ns: namespaces, by nsid (io_lock)
- * @sq: submission queues, by qid (io_lock)
- * @cq: completion queues, by qid (io_lock)
- * @features: negotiated VHOST_NVME_F_* (io_lock)
- * @db_mode: 0 (none yet), VHOST_NVME_DB_VMM or VHOST_NVME_DB_SHADOW
- *	     (io_lock)
- * @db_gpa: shadow doorbell buffer guest address (io_lock)
- * @ei_gpa: EventIdx buffer guest address (io_lock)
- * @dbs: doorbell values in the owner's address space (io_lock)
- * @eis: EventIdx values in the owner's address space, or NULL (io_lock)
- * @quiesced: nothing is fetched (io_lock)
+ * @mem: memory table (srcu; never NULL)
+ * @mem_gen: generation of the last memory table (@mutex)
+ * @ns: namespaces, by nsid (srcu)
+ * @sq: submission queues, by qid (@mutex)
+ * @cq: completion queues, by qid (@mutex)
+ * @features: negotiated VHOST_NVME_F_* (srcu)
+ * @db_mode: 0 (none yet), VHOST_NVME_DB_VMM or VHOST_NVME_DB_SHADOW; each
+ *	     worker has its copy (@mutex)
+ * @db_gpa: shadow doorbell buffer guest address (@mutex)
+ * @ei_gpa: EventIdx buffer guest address (@mutex)
+ * @vmm_dbs: the VMM's doorbell page in VHOST_NVME_DB_VMM mode (@mutex)
+ * @quiesced: nothing is fetched (srcu)
  * @quiesce_efd: eventfd of an asynchronous QUIESCE, signalled when
- *		 @inflight drops to zero while @quiesced (io_lock)
- * @poll_ns: polling budget, 0 for none (io_lock)
+ *		 @inflight drops to zero while @quiesced (srcu)
+ * @poll_ns: polling budget, 0 for none (srcu)
  * @inflight: commands fetched and not yet posted, all workers
  * @memcg: the owner's memory cgroup, charged for what workers allocate
  *	   (@mutex)
- * @bounce_max: most bytes of bounce pages at once (io_lock)
+ * @bounce_max: most bytes of bounce pages at once (srcu)
  * @bounce_used: bytes of bounce pages allocated now
  * @bounce_wait: a command was left in its SQ for lack of bounce memory:
  *		 wake the workers when some is freed
- * @wzsl_bytes: largest Write Zeroes in bytes, 0 for no limit (io_lock)
- * @dmrl: most DSM ranges, 0 for 256 (io_lock)
- * @dmrsl: most logical blocks in one DSM range, 0 for no limit (io_lock)
+ * @wzsl_bytes: largest Write Zeroes in bytes, 0 for no limit (srcu)
+ * @dmrl: most DSM ranges, 0 for 256 (srcu)
+ * @dmrsl: most logical blocks in one DSM range, 0 for no limit (srcu)
  * @release_work: the rest of a release that could not wait for the backend
  */
 struct vnvme_dev {
 	struct mutex mutex;	/* see the top of this file */
-	struct rw_semaphore io_lock;
+	struct srcu_struct srcu;
 	struct mm_struct *mm;
 	struct vnvme_worker *workers[VNVME_MAX_WORKERS];
 	unsigned int nr_workers;
@@ -432,16 +475,16 @@ struct vnvme_dev {
 	struct list_head detached;
 	unsigned int max_qid;
 	unsigned int max_regions;
-	const struct vnvme_memtable *mem;
-	struct vnvme_ns *ns[VNVME_MAX_NSID + 1];
+	struct vnvme_memtable __rcu *mem;
+	u64 mem_gen;
+	struct vnvme_ns __rcu *ns[VNVME_MAX_NSID + 1];
 	struct vnvme_sq **sq;
 	struct vnvme_cq **cq;
 	u64 features;
 	u32 db_mode;
 	u64 db_gpa;
 	u64 ei_gpa;
-	__le32 __user *dbs;
-	__le32 __user *eis;
+	__le32 __user *vmm_dbs;
 	bool quiesced;
 	struct eventfd_ctx *quiesce_efd;
 	u64 poll_ns;
@@ -455,6 +498,23 @@ struct vnvme_dev {
 	u64 dmrsl;
 	struct work_struct release_work;
 };
+
+/*
+ * The data plane runs in a worker's pass: its lock held, inside an SRCU
+ * read side section of the device.
+ */
+static inline void vnvme_assert_pass(struct vnvme_worker *worker)
+{
+	lockdep_assert_held(&worker->lock);
+	RCU_LOCKDEP_WARN(!srcu_read_lock_held(&worker->dev->srcu),
+			 "vhost-nvme: data plane outside a pass");
+}
+
+/* The memory table a pass uses */
+static inline struct vnvme_memtable *vnvme_pass_mem(struct vnvme_dev *dev)
+{
+	return srcu_dereference(dev->mem, &dev->srcu);
+}
 
 /**
  * struct vnvme_map - state of mapping one command's data pointer
@@ -536,6 +596,8 @@ u16 vnvme_file_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 /* worker.c: the worker thread and the kicks that wake it */
 struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev);
 void vnvme_worker_destroy(struct vnvme_worker *worker);
+void vnvme_worker_remap(struct vnvme_worker *worker,
+			const struct vnvme_memtable *mem);
 void vnvme_wake(struct vnvme_worker *worker);
 void vnvme_wake_all(struct vnvme_dev *dev);
 void vnvme_kick_init(struct vnvme_kick *kick, struct vnvme_worker *worker);

@@ -23,21 +23,16 @@
  */
 static void vnvme_signal_cqs(struct vnvme_worker *worker)
 {
-	struct vnvme_dev *dev = worker->dev;
 	ktime_t now = 0, next = KTIME_MAX;
-	unsigned int qid;
+	struct vnvme_cq *cq;
 
-	lockdep_assert_held_read(&dev->io_lock);
+	vnvme_assert_pass(worker);
 	if (worker->frozen) {
 		worker->frozen = false;
 		now = ktime_get();
 		next = ktime_add_ns(now, VNVME_FROZEN_RECHECK_NS);
 	}
-	for (qid = 1; qid <= dev->max_qid; qid++) {
-		struct vnvme_cq *cq = dev->cq[qid];
-
-		if (!cq || cq->worker != worker)
-			continue;
+	list_for_each_entry(cq, &worker->cqs, node) {
 		if (cq->full && !cq->kick.ctx) {
 			if (!now)
 				now = ktime_get();
@@ -75,8 +70,11 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 	unsigned int fetched = 0;
 	struct blk_plug plug;
 	bool more = false;
+	int idx;
 
-	down_read(&dev->io_lock);
+	mutex_lock(&worker->lock);
+	idx = srcu_read_lock(&dev->srcu);
+	vnvme_worker_remap(worker, vnvme_pass_mem(dev));
 	if (!list_empty(&worker->polled))
 		vnvme_bdev_poll(worker);
 	*work = vnvme_reap(worker);
@@ -90,15 +88,59 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 	 */
 	if (*work)
 		vnvme_signal_cqs(worker);
-	if (!dev->quiesced && dev->dbs) {
+	if (!READ_ONCE(dev->quiesced) && worker->dbs) {
 		blk_start_plug(&plug);
 		more = vnvme_fetch_all(worker, &fetched);
 		blk_finish_plug(&plug);
 		*work |= vnvme_reap(worker) || fetched;
 	}
 	vnvme_signal_cqs(worker);
-	up_read(&dev->io_lock);
+	srcu_read_unlock(&dev->srcu, idx);
+	mutex_unlock(&worker->lock);
 	return more;
+}
+
+/**
+ * vnvme_worker_remap - point a worker's rings and doorbells into a table
+ * @worker: the worker, in a pass or with its lock held
+ * @mem: the memory table it is to use from now on
+ *
+ * Nothing to do if they point into @mem already.  SET_MEM_TABLE checked
+ * that @mem covers every ring and doorbell buffer; one it did not would
+ * fault and stop its queue.
+ */
+void vnvme_worker_remap(struct vnvme_worker *worker,
+			const struct vnvme_memtable *mem)
+{
+	struct vnvme_sq *sq;
+	struct vnvme_cq *cq;
+
+	lockdep_assert_held(&worker->lock);
+	if (worker->mem_gen == mem->gen)
+		return;
+	worker->mem_gen = mem->gen;
+	list_for_each_entry(sq, &worker->sqs, node)
+		sq->ring = vnvme_gpa_to_uaddr(mem, sq->gpa,
+					      (u64)sq->size * VNVME_SQE_SIZE);
+	list_for_each_entry(cq, &worker->cqs, node)
+		cq->ring = vnvme_gpa_to_uaddr(mem, cq->gpa,
+					      (u64)cq->size * VNVME_CQE_SIZE);
+	switch (worker->db_mode) {
+	case VHOST_NVME_DB_VMM:
+		worker->dbs = worker->vmm_dbs;
+		worker->eis = NULL;
+		break;
+	case VHOST_NVME_DB_SHADOW:
+		worker->dbs = vnvme_gpa_to_uaddr(mem, worker->db_gpa,
+						 VNVME_PAGE_SIZE);
+		worker->eis = vnvme_gpa_to_uaddr(mem, worker->ei_gpa,
+						 VNVME_PAGE_SIZE);
+		break;
+	default:
+		worker->dbs = NULL;
+		worker->eis = NULL;
+		break;
+	}
 }
 
 /**
@@ -115,14 +157,18 @@ void vnvme_wake(struct vnvme_worker *worker)
 
 /**
  * vnvme_wake_all - make every worker of a device run a pass
- * @dev: the device; caller holds dev->mutex or io_lock (workers come and go
- *	 only with both held)
+ * @dev: the device
+ *
+ * Any context where the device's workers cannot go away: the caller holds
+ * dev->mutex, or works for a command in flight (workers go only once
+ * nothing is).
  */
 void vnvme_wake_all(struct vnvme_dev *dev)
 {
-	unsigned int i;
+	/* Pairs with the store in SET_OWNER and NEW_WORKER: entries first */
+	unsigned int i, nr = smp_load_acquire(&dev->nr_workers);
 
-	for (i = 0; i < dev->nr_workers; i++)
+	for (i = 0; i < nr; i++)
 		vnvme_wake(dev->workers[i]);
 }
 
@@ -240,6 +286,15 @@ struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev)
 	if (!worker)
 		return ERR_PTR(-ENOMEM);
 	worker->dev = dev;
+	mutex_init(&worker->lock);
+	INIT_LIST_HEAD(&worker->sqs);
+	INIT_LIST_HEAD(&worker->cqs);
+	/* Its doorbells as the device's now; SET_DOORBELLS changes both. */
+	worker->db_mode = dev->db_mode;
+	worker->db_gpa = dev->db_gpa;
+	worker->ei_gpa = dev->ei_gpa;
+	worker->vmm_dbs = dev->vmm_dbs;
+	worker->mem_gen = VNVME_GEN_STALE;
 	init_llist_head(&worker->done);
 	INIT_LIST_HEAD(&worker->polled);
 	hrtimer_init(&worker->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
@@ -265,6 +320,7 @@ out_stop:
 	kthread_stop(worker->task);
 out_free:
 	kfree(worker->scratch);
+	mutex_destroy(&worker->lock);
 	kfree(worker);
 	return ERR_PTR(ret);
 }
@@ -279,6 +335,7 @@ void vnvme_worker_destroy(struct vnvme_worker *worker)
 	hrtimer_cancel(&worker->coal_timer);
 	kthread_stop(worker->task);
 	kfree(worker->scratch);
+	mutex_destroy(&worker->lock);
 	kfree(worker);
 }
 

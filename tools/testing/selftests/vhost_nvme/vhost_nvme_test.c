@@ -66,6 +66,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <linux/fs.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 
 #include <linux/vhost_nvme.h>
 
@@ -5793,6 +5796,337 @@ TEST(stuck_backend_release)
 		EXPECT_EQ(0, worker_pids_of(pid, pids, MAX_WORKERS))
 			TH_LOG("round %d: the device outlived its backend", round);
 	}
+}
+/* ---- a pass the VMM holds up ----------------------------------------- */
+
+/*
+ * Guest memory registered with userfaultfd, as postcopy migration has all
+ * of it: a worker that pins a page of it not yet there waits inside its
+ * pass until the fault is resolved, for as long as the VMM takes.
+ */
+#define UFFD_SIZE	(2UL << 20)
+
+struct uffd_mem {
+	int uffd;
+	uint8_t *mem;
+	uint64_t gpa;
+};
+
+/* Map UFFD_SIZE after @g's memory, register it, add it to the table. */
+static int uffd_mem_add(struct guest *g, struct uffd_mem *u)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	struct vhost_memory_region r[2];
+
+	u->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (u->uffd < 0 || ioctl(u->uffd, UFFDIO_API, &api))
+		return -errno;
+	u->mem = mmap(NULL, UFFD_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u->mem == MAP_FAILED)
+		return -errno;
+	reg.range.start = (uintptr_t)u->mem;
+	reg.range.len = UFFD_SIZE;
+	if (ioctl(u->uffd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	u->gpa = g->gpa + GUEST_SIZE;
+	r[0] = g_region(g, 0, GUEST_SIZE);
+	r[1] = (struct vhost_memory_region){
+		.guest_phys_addr = u->gpa,
+		.memory_size = UFFD_SIZE,
+		.userspace_addr = (uintptr_t)u->mem,
+	};
+	return g_set_mem(g, 2, r);
+}
+
+/* 0 once a page fault is reported within @ms: somebody waits in it. */
+static int uffd_wait_fault(int uffd, long ms)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&p, 1, ms) != 1)
+		return -ETIMEDOUT;
+	if (read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return -EIO;
+	return msg.event == UFFD_EVENT_PAGEFAULT ? 0 : -EIO;
+}
+
+/* Resolve every fault of the region at @addr with zero pages. */
+static int uffd_resolve(int uffd, void *addr)
+{
+	struct uffdio_zeropage z = {
+		.range = { .start = (uintptr_t)addr, .len = UFFD_SIZE },
+	};
+
+	return ioctl(uffd, UFFDIO_ZEROPAGE, &z) && errno != EEXIST ? -errno : 0;
+}
+
+/* An ioctl run by a thread of the owner, watched from the test. */
+struct ioctl_job {
+	pthread_t thread;
+	int fd;
+	unsigned long req;
+	void *arg;
+	int ret;
+	bool done;
+};
+
+static void *ioctl_job_run(void *p)
+{
+	struct ioctl_job *j = p;
+
+	j->ret = xioctl(j->fd, j->req, j->arg);
+	__atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int ioctl_job_start(struct ioctl_job *j, int fd, unsigned long req,
+			   void *arg)
+{
+	j->fd = fd;
+	j->req = req;
+	j->arg = arg;
+	j->done = false;
+	return pthread_create(&j->thread, NULL, ioctl_job_run, j);
+}
+
+/* True if the job's ioctl returned within @ms. */
+static bool ioctl_job_wait(struct ioctl_job *j, long ms)
+{
+	long deadline = now_ms() + ms;
+
+	while (!__atomic_load_n(&j->done, __ATOMIC_ACQUIRE) &&
+	       now_ms() < deadline)
+		msleep(5);
+	return __atomic_load_n(&j->done, __ATOMIC_ACQUIRE);
+}
+
+/* CQ @qid with interrupts, served by worker @worker. */
+static int g_create_cq_on(struct guest *g, uint16_t qid, uint16_t size,
+			  uint32_t worker)
+{
+	struct vhost_nvme_cq c = { .qid = qid, .size = size,
+				   .flags = VHOST_NVME_CQ_F_IRQ_ENABLED,
+				   .worker = worker };
+	struct q *cq = &g->cq[qid];
+	int ret;
+
+	cq->gpa = g_alloc(g, (size_t)size * sizeof(struct nvme_cqe));
+	cq->ring = g_hva(g, cq->gpa);
+	cq->irqfd = new_eventfd();
+	cq->kickfd = new_eventfd();
+	c.addr = cq->gpa;
+	c.irqfd = cq->irqfd;
+	c.kickfd = cq->kickfd;
+	ret = xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c);
+	if (!ret) {
+		cq->live = true;
+		cq->size = size;
+		cq->head = 0;
+		cq->phase = 1;
+		cq->strict_irq = true;
+	}
+	return ret;
+}
+
+/* A read of LBA 64 into the first page of @u, on SQ 1: it faults. */
+static void read_into_uffd(struct guest *g, struct uffd_mem *u)
+{
+	struct nvme_sqe sqe;
+
+	rw_sqe(&sqe, OP_READ, 1, 64, 8);
+	sqe.prp1 = u->gpa;
+	sqe.cid = 0;
+	sq_put(g, 1, &sqe);
+	sq_ring(g, 1);
+}
+
+/* A read on SQ 2 (worker 1), not waited for: 0 or -ETIMEDOUT in *@ms. */
+static int read_on_sq2(struct guest *g, uint64_t buf, long *ms)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	long t0 = now_ms();
+	int ret;
+
+	rw_sqe(&sqe, OP_READ, 1, 64, 8);
+	sqe.prp1 = buf;
+	sqe.cid = 0;
+	sq_put(g, 2, &sqe);
+	sq_ring(g, 2);
+	ret = wait_cqe(g, 2, &cqe, 2000);
+	*ms = now_ms() - t0;
+	if (!ret && cqe.status >> 1)
+		ret = -EIO;
+	return ret;
+}
+
+/*
+ * Worker 0 waits in its pass for a page the VMM has not provided yet.
+ * That holds up worker 0 and the ioctls that must wait for it, nothing
+ * else: worker 1's I/O goes on, an ioctl on worker 1's queue returns at
+ * once, SET_MEM_TABLE waits (a pass may still use the old table) without
+ * stopping worker 1 meanwhile, and once the page is there the read
+ * completes with the data.
+ */
+TEST(stuck_pass_stalls_only_its_worker)
+{
+	const char *dev = getenv("VHOST_NVME_NULLB");
+	struct vhost_nvme_irq_coalescing co = { .qid = 2, .time_us = 100 };
+	struct vhost_nvme_worker w = { 0 };
+	struct ioctl_job coal, memt;
+	struct vhost_memory *m;
+	struct uffd_mem u = { .uffd = -1 };
+	long io1_ms = 0, io2_ms = 0;
+	int bfd, ret, io1, io2 = -1;
+	bool coal_done, memt_early = false;
+	struct nvme_cqe cqe;
+	struct guest g;
+	uint64_t b, b2;
+
+	if (!dev || !*dev || access(dev, R_OK | W_OK))
+		SKIP(return, "$VHOST_NVME_NULLB not set or not accessible");
+	bfd = open(dev, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, bfd);
+	io_guest(_metadata, &g, bfd, NULL);
+	ret = uffd_mem_add(&g, &u);
+	ASSERT_EQ(0, ret) TH_LOG("userfaultfd memory: %s", strerror(-ret));
+	ASSERT_EQ(0, xioctl(g.fd, VHOST_NVME_NEW_WORKER, &w));
+	ASSERT_EQ(0, g_create_cq_on(&g, 2, 16, 1));
+	ASSERT_EQ(0, g_create_sq(&g, 2, 16, 2));
+	b = g_alloc(&g, PG);
+	b2 = g_alloc(&g, PG);
+	fill(g_hva(&g, b), PG, 91);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, &g, 1, OP_WRITE, 1, 64, 8, b, 0));
+	/* The same table again, for SET_MEM_TABLE below */
+	m = calloc(1, sizeof(*m) + 2 * sizeof(m->regions[0]));
+	ASSERT_NE(NULL, m);
+	m->nregions = 2;
+	m->regions[0] = g_region(&g, 0, GUEST_SIZE);
+	m->regions[1] = (struct vhost_memory_region){
+		.guest_phys_addr = u.gpa, .memory_size = UFFD_SIZE,
+		.userspace_addr = (uintptr_t)u.mem,
+	};
+
+	read_into_uffd(&g, &u);
+	ASSERT_EQ(0, uffd_wait_fault(u.uffd, WAIT_MS))
+		TH_LOG("the worker did not touch the userfaultfd page");
+
+	/* From here until the fault is resolved nothing may return early. */
+	ASSERT_EQ(0, ioctl_job_start(&coal, g.fd, VHOST_NVME_SET_IRQ_COALESCING,
+				     &co));
+	coal_done = ioctl_job_wait(&coal, 1000);
+	io1 = read_on_sq2(&g, b2, &io1_ms);
+	ret = ioctl_job_start(&memt, g.fd, VHOST_SET_MEM_TABLE, m);
+	if (!ret) {
+		msleep(200);
+		memt_early = __atomic_load_n(&memt.done, __ATOMIC_ACQUIRE);
+		io2 = read_on_sq2(&g, b2, &io2_ms);
+	}
+	EXPECT_EQ(0, uffd_resolve(u.uffd, u.mem));
+	EXPECT_TRUE(ioctl_job_wait(&coal, WAIT_MS));
+	pthread_join(coal.thread, NULL);
+	ASSERT_EQ(0, ret);
+	EXPECT_TRUE(ioctl_job_wait(&memt, WAIT_MS));
+	pthread_join(memt.thread, NULL);
+
+	EXPECT_TRUE(coal_done)
+		TH_LOG("an ioctl on worker 1's CQ waited for worker 0's pass");
+	EXPECT_EQ(0, coal.ret);
+	EXPECT_EQ(0, io1) TH_LOG("worker 1's read: %s after %ld ms",
+				 strerror(-io1), io1_ms);
+	EXPECT_FALSE(memt_early)
+		TH_LOG("SET_MEM_TABLE returned while a pass used the old table");
+	EXPECT_EQ(0, memt.ret);
+	EXPECT_EQ(0, io2) TH_LOG("worker 1's read during SET_MEM_TABLE: %s after %ld ms",
+				 strerror(-io2), io2_ms);
+	ASSERT_EQ(0, wait_cqe(&g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	EXPECT_EQ(0, memcmp(u.mem, g_hva(&g, b), PG));
+	free(m);
+	g_fini(&g);
+	munmap(u.mem, UFFD_SIZE);
+	close(u.uffd);
+	close(bfd);
+}
+
+/*
+ * SET_MEM_TABLE waits for the passes that may use the old table; with one
+ * held up by the VMM (a userfaultfd page), a fatal signal ends the wait.
+ * The test keeps a copy of the owner's userfaultfd to let the worker go
+ * once the owner is dead.
+ */
+TEST(mem_table_wait_is_killable)
+{
+	const char *dev = getenv("VHOST_NVME_NULLB");
+	int pfd[2], status, uffd = -1, pidfd;
+	struct { int uffd; uint8_t *mem; } msg;
+	long t0, waited = -1;
+	pid_t pid;
+
+	if (!dev || !*dev || access(dev, R_OK | W_OK))
+		SKIP(return, "$VHOST_NVME_NULLB not set or not accessible");
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct uffd_mem u = { .uffd = -1 };
+		struct vhost_memory *m;
+		struct guest g;
+		int bfd;
+
+		close(pfd[0]);
+		bfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (bfd < 0)
+			_exit(2);
+		io_guest(_metadata, &g, bfd, NULL);
+		if (uffd_mem_add(&g, &u))
+			_exit(3);
+		m = calloc(1, sizeof(*m) + sizeof(m->regions[0]));
+		if (!m)
+			_exit(4);
+		m->nregions = 1;
+		m->regions[0] = g_region(&g, 0, GUEST_SIZE);
+		read_into_uffd(&g, &u);
+		if (uffd_wait_fault(u.uffd, WAIT_MS))
+			_exit(5);
+		msg.uffd = u.uffd;
+		msg.mem = u.mem;
+		if (write(pfd[1], &msg, sizeof(msg)) != sizeof(msg))
+			_exit(6);
+		ioctl(g.fd, VHOST_SET_MEM_TABLE, m);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &msg, sizeof(msg)) == sizeof(msg)) {
+		pidfd = syscall(__NR_pidfd_open, pid, 0);
+		if (pidfd >= 0)
+			uffd = syscall(__NR_pidfd_getfd, pidfd, msg.uffd, 0);
+		msleep(200);	/* in SET_MEM_TABLE's wait by now */
+		t0 = now_ms();
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, WNOHANG) != pid &&
+		       now_ms() - t0 < 2000)
+			msleep(5);
+		waited = now_ms() - t0;
+		/* Let the worker go, dead owner or not. */
+		if (uffd >= 0)
+			uffd_resolve(uffd, msg.mem);
+	}
+	close(pfd[0]);
+	if (waited < 0 || waited >= 2000)
+		waitpid(pid, &status, 0);
+	if (uffd >= 0)
+		close(uffd);
+	ASSERT_LE(0, waited) TH_LOG("the owner did not get as far as SET_MEM_TABLE");
+	ASSERT_LE(0, uffd) TH_LOG("pidfd_getfd: %s", strerror(errno));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_GT(KILL_BOUND_MS, waited)
+		TH_LOG("the owner took %ld ms to die in SET_MEM_TABLE", waited);
 }
 #pragma GCC diagnostic pop
 
