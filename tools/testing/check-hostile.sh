@@ -41,7 +41,7 @@ if run_logged "$RES/build.log" make -C "$KDIR" M="$REPO" modules; then
 	item pass "build module"
 	# shellcheck disable=SC2086
 	hostile_lane "$RES" "${HOSTILE_TIMEOUT:-10800}" \
-		${HOSTILE_ARGS:--n 10000000 -i 1000000 -k 400 -f 1000}
+		${HOSTILE_ARGS:--n 10000000 -i 1000000 -k 400 -f 1000 -t 40}
 else
 	item fail "build module" "see $RES/build.log"
 	show "$RES/build.log"

@@ -10,7 +10,10 @@
  *	     valid I/O; every crafted command must complete with the status
  *	     the NVMe specification names, every command exactly once.  While
  *	     it runs, the memory table is replaced and an SQ with commands in
- *	     flight is deleted and re-created, again and again.
+ *	     flight is deleted and re-created, again and again.  A tenth of
+ *	     the valid I/O is verified: stamped writes and reads of blocks of
+ *	     their own (one command on a block at a time), each read must
+ *	     return what the last write that completed put there.
  *  faults - I/O to a namespace whose backend fails (device-mapper error
  *	     target, given as argv[2]): every command completes with a media
  *	     error status.
@@ -21,17 +24,33 @@
  *	     (bounced MDTS transfers, 256-range Deallocate, Write Zeroes),
  *	     every SQ full, behind a slow backend: all complete, and the host
  *	     memory held (slab, the memory cgroup) stays within the cap.
+ *  stall  - a VMM that holds up a pass and a backend that holds I/O: the
+ *	     owner (a child) puts part of guest memory behind userfaultfd,
+ *	     as postcopy migration does, and reads into a page of it that
+ *	     never comes (and, with -S STUCK, from a device-mapper device
+ *	     suspended without flushing): worker 0 waits.  Worker 1's I/O
+ *	     must go on and every ioctl that does not need worker 0 return
+ *	     within a bound; the others wait, and the owner, killed at a
+ *	     random moment, must die within the bound.  Then the page comes,
+ *	     the device resumes, and the release ends: no worker is left.
  *  kills  - a child sets up a device and keeps 64 commands in flight; it
  *	     is SIGKILLed at a random moment; and the same with close().
+ *  safety - a child writes stamped blocks, with FUA or plain and then a
+ *	     Flush, and is killed at a random moment: every write the device
+ *	     acknowledged as durable reads back from the backend, with -W
+ *	     (a configfs null_blk with a volatile write cache) after the
+ *	     backend lost its cache in a power cycle.
  *
  * Afterwards every page pinned has been unpinned (nr_foll_pin_* in
  * /proc/vmstat).  Prints one line:
  *   hostile: N commands, N ioctls, N kills, N faults, N errors
  * and exits non-zero on any error.
  *
- *   vhost-nvme-hostile [-n commands] [-i ioctls] [-k kills] [-x SLOW] BACKEND [FAULTY]
+ *   vhost-nvme-hostile [-n commands] [-i ioctls] [-k kills] [-x SLOW]
+ *			[-t stalls] [-S STUCK] [-W NULLB_CONFIGFS_DIR] BACKEND [FAULTY]
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -47,7 +66,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/userfaultfd.h>
 #include <linux/vhost_nvme.h>
 #include "vnvme-wire.h"
 
@@ -60,6 +83,8 @@
 #define SQ_SIZE		128
 #define QD		32
 #define ANY		0xffff		/* any status is acceptable */
+#define VSLOTS		256		/* the storm's verified blocks */
+#define VBUF_GPA	(R1_GPA + R_SIZE - VSLOTS * PG)
 #define DNR		0x4000
 
 struct sgl {
@@ -176,10 +201,11 @@ static int set_mem(struct dev *d, bool reversed)
 	return ioctl(d->fd, VHOST_SET_MEM_TABLE, &t);
 }
 
-static void create_cq(struct dev *d, uint16_t qid, uint16_t size)
+static void create_cq_on(struct dev *d, uint16_t qid, uint16_t size,
+			 uint32_t worker)
 {
 	struct queue *q = &d->cq[qid];
-	struct vhost_nvme_cq c = { .qid = qid, .size = size,
+	struct vhost_nvme_cq c = { .qid = qid, .size = size, .worker = worker,
 				   .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
 
 	q->gpa = r0_alloc(d, size * 16ULL);
@@ -195,6 +221,11 @@ static void create_cq(struct dev *d, uint16_t qid, uint16_t size)
 	c.kickfd = q->kickfd;
 	if (ioctl(d->fd, VHOST_NVME_CREATE_CQ, &c))
 		die("CREATE_CQ");
+}
+
+static void create_cq(struct dev *d, uint16_t qid, uint16_t size)
+{
+	create_cq_on(d, qid, size, 0);
 }
 
 static void create_sq(struct dev *d, uint16_t qid, uint16_t cqid)
@@ -217,7 +248,8 @@ static void create_sq(struct dev *d, uint16_t qid, uint16_t cqid)
 		die("CREATE_SQ");
 }
 
-static void dev_open(struct dev *d, int bfd, int bfd2)
+/* Owner, features, memory, namespaces 1 (and 2), VMM doorbells. */
+static void dev_setup(struct dev *d, int bfd, int bfd2)
 {
 	uint64_t f = VHOST_NVME_F_ALL;
 	struct vhost_nvme_ns ns = { .nsid = 1, .fd = bfd };
@@ -252,6 +284,11 @@ static void dev_open(struct dev *d, int bfd, int bfd2)
 	dbs.db_addr = (uintptr_t)d->db;
 	if (ioctl(d->fd, VHOST_NVME_SET_DOORBELLS, &dbs))
 		die("SET_DOORBELLS");
+}
+
+static void dev_open(struct dev *d, int bfd, int bfd2)
+{
+	dev_setup(d, bfd, bfd2);
 	create_cq(d, 1, 128);
 	create_cq(d, 2, 64);
 	create_sq(d, 1, 1);
@@ -304,6 +341,7 @@ static bool cq_pop(struct dev *d, uint16_t cqid, struct cqe *out)
 struct pending {
 	int count;
 	uint16_t expect;
+	int16_t vslot;		/* verified I/O: its block + 1, else 0 */
 };
 
 static struct pending pend[NSQ + 1][65536];
@@ -317,9 +355,31 @@ static unsigned long aborted;
 /* A data buffer in the data region, dword aligned, inside one page run. */
 static uint64_t data_gpa(uint64_t len)
 {
-	uint64_t off = below(R_SIZE - len - PG) & ~3ULL;
+	/* not in the verified blocks' pages */
+	uint64_t off = below(R_SIZE - VSLOTS * PG - len - PG) & ~3ULL;
 
 	return R1_GPA + off;
+}
+
+/*
+ * Verified I/O: VSLOTS blocks of 4 KiB at the end of the namespace, which
+ * nothing else touches, each with a guest page of its own in the last MiB
+ * of r1, where no other command's data goes.
+ */
+struct vslot {
+	bool busy;		/* a command on it is in flight */
+	bool write;		/* that command is a write */
+	int64_t version;	/* of the data on the block, -1: unknown */
+	int64_t wversion;	/* of the data the write in flight carries */
+};
+
+static struct vslot vs[VSLOTS];
+static int16_t crafted_vslot;	/* set by craft() for the command it made */
+static unsigned long vreads, vwrites;
+
+static uint64_t vstamp(unsigned int slot, int64_t version, unsigned int i)
+{
+	return ((uint64_t)slot << 48) ^ ((uint64_t)version << 16) ^ i;
 }
 
 static void rw(struct sqe *e, uint8_t op, uint64_t slba, uint32_t nlb)
@@ -337,9 +397,37 @@ static uint16_t craft(struct dev *d, struct sqe *e, uint64_t list_gpa)
 	uint64_t *list = hva(d, list_gpa);
 	struct sgl *sg = (struct sgl *)&e->prp1;
 	unsigned int cat = below(20), i;
-	uint64_t slba = below(d->nsze - 64);
+	uint64_t slba = below(d->nsze - VSLOTS * 8 - 64);
 
 	memset(e, 0, sizeof(*e));
+	crafted_vslot = 0;
+	if (cat >= 18) {	/* verified I/O, if a block is free */
+		unsigned int slot = below(VSLOTS);
+		struct vslot *v = &vs[slot];
+		uint64_t *buf = hva(d, VBUF_GPA + slot * PG);
+
+		if (!v->busy) {
+			v->busy = true;
+			v->write = below(2);
+			rw(e, v->write ? 1 : 2, d->nsze - (VSLOTS - slot) * 8ULL, 8);
+			if (v->write) {
+				v->wversion = v->version < 0 ? 1 : v->version + 1;
+				for (i = 0; i < PG / 8; i++)
+					buf[i] = vstamp(slot, v->wversion, i);
+			} else {
+				memset(buf, 0xa5, PG);
+			}
+			if (below(2)) {
+				e->flags = 0x40;
+				sg->addr = VBUF_GPA + slot * PG;
+				sg->len = PG;
+			} else {
+				e->prp1 = VBUF_GPA + slot * PG;
+			}
+			crafted_vslot = slot + 1;
+			return 0;
+		}
+	}
 	cats[cat]++;
 	switch (cat) {
 	case 0:		/* garbage */
@@ -437,7 +525,7 @@ static uint16_t craft(struct dev *d, struct sqe *e, uint64_t list_gpa)
 		sg->len = 4096;
 		return 0x1e | DNR;
 	case 15:	/* over MDTS (inside the capacity) */
-		rw(e, 2, below(d->nsze - 4096), 513 + below(2000));
+		rw(e, 2, below(d->nsze - VSLOTS * 8 - 4096), 513 + below(2000));
 		e->prp1 = data_gpa(PG) & ~(PG - 1);
 		e->prp2 = list_gpa;
 		return 0x02 | DNR;
@@ -495,6 +583,38 @@ static bool status_ok(uint16_t got, uint16_t expect)
 	return false;
 }
 
+/* A verified command on @slot completed with status @st (without phase). */
+static void vdone(struct dev *d, unsigned int slot, uint16_t st)
+{
+	struct vslot *v = &vs[slot];
+	uint64_t *buf = hva(d, VBUF_GPA + slot * PG);
+
+	v->busy = false;
+	if ((st & ~DNR) == 0x08)
+		return;		/* aborted by the SQ's deletion: not done */
+	if (st) {
+		v->version = -1;	/* failed: the block may be anything */
+		return;
+	}
+	if (v->write) {
+		v->version = v->wversion;
+		vwrites++;
+		return;
+	}
+	vreads++;
+	if (v->version < 0)
+		return;
+	for (unsigned int i = 0; i < PG / 8; i++) {
+		if (buf[i] != vstamp(slot, v->version, i)) {
+			fail("storm: read of verified block %u returned %#llx at word %u, not version %lld (after %lu reads)",
+			     slot, (unsigned long long)buf[i], i,
+			     (long long)v->version, vreads);
+			v->version = -1;
+			return;
+		}
+	}
+}
+
 static void reap(struct dev *d, uint16_t cqid, unsigned long *done)
 {
 	struct cqe c;
@@ -522,6 +642,9 @@ static void reap(struct dev *d, uint16_t cqid, unsigned long *done)
 		else if (!status_ok(st, p->expect))
 			fail("SQ %u CID %u: status %#x, expected %#x", sq,
 			     c.cid, st, p->expect);
+		if (p->vslot)
+			vdone(d, p->vslot - 1, st);
+		p->vslot = 0;
 		p->count--;
 		inflight[sq]--;
 		(*done)++;
@@ -557,6 +680,8 @@ static unsigned long storm(int bfd, unsigned long target)
 	for (int q = 1; q <= NSQ; q++)
 		for (int k = 0; k < QD; k++)
 			lists[q][k] = r0_alloc(&d, PG);
+	for (int k = 0; k < VSLOTS; k++)
+		vs[k].version = -1;	/* until the first write completes */
 
 	while (done + dropped < target) {
 		rounds++;
@@ -580,8 +705,14 @@ static unsigned long storm(int bfd, unsigned long target)
 					next_cid[q]++;
 				}
 				p = &pend[q][cid];
-				if (p->count && p->expect != expect)
-					break;	/* keep reuse unambiguous */
+				if (p->count && (p->expect != expect || p->vslot ||
+						 crafted_vslot)) {
+					/* keep reuse unambiguous */
+					if (crafted_vslot)
+						vs[crafted_vslot - 1].busy = false;
+					break;
+				}
+				p->vslot = crafted_vslot;
 				/* the list page of this CID must not be live */
 				e.cid = cid;
 				p->expect = expect;
@@ -621,6 +752,10 @@ static unsigned long storm(int bfd, unsigned long target)
 			 */
 			reap(&d, 2, &done);
 			deleting = 0;
+			/* What was dropped unfetched was not done either. */
+			for (unsigned int c = 0; c < 65536; c++)
+				if (pend[4][c].vslot)
+					vs[pend[4][c].vslot - 1].busy = false;
 			dropped += inflight[4];
 			inflight[4] = 0;
 			memset(pend[4], 0, sizeof(pend[4]));
@@ -654,7 +789,10 @@ static unsigned long storm(int bfd, unsigned long target)
 	       submitted, done, aborted, dropped, deletes);
 	for (int c = 0; c < 20; c++)
 		printf(" %lu", cats[c]);
-	printf(", CID reuse %lu\n", cats[31]);
+	printf(", CID reuse %lu; verified %lu reads, %lu writes\n", cats[31],
+	       vreads, vwrites);
+	if (target >= 2000 && !vreads)
+		fail("storm: no verified read");
 	return done;
 }
 
@@ -1244,6 +1382,452 @@ static unsigned long races(int bfd, unsigned long n)
 	return done;
 }
 
+/* ---- stall: a pass held up by the VMM, I/O held by the backend --------- */
+
+#define STALL_BOUND_MS	500	/* what must not wait for worker 0 */
+#define UF_OFF		(8ULL << 20)	/* r1's upper half: userfaultfd */
+
+/* What the owner reports to the test, in memory shared with it */
+struct stall_report {
+	int uffd;		/* the owner's userfaultfd, for pidfd_getfd() */
+	uint8_t *uf;		/* its range in the owner's address space */
+	bool ready;		/* worker 0 is held up */
+	unsigned long io1;	/* reads completed on worker 1 */
+	long io1_max_ms;	/* slowest of them */
+	unsigned long quick;	/* ioctls that must not wait, done */
+	long quick_max_ms;	/* slowest of them */
+	int quick_slowest;	/* which one */
+	int quick_now;		/* the one in progress, -1 if none */
+	int waiting;		/* the ioctl the owner is in, -1 if none */
+	bool stopping;		/* it stops all I/O (QUIESCE, reset, close) */
+};
+
+struct stall_io {
+	struct dev *d;
+	struct stall_report *rep;
+};
+
+/* Worker 1's guest: one read at a time on SQ 3, timed. */
+static void *stall_guest(void *arg)
+{
+	struct stall_io *io = arg;
+	struct dev *d = io->d;
+
+	for (uint16_t cid = 0;; cid++) {
+		struct sqe e = { 0 };
+		struct cqe c;
+		long t0 = now_ms(), ms;
+		bool stopped = __atomic_load_n(&io->rep->stopping, __ATOMIC_ACQUIRE);
+
+		rw(&e, 2, below(d->nsze - 8), 8);
+		e.prp1 = R1_GPA + PG * (1 + cid % 64);
+		e.cid = cid;
+		sq_submit(d, 3, &e);
+		sq_ring(d, 3);
+		while (!cq_pop(d, 2, &c))
+			wait_irq(d, 100);
+		/* What the owner stopped on purpose does not count. */
+		if (stopped || __atomic_load_n(&io->rep->stopping, __ATOMIC_ACQUIRE))
+			continue;
+		ms = now_ms() - t0;
+		if (ms > io->rep->io1_max_ms)
+			io->rep->io1_max_ms = ms;
+		__atomic_add_fetch(&io->rep->io1, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * An ioctl that must not wait for worker 0: worker 1's queues, queue
+ * state, polling, limits, a namespace that is not there.  0 if it returned.
+ */
+static void stall_quick(struct dev *d, unsigned int op, int efd)
+{
+	switch (op) {
+	case 0: {
+		struct vhost_nvme_irq_coalescing c = {
+			.qid = 2, .threshold = below(4), .time_us = below(100),
+		};
+
+		ioctl(d->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
+		break;
+	}
+	case 1: {
+		struct vhost_nvme_queue_state q = {
+			.qid = 1 + below(4), .type = below(2),
+		};
+
+		ioctl(d->fd, VHOST_NVME_GET_QUEUE_STATE, &q);
+		break;
+	}
+	case 2: {
+		struct vhost_nvme_poll p = { .poll_us = below(50) };
+
+		ioctl(d->fd, VHOST_NVME_SET_POLL, &p);
+		break;
+	}
+	case 3: {
+		struct vhost_nvme_limits l = { .size = sizeof(l),
+					       .dmrl = below(257) };
+
+		ioctl(d->fd, VHOST_NVME_SET_LIMITS, &l);
+		break;
+	}
+	case 4: {
+		/* An idle SQ of worker 1, deleted at once, then back */
+		struct vhost_nvme_qid q = { .qid = 4 };
+
+		if (!ioctl(d->fd, VHOST_NVME_DELETE_SQ, &q))
+			create_sq(d, 4, 2);
+		break;
+	}
+	default: {
+		/* Asynchronously: the eventfd, then the delete that ends it */
+		struct vhost_nvme_qid q = {
+			.qid = 4, .flags = VHOST_NVME_DRAIN_F_ASYNC, .eventfd = efd,
+		};
+		struct pollfd p = { .fd = efd, .events = POLLIN };
+		uint64_t v;
+		int ret = ioctl(d->fd, VHOST_NVME_DELETE_SQ, &q);
+
+		if (ret && errno == EINPROGRESS && poll(&p, 1, 1000) == 1 &&
+		    read(efd, &v, 8) == 8) {
+			q.flags = 0;
+			q.eventfd = 0;
+			ret = ioctl(d->fd, VHOST_NVME_DELETE_SQ, &q);
+		}
+		if (!ret)
+			create_sq(d, 4, 2);
+		break;
+	}
+	}
+}
+
+#define STALL_QUICK_OPS	6
+
+/* An ioctl that waits for worker 0's pass or for the held I/O. */
+static void stall_wait(struct dev *d, unsigned int op)
+{
+	switch (op) {
+	case 0:
+		set_mem(d, below(2));
+		break;
+	case 1: {
+		struct vhost_nvme_quiesce q = { 0 };
+
+		ioctl(d->fd, VHOST_NVME_QUIESCE, &q);
+		break;
+	}
+	case 2: {
+		struct vhost_nvme_irq_coalescing c = { .qid = 1, .threshold = 2 };
+
+		ioctl(d->fd, VHOST_NVME_SET_IRQ_COALESCING, &c);
+		break;
+	}
+	case 3: {
+		struct vhost_nvme_qid q = { .qid = 1 + below(2) };
+
+		ioctl(d->fd, VHOST_NVME_DELETE_SQ, &q);
+		break;
+	}
+	case 4: {
+		struct vhost_nvme_nsid n = { .nsid = 1 + below(2) };
+
+		ioctl(d->fd, VHOST_NVME_DETACH_NS, &n);
+		break;
+	}
+	case 5:
+		ioctl(d->fd, VHOST_RESET_OWNER);
+		break;
+	default:
+		close(d->fd);
+		break;
+	}
+}
+
+#define STALL_WAIT_OPS	7
+
+static void stall_child(int bfd, int sfd, struct stall_report *rep)
+	__attribute__((noreturn));
+static void stall_child(int bfd, int sfd, struct stall_report *rep)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct vhost_nvme_worker w = { 0 };
+	static struct stall_io io;
+	static struct dev d;
+	struct pollfd p;
+	pthread_t guest;
+	int uffd, efd;
+	long t_ready;
+
+	dev_setup(&d, bfd, sfd);
+	if (ioctl(d.fd, VHOST_NVME_NEW_WORKER, &w))
+		die("NEW_WORKER");
+	create_cq_on(&d, 1, 64, 0);
+	create_cq_on(&d, 2, 64, 1);
+	create_sq(&d, 1, 1);
+	create_sq(&d, 2, 1);
+	create_sq(&d, 3, 2);
+	create_sq(&d, 4, 2);
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	reg.range.start = (uintptr_t)d.r1 + UF_OFF;
+	reg.range.len = R_SIZE - UF_OFF;
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) ||
+	    ioctl(uffd, UFFDIO_REGISTER, &reg))
+		die("userfaultfd");
+	efd = eventfd(0, EFD_NONBLOCK);
+	rep->uffd = uffd;
+	rep->uf = d.r1 + UF_OFF;
+	rep->waiting = -1;
+	rep->quick_now = -1;
+
+	/* Worker 0: a read into a page that is not there yet */
+	{
+		struct sqe e = { 0 };
+
+		rw(&e, 2, 0, 8);
+		e.prp1 = R1_GPA + UF_OFF + below(16) * PG;
+		sq_submit(&d, 1, &e);
+		sq_ring(&d, 1);
+	}
+	/* and one from the backend that holds it */
+	if (sfd >= 0) {
+		struct sqe e = { 0 };
+
+		rw(&e, 2, 0, 8);
+		e.nsid = 2;
+		e.prp1 = R1_GPA;
+		sq_submit(&d, 2, &e);
+		sq_ring(&d, 2);
+	}
+	p = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		_exit(5);	/* the worker never touched the page */
+	io.d = &d;
+	io.rep = rep;
+	if (pthread_create(&guest, NULL, stall_guest, &io))
+		_exit(6);
+	__atomic_store_n(&rep->ready, true, __ATOMIC_RELEASE);
+	t_ready = now_ms();
+	for (;;) {
+		unsigned int n = below(8), op;
+
+		/* The first 50 ms, only quick ioctls: worker 1 must go on. */
+		for (unsigned int k = 0; k < n || now_ms() - t_ready < 50; k++) {
+			long t0 = now_ms(), ms;
+
+			op = below(STALL_QUICK_OPS);
+			__atomic_store_n(&rep->quick_now, op, __ATOMIC_RELEASE);
+			stall_quick(&d, op, efd);
+			__atomic_store_n(&rep->quick_now, -1, __ATOMIC_RELEASE);
+			ms = now_ms() - t0;
+			if (ms > rep->quick_max_ms) {
+				rep->quick_max_ms = ms;
+				rep->quick_slowest = op;
+			}
+			__atomic_add_fetch(&rep->quick, 1, __ATOMIC_RELEASE);
+			usleep(below(20000));
+		}
+		op = below(STALL_WAIT_OPS);
+		__atomic_store_n(&rep->stopping, op == 1 || op >= 5,
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&rep->waiting, op, __ATOMIC_RELEASE);
+		stall_wait(&d, op);	/* until killed, mostly */
+		if (op == STALL_WAIT_OPS - 1 || op == 5)
+			pause();	/* closed or reset: wait to be killed */
+		__atomic_store_n(&rep->waiting, -1, __ATOMIC_RELEASE);
+		__atomic_store_n(&rep->stopping, false, __ATOMIC_RELEASE);
+	}
+}
+
+static void print_stack(const char *path, const char *what)
+{
+	char line[200];
+	FILE *f = fopen(path, "r");
+
+	printf("# %s (%s):\n", path, what);
+	while (f && fgets(line, sizeof(line), f))
+		printf("#   %s", line);
+	if (f)
+		fclose(f);
+}
+
+/*
+ * The threads of @owner and its workers ("vhost-nvme-PID" kernel threads):
+ * their number, and with @dump their kernel stacks printed.
+ */
+static int workers_of(pid_t owner, bool dump)
+{
+	char want[32], path[600], comm[32];
+	struct dirent *de;
+	int n = 0;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "vhost-nvme-%d\n", owner);
+	dir = opendir("/proc");
+	if (!dir)
+		die("/proc");
+	while ((de = readdir(dir))) {
+		bool match;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		match = fgets(comm, sizeof(comm), f) && !strcmp(comm, want);
+		fclose(f);
+		if (!match && (!dump || atoi(de->d_name) != owner))
+			continue;
+		n += match;
+		if (!dump)
+			continue;
+		if (match) {
+			snprintf(path, sizeof(path), "/proc/%s/stack", de->d_name);
+			print_stack(path, want);
+		} else {
+			struct dirent *te;
+			DIR *td;
+
+			snprintf(path, sizeof(path), "/proc/%s/task", de->d_name);
+			td = opendir(path);
+			while (td && (te = readdir(td))) {
+				if (te->d_name[0] == '.')
+					continue;
+				snprintf(path, sizeof(path), "/proc/%s/task/%s/stack",
+					 de->d_name, te->d_name);
+				print_stack(path, "owner");
+			}
+			if (td)
+				closedir(td);
+		}
+	}
+	closedir(dir);
+	return n;
+}
+
+static unsigned long stall(int bfd, const char *stuck, unsigned int rounds)
+{
+	static const char *const waits[] = {
+		"SET_MEM_TABLE", "QUIESCE", "coalescing on worker 0",
+		"DELETE_SQ", "DETACH_NS", "RESET_OWNER", "close",
+	};
+	unsigned long done = 0;
+	char cmd[160];
+	int sfd = -1;
+
+	if (stuck) {
+		sfd = open(stuck, O_RDWR);
+		if (sfd < 0)
+			die(stuck);
+	}
+	for (unsigned int r = 0; r < rounds; r++) {
+		struct stall_report *rep;
+		int st, pidfd, uffd = -1, left;
+		long t0, died = -1;
+		pid_t pid;
+
+		rep = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (rep == MAP_FAILED)
+			die("mmap");
+		if (stuck) {
+			snprintf(cmd, sizeof(cmd),
+				 "dmsetup suspend --noflush %s", stuck);
+			if (system(cmd))
+				die("dmsetup suspend");
+		}
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (!pid) {
+			rnd_state += r * 104729;
+			stall_child(bfd, sfd, rep);
+		}
+		t0 = now_ms();
+		while (!__atomic_load_n(&rep->ready, __ATOMIC_ACQUIRE) &&
+		       now_ms() - t0 < 10000 && waitpid(pid, &st, WNOHANG) == 0)
+			usleep(1000);
+		if (!__atomic_load_n(&rep->ready, __ATOMIC_ACQUIRE)) {
+			fail("stall %u: the owner never got worker 0 stuck", r);
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			goto next;
+		}
+		pidfd = syscall(__NR_pidfd_open, pid, 0);
+		if (pidfd >= 0) {
+			uffd = syscall(__NR_pidfd_getfd, pidfd, rep->uffd, 0);
+			close(pidfd);
+		}
+		if (uffd < 0)
+			die("pidfd_getfd");
+		usleep(100000 + below(400000));
+		if (!__atomic_load_n(&rep->io1, __ATOMIC_ACQUIRE)) {
+			printf("# stall %u: no I/O on worker 1 yet (quick ioctl %d in progress):\n",
+			       r, rep->quick_now);
+			workers_of(pid, true);
+			fflush(stdout);
+		}
+		t0 = now_ms();
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, WNOHANG) != pid) {
+			if (now_ms() - t0 > 10000)
+				break;
+			usleep(1000);
+		}
+		died = now_ms() - t0;
+		if (died > STALL_BOUND_MS)
+			fail("stall %u: the owner took %ld ms to die in %s", r,
+			     died, rep->waiting < 0 ? "no waiting ioctl" :
+			     waits[rep->waiting]);
+		if (!rep->io1)
+			fail("stall %u: no I/O on worker 1 while worker 0 was held",
+			     r);
+		if (rep->io1_max_ms > STALL_BOUND_MS)
+			fail("stall %u: a read on worker 1 took %ld ms", r,
+			     rep->io1_max_ms);
+		if (rep->quick_max_ms > STALL_BOUND_MS)
+			fail("stall %u: ioctl %d, which needs no worker 0, took %ld ms",
+			     r, rep->quick_slowest, rep->quick_max_ms);
+		/* The page comes, the backend resumes: the release ends. */
+		{
+			struct uffdio_zeropage z = {
+				.range = { .start = (uintptr_t)rep->uf,
+					   .len = R_SIZE - UF_OFF },
+			};
+
+			ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+		}
+		close(uffd);
+		if (died > 10000)
+			waitpid(pid, &st, 0);
+		if (stuck) {
+			snprintf(cmd, sizeof(cmd), "dmsetup resume %s", stuck);
+			if (system(cmd))
+				fail("stall %u: dmsetup resume failed", r);
+		}
+		t0 = now_ms();
+		while ((left = workers_of(pid, false)) && now_ms() - t0 < 10000)
+			usleep(10000);
+		if (left)
+			fail("stall %u: %d workers of the dead owner left", r, left);
+		printf("# stall %u: worker 1 did %lu reads (slowest %ld ms), %lu quick ioctls (slowest %ld ms), owner died in %ld ms in %s\n",
+		       r, rep->io1, rep->io1_max_ms, rep->quick, rep->quick_max_ms,
+		       died, rep->waiting < 0 ? "no waiting ioctl" :
+		       waits[rep->waiting]);
+		fflush(stdout);
+		done++;
+next:
+		munmap(rep, PG);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	return done;
+}
+
 /* ---- kills: owner killed, or fd closed, with I/O in flight ----------- */
 
 static void busy_child(int bfd, bool close_it) __attribute__((noreturn));
@@ -1316,10 +1900,14 @@ static unsigned long kills(int bfd, unsigned int n)
 /* ---- safety: what was acknowledged survives the owner's death --------- */
 
 /*
- * A child writes stamped blocks with FUA (and, every 8th, a Flush after a
- * plain write) and reports each acknowledged block over a pipe; it is
- * killed at a random moment.  Every acknowledged block must then read back
- * from the backend itself with its stamp.
+ * A child writes stamped blocks, seven of eight with FUA, the eighth
+ * plain and then a Flush, and reports each block the device acknowledged
+ * as durable over a pipe: a FUA write when it completes, a plain one when
+ * the Flush after it completes.  It is killed at a random moment.  Every
+ * block it reported must then read back with its stamp from the backend
+ * itself; with a backend that has a volatile write cache (-W, a configfs
+ * null_blk), only after the backend was powered off and on, which loses
+ * what was only in its cache.
  */
 static void safety_child(int bfd, int wfd, unsigned int round)
 	__attribute__((noreturn));
@@ -1364,23 +1952,90 @@ static void safety_child(int bfd, int wfd, unsigned int round)
 			    write(wfd, &lbas[c.cid], 8) != 8)
 				_exit(4);
 		}
+		/* The plain writes are durable once a Flush after them is. */
+		{
+			struct sqe e = { .opcode = 0, .nsid = 1, .cid = 100 };
+			struct cqe c;
+
+			sq_submit(&d, 1, &e);
+			sq_ring(&d, 1);
+			while (!cq_pop(&d, 1, &c))
+				wait_irq(&d, 1000);
+			if (c.cid != 100 || c.status >> 1)
+				_exit(5);
+			if (write(wfd, &lbas[7], 8) != 8 ||
+			    write(wfd, &lbas[15], 8) != 8)
+				_exit(4);
+		}
 	}
 }
 
-static unsigned long safety(int bfd, unsigned int rounds)
+static void write_file(const char *path, const char *what)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, what, strlen(what)) != (ssize_t)strlen(what))
+		die(path);
+	close(fd);
+}
+
+/* The disk of the configfs null_blk @wc, opened; its node made if need be. */
+static int wc_open(const char *wc, int flags)
+{
+	const char *name = strrchr(wc, '/') + 1;
+	char node[300], sys[300], dev[32];
+	unsigned int maj, min;
+	FILE *f;
+
+	snprintf(node, sizeof(node), "/dev/%s", name);
+	snprintf(sys, sizeof(sys), "/sys/block/%s/dev", name);
+	for (int i = 0; i < 500 && access(sys, R_OK); i++)
+		usleep(10000);
+	if (access(node, F_OK)) {
+		f = fopen(sys, "r");
+		if (!f || !fgets(dev, sizeof(dev), f) ||
+		    sscanf(dev, "%u:%u", &maj, &min) != 2)
+			die(sys);
+		fclose(f);
+		if (mknod(node, S_IFBLK | 0600, makedev(maj, min)))
+			die(node);
+	}
+	return open(node, flags);
+}
+
+/*
+ * What is only in the write cache of @wc's disk is lost: power it off and
+ * on (null_blk frees its cache then), as a power failure would.  Nobody may
+ * have it open.
+ */
+static void wc_power_cycle(const char *wc)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/power", wc);
+	write_file(path, "0");
+	write_file(path, "1");
+}
+
+static unsigned long safety(int bfd, const char *wc, unsigned int rounds)
 {
 	unsigned long checked = 0;
 	char path[64];
 	void *buf;
-	int dfd;
+	int dfd = -1;
 
-	/* Read the backend itself, around the page cache. */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", bfd);
-	dfd = open(path, O_RDONLY | O_DIRECT);
-	if (dfd < 0 || posix_memalign(&buf, PG, PG))
+	if (wc) {
+		bfd = wc_open(wc, O_RDWR);
+		if (bfd < 0)
+			die(wc);
+	}
+	if (posix_memalign(&buf, PG, PG))
 		die("safety setup");
 	for (unsigned int r = 0; r < rounds; r++) {
-		int p[2], st;
+		uint64_t *lbas = NULL;
+		size_t nlbas = 0, cap = 0;
+		int p[2], st, left;
+		long t0;
 		pid_t pid;
 		uint64_t lba;
 
@@ -1400,8 +2055,39 @@ static unsigned long safety(int bfd, unsigned int rounds)
 		if (!WIFSIGNALED(st))
 			fail("safety child %u exited with %#x", r, st);
 		while (read(p[0], &lba, 8) == 8) {
+			if (nlbas == cap) {
+				cap = cap ? 2 * cap : 4096;
+				lbas = realloc(lbas, cap * sizeof(*lbas));
+				if (!lbas)
+					die("realloc");
+			}
+			lbas[nlbas++] = lba;
+		}
+		close(p[0]);
+		if (wc) {
+			/* The dead owner's device lets go of the backend... */
+			t0 = now_ms();
+			while ((left = workers_of(pid, false)) &&
+			       now_ms() - t0 < 10000)
+				usleep(10000);
+			if (left)
+				fail("safety %u: the dead owner's device stays", r);
+			/* ...and then the power fails. */
+			close(bfd);
+			wc_power_cycle(wc);
+			bfd = wc_open(wc, O_RDWR);
+			dfd = wc_open(wc, O_RDONLY | O_DIRECT);
+		} else {
+			/* Read the backend itself, around the page cache. */
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", bfd);
+			dfd = open(path, O_RDONLY | O_DIRECT);
+		}
+		if (bfd < 0 || dfd < 0)
+			die("safety: reopen the backend");
+		for (size_t i = 0; i < nlbas; i++) {
 			uint64_t *b = buf;
 
+			lba = lbas[i];
 			if (pread(dfd, buf, PG, lba * 512) != (ssize_t)PG) {
 				fail("safety: cannot read LBA %llu",
 				     (unsigned long long)lba);
@@ -1409,13 +2095,16 @@ static unsigned long safety(int bfd, unsigned int rounds)
 			}
 			if (b[0] != lba || b[1] != r || b[510] != lba ||
 			    b[511] != r)
-				fail("safety: acknowledged FUA write at LBA %llu lost",
+				fail("safety: acknowledged %s write at LBA %llu lost",
+				     lba / 8 % 8 == 7 ? "flushed" : "FUA",
 				     (unsigned long long)lba);
 			checked++;
 		}
-		close(p[0]);
+		close(dfd);
+		free(lbas);
 	}
-	close(dfd);
+	if (wc)
+		close(bfd);
 	free(buf);
 	return checked;
 }
@@ -1423,13 +2112,13 @@ static unsigned long safety(int bfd, unsigned int rounds)
 int main(int argc, char **argv)
 {
 	unsigned long ncmd = 1000000, nioctl = 100000, nkill = 40, nfault = 100;
-	unsigned long nexhaust = 0;
-	const char *slow = NULL;
+	unsigned long nexhaust = 0, nstall = 4, stalls;
+	const char *slow = NULL, *stuck = NULL, *wc = NULL;
 	unsigned long cmds, ios, kls, fls = 0, acked, nsafety = 10;
 	uint64_t pin0, unpin0, pinned, unpinned;
 	int opt, bfd, ffd = -1;
 
-	while ((opt = getopt(argc, argv, "n:i:k:f:s:x:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:i:k:f:s:x:t:S:W:")) != -1) {
 		switch (opt) {
 		case 'n': ncmd = strtoul(optarg, NULL, 0); break;
 		case 'i': nioctl = strtoul(optarg, NULL, 0); break;
@@ -1437,8 +2126,11 @@ int main(int argc, char **argv)
 		case 'f': nfault = strtoul(optarg, NULL, 0); break;
 		case 's': rnd_state = strtoull(optarg, NULL, 0) | 1; break;
 		case 'x': slow = optarg; break;
+		case 't': nstall = strtoul(optarg, NULL, 0); break;
+		case 'S': stuck = optarg; break;
+		case 'W': wc = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s [-n cmds] [-i ioctls] [-k kills] [-f faults] [-s seed] [-x SLOW] BACKEND [FAULTY]\n",
+			fprintf(stderr, "usage: %s [-n cmds] [-i ioctls] [-k kills] [-f faults] [-s seed] [-x SLOW] [-t stalls] [-S STUCK] [-W NULLB_CONFIGFS_DIR] BACKEND [FAULTY]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1476,10 +2168,11 @@ int main(int argc, char **argv)
 	ios += races(bfd, nioctl / 10);
 	printf("# ioctls done\n");
 	fflush(stdout);
+	stalls = stall(bfd, stuck, nstall);
 	kls = kills(bfd, nkill);
-	acked = safety(bfd, nsafety);
-	printf("# safety: %lu acknowledged FUA writes checked on the backend after %lu owner kills\n",
-	       acked, nsafety);
+	acked = safety(bfd, wc, nsafety);
+	printf("# safety: %lu acknowledged writes (FUA, or plain and flushed) checked on the backend after %lu owner kills%s\n",
+	       acked, nsafety, wc ? " and as many power failures of its write cache" : "");
 
 	/* Every page the module pinned has been unpinned. */
 	sleep(1);
@@ -1491,7 +2184,7 @@ int main(int argc, char **argv)
 		fail("%llu pages still pinned",
 		     (unsigned long long)(pinned - unpinned));
 	printf("hostile: %lu commands, %lu ioctls, %lu kills, %lu faults, %lu errors\n",
-	       cmds + nexhaust, ios, kls + nsafety, fls, errors);
+	       cmds + nexhaust, ios, kls + nsafety + stalls, fls, errors);
 	if (!acked)
 		fail("safety: no acknowledged write was checked");
 	return errors ? 1 : 0;

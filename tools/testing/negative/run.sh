@@ -15,6 +15,10 @@
 # "Expect-fail-item: DESCRIPTION" lines name e2e items that must be
 # "not ok" (a prefix of the description).
 #
+# A patch with "Lane: hostile ARGS" runs tools/testing/vm/guest-hostile.sh
+# ARGS in the copy (the hostile suite, small), which must exit non-zero, and
+# its "Expect-fail-line: REGEX" lines must each match a line of its output.
+#
 #   tools/testing/negative/run.sh [NAME...]    default: every patch
 #
 # Prints "negative NAME: red ..." or "negative NAME: GREEN ..." per control;
@@ -52,6 +56,34 @@ neg_e2e() {
 	echo "negative $name: red as it must be ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed, including the expected)"
 }
 
+# neg_hostile NAME PATCH DST ARGS: the hostile lane of one control.
+neg_hostile() {
+	local name=$1 patch=$2 dst=$3 args missed=() re
+	args=$(echo "$4" | xargs)
+	if ! { make -C "$KDIR" M="$dst/tree" modules &&
+	       make -C "$dst/tree/tools/testing/hostile" &&
+	       make -C "$dst/tree/tools/vhost-nvme-load"; } > "$dst/build.log" 2>&1; then
+		echo "negative $name: build failed (see $dst/build.log)"
+		return 1
+	fi
+	# shellcheck disable=SC2086
+	(cd "$dst/tree" && VN_REPO="$dst/tree" tools/testing/vm/vm-run.sh \
+		--timeout 1500 --out "$dst/vm" tools/testing/vm/guest-hostile.sh $args) \
+		> "$dst/vm.log" 2>&1
+	if [ ! -f "$dst/vm/status" ]; then
+		echo "negative $name: the VM did not finish (see $dst/vm.log)"
+		return 1
+	fi
+	while IFS= read -r re; do
+		grep -Eq -- "$re" "$dst/vm/guest.log" || missed+=("$re")
+	done < <(sed -n 's/^Expect-fail-line: *//p' "$patch")
+	if [ "$(cat "$dst/vm/status")" = 0 ] || [ ${#missed[@]} -gt 0 ]; then
+		echo "negative $name: GREEN where it must fail: ${missed[*]:-guest-hostile.sh exit 0}"
+		return 1
+	fi
+	echo "negative $name: red as it must be ($(grep -c '^hostile: ' "$dst/vm/guest.log") hostile failure lines, including the expected)"
+}
+
 rc=0
 for name in "$@"; do
 	patch=$REPO/$NEG/$name.patch
@@ -75,6 +107,10 @@ for name in "$@"; do
 	fi
 	if [ "${lane%% *}" = e2e ]; then
 		neg_e2e "$name" "$patch" "$dst" "${lane#e2e}" || rc=1
+		continue
+	fi
+	if [ "${lane%% *}" = hostile ]; then
+		neg_hostile "$name" "$patch" "$dst" "${lane#hostile}" || rc=1
 		continue
 	fi
 	# Only the tests the control must turn red run (all of them when the

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # Guest side of the hostile suite (run by vm-run.sh): load vhost_nvme.ko,
 # run tools/testing/hostile/vhost-nvme-hostile against null_blk, a
-# device-mapper error target and a slow backend (dm-delay, 200 ms, over a
-# null_blk with discard), in a memory cgroup of its own, unload the module,
+# device-mapper error target, a slow backend (dm-delay, 200 ms, over a
+# null_blk with discard), one that holds I/O (a dm device it suspends) and
+# one with a volatile write cache (a null_blk it power-cycles), in a memory
+# cgroup of its own, unload the module,
 # and print
 #   hostile: N commands, N ioctls, N kills, N faults, N kernel warnings
 # Arguments are passed to vhost-nvme-hostile (e.g. -n 100000).
@@ -39,6 +41,18 @@ fi
 dmsetup create --noudevsync vnvme-delay \
 	--table "0 2097152 delay /dev/vnvme-exhaust 0 200" &&
 	dmsetup mknodes vnvme-delay || exit 1
+# The stall phase's backend that holds I/O: the suite suspends it without
+# flushing (bios queue in device-mapper) and resumes it after each round.
+dmsetup create --noudevsync vnvme-hstuck \
+	--table "0 65536 linear /dev/nullb0 1048576" &&
+	dmsetup mknodes vnvme-hstuck || exit 1
+# The safety phase's backend: a null_blk with a volatile write cache (64
+# MiB), which the suite powers off and on to lose what is only in it.
+wc=/sys/kernel/config/nullb/vnvme-wc
+if ! { mkdir "$wc" && echo 1 > "$wc/memory_backed" && echo 256 > "$wc/size" &&
+       echo 64 > "$wc/cache_size" && echo 1 > "$wc/power"; }; then
+	echo "hostile: cannot create the write-cache null_blk device"; exit 1
+fi
 # A memory cgroup of its own: the exhaust phase checks its charge.
 CG=/sys/fs/cgroup
 [ -e $CG/cgroup.controllers ] || mount -t cgroup2 none $CG
@@ -47,11 +61,15 @@ mkdir -p $CG/vnvme-hostile
 
 # shellcheck disable=SC2016
 sh -c 'echo $$ > /sys/fs/cgroup/vnvme-hostile/cgroup.procs && exec "$0" "$@"' \
-	"$HOSTILE" "$@" -x /dev/mapper/vnvme-delay /dev/nullb0 /dev/mapper/vnvme-bad |
+	"$HOSTILE" "$@" -x /dev/mapper/vnvme-delay -S /dev/mapper/vnvme-hstuck -W "$wc" \
+	/dev/nullb0 /dev/mapper/vnvme-bad |
 	tee "$VM_OUT/hostile.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 dmsetup remove vnvme-delay
+dmsetup resume vnvme-hstuck 2>/dev/null
+dmsetup remove vnvme-hstuck
 echo 0 > "$ex/power"; rmdir "$ex"
+echo 0 > "$wc/power"; rmdir "$wc"
 rmdir $CG/vnvme-hostile 2>/dev/null
 
 # Backends that fail under load: every command must still complete (with an
