@@ -59,7 +59,7 @@ neg_e2e() {
 # neg_hostile NAME PATCH DST ARGS: the hostile lane of one control.
 neg_hostile() {
 	local name=$1 patch=$2 dst=$3 args missed=() re
-	args=$(echo "$4" | xargs)
+	args=$(printf '%s\n' "$4" | xargs)
 	if ! { make -C "$KDIR" M="$dst/tree" modules &&
 	       make -C "$dst/tree/tools/testing/hostile" &&
 	       make -C "$dst/tree/tools/vhost-nvme-load"; } > "$dst/build.log" 2>&1; then
