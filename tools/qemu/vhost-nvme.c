@@ -102,6 +102,7 @@ typedef struct VNQueue {
     int virq;               /* KVM MSI route, or -1 */
     bool irqfd;             /* irq is a KVM irqfd */
     bool handler;           /* irq has a main-loop handler */
+    uint64_t mainloop_irqs; /* interrupts the main-loop handler raised */
 } VNQueue;
 
 struct VhostNvme {
@@ -125,6 +126,7 @@ struct VhostNvme {
     uint8_t lba_shift;
     int32_t poll_us;        /* -1: the module's default (its poll_us) */
     bool write_cache;       /* off: no volatile write cache, write-through */
+    bool irqfd_allowed;     /* x-irqfd: off, the main loop raises them all */
     bool debug;
 
     /* module */
@@ -393,6 +395,7 @@ static void vn_cq_irq_read(EventNotifier *e)
     VhostNvme *n = cq->n;
 
     if (event_notifier_test_and_clear(e)) {
+        cq->mainloop_irqs++;
         vn_irq_notify(n, cq->iv);
     }
 }
@@ -594,6 +597,10 @@ static void vn_queue_free(VhostNvme *n, VNQueue *q, bool cq)
 {
     vn_queue_ioeventfd(n, q, cq, false);
     if (cq) {
+        /* With irqfds, KVM raised the others: this stays 0. */
+        vn_debug(n, "CQ %u: %" PRIu64 " interrupts raised by the main-loop "
+                 "handler", q->qid, q->mainloop_irqs);
+        q->mainloop_irqs = 0;
         vn_cq_irq_teardown(n, q);
         event_notifier_cleanup(&q->irq);
     }
@@ -1962,7 +1969,8 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     for (v = 0; v < n->msix_qsize; v++) {
         msix_vector_use(pdev, v);
     }
-    n->use_irqfd = kvm_irqfds_enabled() && kvm_msi_via_irqfd_enabled();
+    n->use_irqfd = n->irqfd_allowed && kvm_irqfds_enabled() &&
+                   kvm_msi_via_irqfd_enabled();
     if (n->use_irqfd) {
         msix_set_vector_notifiers(pdev, vn_vector_use, vn_vector_release, NULL);
     }
@@ -2037,6 +2045,7 @@ static const Property vn_props[] = {
                             ON_OFF_AUTO_AUTO),
     DEFINE_PROP_BOOL("write-cache", VhostNvme, write_cache, true),
     DEFINE_PROP_BOOL("x-debug", VhostNvme, debug, false),
+    DEFINE_PROP_BOOL("x-irqfd", VhostNvme, irqfd_allowed, true),
 };
 
 static const VMStateDescription vn_vmstate = {

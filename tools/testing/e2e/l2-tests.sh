@@ -409,5 +409,11 @@ if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &
 else
 	notok "raw ${raw_mb} MiB at 256 MiB written and read back"
 fi
+# Interrupts the guest took on its I/O queues' vectors, for the test VM to
+# hold against what QEMU's main-loop handler raised.
+echo "E2E-IRQS io=$(awk '/nvme[0-9]+q[1-9]/ {
+	for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++)
+		s += $i
+} END { print s + 0 }' /proc/interrupts)"
 kernel_log_check
 exit $FAILS
