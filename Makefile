@@ -10,6 +10,8 @@
 #   make check-e2e      QEMU -device vhost-nvme with a nested guest (tools/testing/e2e)
 #   make check-hostile  the hostile suite's long lane: 10M commands, 1M ioctls
 #                       in a VM (tools/testing/check-hostile.sh; not in CI)
+#   make check-intree   build the driver once inside a kernel tree (overlay of
+#                       linux-source-6.1, CONFIG_VHOST_NVME=m; not in CI)
 #   make check-debug    selftests, hostile suite and a fail-nth walk on a KASAN/
 #                       lockdep/kmemleak kernel built from linux-source-6.1
 #                       (tools/testing/debug-kernel/check-debug.sh)
@@ -28,7 +30,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check check-e2e check-hostile check-debug run fuzz bench
+.PHONY: all modules clean deps check check-e2e check-hostile check-intree check-debug run fuzz bench
 
 all: modules
 
@@ -51,6 +53,9 @@ check-e2e:
 
 check-hostile:
 	tools/testing/check-hostile.sh
+
+check-intree:
+	tools/testing/check-intree.sh
 
 check-debug:
 	tools/testing/debug-kernel/check-debug.sh

@@ -4,7 +4,7 @@
 # Also unpacks Debian's linux-source-6.1 into $VN_CACHE (once per tarball
 # version) and prints the paths the other scripts use (see env.sh).
 #
-# Usage: deps.sh [--bench]
+# Usage: deps.sh [--bench|--kbuild]
 # --bench: only what `make bench` needs (the module, the VMs, fio): no
 # checkpatch/sparse/fuzzing tools and no linux-source (on a fresh machine
 # they would take minutes of its 30).
@@ -19,6 +19,11 @@ if [ "${1:-}" = --bench ]; then
 else
 	PKGS+=(linux-source-6.1 sparse
 	       clang libclang-rt-dev)	# libFuzzer + sanitizers for tools/testing/fuzz
+fi
+# --kbuild: also what building in a kernel tree needs (check-debug's kernel,
+# check-intree's modules_prepare)
+if [ "${1:-}" = --kbuild ]; then
+	PKGS+=(bc bison flex libelf-dev libssl-dev)
 fi
 
 log() { echo "deps: $*"; }

@@ -40,7 +40,7 @@ done_() {
 
 # --- deps -------------------------------------------------------------------
 echo "check-debug: deps"
-if run_logged "$RES/deps.log" tools/testing/deps.sh; then
+if run_logged "$RES/deps.log" tools/testing/deps.sh --kbuild; then
 	item pass "deps"
 else
 	item fail "deps" "see $RES/deps.log"
