@@ -10,6 +10,9 @@
 #   make check-e2e      QEMU -device vhost-nvme with a nested guest (tools/testing/e2e)
 #   make check-hostile  the hostile suite's long lane: 10M commands, 1M ioctls
 #                       in a VM (tools/testing/check-hostile.sh; not in CI)
+#   make dkms           install the module with DKMS for every kernel with
+#                       headers (tools/dkms/install.sh)
+#   make check-dkms     that install, tested in a VM (tools/testing/check-dkms.sh)
 #   make check-intree   build the driver once inside a kernel tree (overlay of
 #                       linux-source-6.1, CONFIG_VHOST_NVME=m; not in CI)
 #   make check-debug    selftests, hostile suite and a fail-nth walk on a KASAN/
@@ -30,7 +33,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps check check-e2e check-hostile check-intree check-debug run fuzz bench
+.PHONY: all modules clean deps dkms check check-e2e check-hostile check-dkms check-intree check-debug run fuzz bench
 
 all: modules
 
@@ -53,6 +56,12 @@ check-e2e:
 
 check-hostile:
 	tools/testing/check-hostile.sh
+
+dkms:
+	tools/dkms/install.sh
+
+check-dkms:
+	tools/testing/check-dkms.sh
 
 check-intree:
 	tools/testing/check-intree.sh

@@ -4,7 +4,7 @@
 # Also unpacks Debian's linux-source-6.1 into $VN_CACHE (once per tarball
 # version) and prints the paths the other scripts use (see env.sh).
 #
-# Usage: deps.sh [--bench|--kbuild]
+# Usage: deps.sh [--bench|--kbuild|--dkms]
 # --bench: only what `make bench` needs (the module, the VMs, fio): no
 # checkpatch/sparse/fuzzing tools and no linux-source (on a fresh machine
 # they would take minutes of its 30).
@@ -14,17 +14,23 @@ PKGS=(linux-headers-amd64 linux-image-amd64 qemu-system-x86
       fio nvme-cli busybox-static kmod cpio xz-utils python3 gcc make file
       e2fsprogs util-linux perl dmsetup patch)	# patch: tools/testing/negative
 BENCH=0
-if [ "${1:-}" = --bench ]; then
+case ${1:-} in
+--bench)
 	BENCH=1
-else
+	;;
+*)
 	PKGS+=(linux-source-6.1 sparse
 	       clang libclang-rt-dev)	# libFuzzer + sanitizers for tools/testing/fuzz
-fi
-# --kbuild: also what building in a kernel tree needs (check-debug's kernel,
-# check-intree's modules_prepare)
-if [ "${1:-}" = --kbuild ]; then
+	;;
+esac
+case ${1:-} in
+--kbuild)	# building in a kernel tree: check-debug's kernel, check-intree
 	PKGS+=(bc bison flex libelf-dev libssl-dev)
-fi
+	;;
+--dkms)		# make dkms, check-dkms
+	PKGS+=(dkms)
+	;;
+esac
 
 log() { echo "deps: $*"; }
 

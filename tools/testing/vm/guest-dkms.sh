@@ -1,0 +1,62 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Guest side of `make check-dkms` (run by vm-run.sh): install the module with
+# tools/dkms/install.sh (what `make dkms` runs) for the running kernel, load
+# it from /lib/modules with modprobe, run the control-plane selftests
+# against it, unload it and remove it from DKMS.  The guest's root is the
+# host's, read-only, under a tmpfs overlay: /usr/src, DKMS's tree and
+# /lib/modules are written in the overlay only.  TAP in $VM_OUT/dkms.tap.
+set -uo pipefail
+: "${VM_OUT:?run this through tools/testing/vm/vm-run.sh}"
+
+TAP=$VM_OUT/dkms.tap
+: > "$TAP"
+n=0 failed=0
+
+result() {	# result 0|1 DESCRIPTION
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2" | tee -a "$TAP"
+	else
+		echo "not ok $n - $2" | tee -a "$TAP"
+		failed=1
+	fi
+}
+step() {	# step DESCRIPTION CMD...
+	local d=$1 rc
+	shift
+	echo "# $d: $*"
+	"$@"
+	rc=$?
+	result $rc "$d"
+	return $rc
+}
+
+KV=$(uname -r)
+in_updates() {
+	case $(modinfo -n vhost_nvme 2>/dev/null) in
+	"/lib/modules/$KV/updates/dkms/vhost_nvme.ko"*) return 0 ;;
+	*) modinfo -n vhost_nvme; return 1 ;;
+	esac
+}
+# The selftests without backends: the control plane runs, the rest skips.
+ctl_selftests() {
+	local t=tools/testing/selftests/vhost_nvme/vhost_nvme_ctl
+	[ -x "$t" ] || t=tools/testing/selftests/vhost_nvme/vhost_nvme_test
+	"$t" > "$VM_OUT/selftests-ctl.tap" 2>&1
+	grep -E '^ok [0-9]+ ctl\.' "$VM_OUT/selftests-ctl.tap" | grep -vc '# SKIP'
+	! grep -Eq '^not ok ' "$VM_OUT/selftests-ctl.tap" &&
+		grep -Eq '^ok [0-9]+ ctl\.get_info$' "$VM_OUT/selftests-ctl.tap"
+}
+
+if step "make dkms: vhost-nvme built and installed for $KV" \
+	tools/dkms/install.sh "$KV"; then
+	step "the module is DKMS's, in /lib/modules/$KV/updates/dkms" in_updates
+	step "modprobe vhost_nvme loads it from there" modprobe vhost_nvme &&
+		step "/dev/vhost-nvme is there" test -c /dev/vhost-nvme &&
+		step "control-plane selftests pass on it" ctl_selftests
+	step "modprobe -r vhost_nvme" modprobe -r vhost_nvme
+	step "dkms remove" dkms remove -m vhost-nvme --all
+fi
+echo "1..$n" >> "$TAP"
+exit "$failed"
