@@ -46,10 +46,13 @@ step() {	# step DESCRIPTION CMD...
 	return $rc
 }
 
-# tap_complete TAP SKIPLIST: the kselftest TAP in TAP has a plan, one
-# result per planned test, and skips only of the tests SKIPLIST names.
+# tap_complete TAP SKIPLIST [PLANS]: the kselftest TAP in TAP, the output
+# of one or more test programs one after the other (PLANS of them, when
+# given), has a plan per program ("1..N"), the results each plan announces
+# (so the sum of the plans equals the number of results), and skips only of
+# the tests SKIPLIST names.
 tap_complete() {
-	awk -v skips="$2" '
+	awk -v skips="$2" -v want_plans="${3:-0}" '
 	BEGIN {
 		while ((getline l < skips) > 0) {
 			if (l ~ /^#/ || l == "")
@@ -58,21 +61,39 @@ tap_complete() {
 			want[l] = 1
 		}
 	}
+	function plan_done() {
+		if (plans && got != plan) {
+			printf "%d results for plan %d (1..%d)\n", got, plans, plan
+			bad = 1
+		}
+	}
 	/^#  RUN +/ { name = $3 }
-	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0 }
+	/^1\.\.[0-9]+$/ {
+		plan_done()
+		plans++
+		plan = substr($0, 4) + 0
+		total += plan
+		got = 0
+	}
 	/^(not )?ok [0-9]+/ {
 		n++
+		got++
 		if ($0 ~ /# SKIP/ && !(name in want)) {
 			print "unexpected skip: " name
 			bad = 1
 		}
 	}
 	END {
-		if (!plan) {
+		plan_done()
+		if (!plans) {
 			print "no TAP plan"
 			bad = 1
-		} else if (n != plan) {
-			printf "%d results for a plan of %d\n", n, plan
+		} else if (n != total) {
+			printf "%d results for %d plans of %d tests in all\n", n, plans, total
+			bad = 1
+		}
+		if (want_plans && plans != want_plans) {
+			printf "%d TAP plans, not %d: a test program did not run\n", plans, want_plans
 			bad = 1
 		}
 		exit bad
@@ -80,7 +101,7 @@ tap_complete() {
 }
 
 # Backends for the selftests' io variants (see the header of
-# vhost_nvme_test.c): a memory-backed null_blk with discard and a write-back
+# vhost_nvme_utils.h): a memory-backed null_blk with discard and a write-back
 # cache, and a loop device on a 256 MiB tmpfs file.
 setup_nullb() {
 	# cache_size gives null_blk a volatile (write-back) cache
@@ -95,7 +116,7 @@ setup_loop() {
 	[ -b "$VHOST_NVME_LOOP" ]
 }
 # The selftests' own run.sh sets the backends up (and tears them down) when
-# it exists; otherwise do it here and run the binary directly.
+# it exists; otherwise do it here and run the programs directly.
 ST_RUN=tools/testing/selftests/vhost_nvme/run.sh
 # No udev here: /dev/loop-control only appears once loop is loaded.
 step "load loop" modprobe loop
@@ -115,19 +136,25 @@ else
 	result $loaded "insmod vhost_nvme.ko"
 fi
 
-if [ ! -x "$VN_SELFTEST" ]; then
-	result 1 "run selftests: $VN_SELFTEST not built"
+missing=$(vn_selftests_missing | tr '\n' ' ')
+if [ -n "$missing" ]; then
+	result 1 "run selftests: ${missing% } not built"
 else
 	if [ -f "$ST_RUN" ]; then
 		cmd=(sh "$ST_RUN")
 	else
-		cmd=("./$VN_SELFTEST")
+		# Every program, a failure not stopping the later ones.
+		# shellcheck disable=SC2016 # expanded by that sh
+		cmd=(sh -c 'rc=0; for p; do "$p" || rc=1; done; exit $rc' sh)
+		for p in "${VN_SELFTESTS[@]}"; do
+			cmd+=("./$VN_SELFTEST_DIR/$p")
+		done
 	fi
 	echo "# running ${cmd[*]} (VHOST_NVME_NULLB=${VHOST_NVME_NULLB:-} VHOST_NVME_LOOP=${VHOST_NVME_LOOP:-})"
 	# Shortly before timeout(1) kills the run, show where it is stuck:
 	# a test in an unkillable wait outlives the kill. (The sleep must not
 	# hold our stdout: the caller's tee would wait for it.)
-	( sleep $((SELFTEST_TIMEOUT - 5)) > /dev/null 2>&1 && vn_dump_stuck vhost_nvme_test ) &
+	( sleep $((SELFTEST_TIMEOUT - 5)) > /dev/null 2>&1 && vn_dump_stuck "$VN_SELFTEST_PATTERN" ) &
 	wd=$!
 	timeout -k 10 "$SELFTEST_TIMEOUT" "${cmd[@]}" 2>&1 | tee "$STAP"
 	rc=${PIPESTATUS[0]}
@@ -144,7 +171,8 @@ else
 	fi
 	# A partial run is a failure; so is a skip nobody expected.
 	step "selftests: every planned test reported, no unexpected skip" \
-		tap_complete "$STAP" tools/testing/selftests/vhost_nvme/expected-skips
+		tap_complete "$STAP" "$VN_SELFTEST_DIR/expected-skips" \
+		"${#VN_SELFTESTS[@]}"
 fi
 
 # The fio ioengine's verify jobs (tools/fio-vhost-nvme/guest-test.sh), one

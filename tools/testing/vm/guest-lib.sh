@@ -3,7 +3,11 @@
 # Helpers for guest scripts run by vm-run.sh (source it; cwd = repo root).
 
 VN_KO_NAME=vhost_nvme
-VN_SELFTEST=tools/testing/selftests/vhost_nvme/vhost_nvme_test
+VN_SELFTEST_DIR=tools/testing/selftests/vhost_nvme
+# The selftest programs, in the order their run.sh runs them.
+VN_SELFTESTS=(vhost_nvme_global vhost_nvme_ctl vhost_nvme_io vhost_nvme_slow)
+# An extended regular expression (pgrep -f) matching any of them.
+VN_SELFTEST_PATTERN=$(IFS='|'; echo "${VN_SELFTESTS[*]}")
 
 # Path of the built module, or nothing.
 vn_find_ko() {
@@ -13,6 +17,14 @@ vn_find_ko() {
 	fi
 	find "$PWD" -name "$VN_KO_NAME.ko" -not -path '*/.git/*' -not -path '*/results/*' \
 		2>/dev/null | head -n1
+}
+
+# The selftest programs that are not built (their paths), or nothing.
+vn_selftests_missing() {
+	local p
+	for p in "${VN_SELFTESTS[@]}"; do
+		[ -x "$VN_SELFTEST_DIR/$p" ] || echo "$VN_SELFTEST_DIR/$p"
+	done
 }
 
 # Load the built module (its kernel dependencies through modprobe first).

@@ -24,8 +24,17 @@
 # exports VHOST_NVME_NULLB, VHOST_NVME_LOOP, VHOST_NVME_SLOW,
 # VHOST_NVME_EXT4_DIR, VHOST_NVME_FILE_DIRECT, VHOST_NVME_FILE_BUFFERED,
 # VHOST_NVME_STUCK and VHOST_NVME_STUCK_LOWER,
-# runs ./vhost_nvme_test and removes the backends again.  Extra arguments
-# go to the test program.
+# runs the test programs in turn and removes the backends again:
+#   - vhost_nvme_global: plain TEST()s with backends of their own (frozen
+#     ext4, a full tmpfs, the device-mapper device, userfaultfd);
+#   - vhost_nvme_ctl: the control plane's argument checking;
+#   - vhost_nvme_io: the data path, one variant per backend;
+#   - vhost_nvme_slow: behind the slow null_blk.
+# That is the order the tests ran in when they were one program (the
+# harness runs the "global" fixture first).  Extra arguments go to each
+# program.  Each prints its own TAP header and plan; the exit status is
+# that of the first program that failed (0 if none did), and a failure does
+# not stop the later programs.
 
 ksft_skip=4
 cd "$(dirname "$0")" || exit 1
@@ -34,10 +43,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "run.sh: must be run as root" >&2
 	exit $ksft_skip
 fi
-if [ ! -x ./vhost_nvme_test ]; then
-	echo "run.sh: ./vhost_nvme_test not built (run make)" >&2
-	exit 1
-fi
+# The test programs, in the order they run (see above).
+PROGS="vhost_nvme_global vhost_nvme_ctl vhost_nvme_io vhost_nvme_slow"
+for p in $PROGS; do
+	if [ ! -x "./$p" ]; then
+		echo "run.sh: ./$p not built (run make)" >&2
+		exit 1
+	fi
+done
 if [ ! -c /dev/vhost-nvme ]; then
 	modprobe vhost_nvme 2>/dev/null
 fi
@@ -217,6 +230,11 @@ if [ -f ./selected ]; then
 	export VHOST_NVME_TESTS
 	echo "# only: $VHOST_NVME_TESTS"
 fi
-./vhost_nvme_test "$@"
-rc=$?
+rc=0
+for p in $PROGS; do
+	echo "# ./$p"
+	"./$p" "$@"
+	prc=$?
+	[ "$rc" -ne 0 ] || rc=$prc
+done
 exit $rc
