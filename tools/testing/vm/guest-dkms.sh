@@ -42,7 +42,6 @@ in_updates() {
 # The selftests without backends: the control plane runs, the rest skips.
 ctl_selftests() {
 	local t=tools/testing/selftests/vhost_nvme/vhost_nvme_ctl
-	[ -x "$t" ] || t=tools/testing/selftests/vhost_nvme/vhost_nvme_test
 	"$t" > "$VM_OUT/selftests-ctl.tap" 2>&1
 	grep -E '^ok [0-9]+ ctl\.' "$VM_OUT/selftests-ctl.tap" | grep -vc '# SKIP'
 	! grep -Eq '^not ok ' "$VM_OUT/selftests-ctl.tap" &&
