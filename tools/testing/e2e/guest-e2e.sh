@@ -14,7 +14,8 @@
 #               under nested TCG;
 #        check-nokvm: the same without nested KVM (the full pass under
 #               nested TCG: e2e.sh's plan after the test VM hung);
-#        check-kvm: only the full pass under KVM (a negative control's
+#        check-kvm: only the full pass under KVM and, if it crashes or
+#               hangs, its control on -device nvme (a negative control's
 #               lane: no user-error checks, no fallback, no TCG pass);
 #        control-kvm: only the full pass under KVM, on QEMU's own
 #               -device nvme (e2e.sh's control after the test VM hung);
@@ -236,7 +237,8 @@ elif [ $KVM = 1 ]; then
 else
 	L2_STATUS=infra L2_REASON="no /dev/kvm in the test VM"
 fi
-if [ "$L2_STATUS" = infra ] && [ "$PLAN" = check ] && [ $KVM = 1 ]; then
+if [ "$L2_STATUS" = infra ] && { [ "$PLAN" = check ] || [ "$PLAN" = check-kvm ]; } &&
+   [ $KVM = 1 ]; then
 	control_l2 kvm-control kvm full 480 150
 	if [ "$CTL_STATUS" = done ]; then
 		L2_STATUS=failed
