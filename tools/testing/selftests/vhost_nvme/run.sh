@@ -54,6 +54,10 @@ done
 if [ ! -c /dev/vhost-nvme ]; then
 	modprobe vhost_nvme 2>/dev/null
 fi
+if [ ! -c /dev/vhost-nvme ]; then
+	echo "run.sh: no /dev/vhost-nvme (module vhost_nvme not loaded): skipped" >&2
+	exit $ksft_skip
+fi
 
 LOOPDEV=
 IMG=
