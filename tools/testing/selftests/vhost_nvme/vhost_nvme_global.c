@@ -10,6 +10,8 @@
  * vhost_nvme_utils.h for how the tests work and run.sh for how the
  * backends are made.
  */
+#include <sys/fanotify.h>
+
 #include "vhost_nvme_utils.h"
 
 /* ---- file namespaces on a file system that can be frozen --------- */
@@ -344,6 +346,77 @@ TEST(file_system_full)
 	close(fd);
 	umount(dir);
 	rmdir(dir);
+}
+
+/* Answer the next fanotify permission event on @fan with @response. */
+static int fan_answer(int fan, uint32_t response, long ms)
+{
+	struct pollfd p = { .fd = fan, .events = POLLIN };
+	struct fanotify_event_metadata ev;
+	struct fanotify_response r;
+
+	if (poll(&p, 1, ms) != 1)
+		return -ETIMEDOUT;
+	if (read(fan, &ev, sizeof(ev)) < (ssize_t)sizeof(ev))
+		return -EIO;
+	r.fd = ev.fd;
+	r.response = response;
+	if (write(fan, &r, sizeof(r)) != sizeof(r))
+		return -errno;
+	if (ev.fd >= 0)
+		close(ev.fd);
+	return ev.mask & FAN_ACCESS_PERM ? 0 : -EINVAL;
+}
+
+/*
+ * The file a namespace reads says no: a fanotify listener (an
+ * anti-malware scanner, say) denies the read in rw_verify_area().  The
+ * guest gets Access Denied (SCT 2h, SC 86h, DNR); the next read, allowed,
+ * goes through.  (The test never reads the file itself once it is marked:
+ * it would have to answer its own events.)
+ */
+TEST(file_access_denied)
+{
+	char path[] = "/tmp/vhost-nvme-fan-XXXXXX";
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	struct guest g;
+	int fd, fan;
+	uint64_t b;
+
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 1 << 20));
+	io_guest(_metadata, &g, fd, NULL);
+	b = g_alloc(&g, PG);
+	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
+	if (fan < 0) {
+		g_fini(&g);
+		close(fd);
+		unlink(path);
+		SKIP(return, "fanotify_init: %s", strerror(errno));
+	}
+	ASSERT_EQ(0, fanotify_mark(fan, FAN_MARK_ADD, FAN_ACCESS_PERM,
+				   AT_FDCWD, path)) TH_LOG("fanotify_mark: %s",
+							   strerror(errno));
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = b;
+	sqe.cid = 0;
+	sq_put(&g, 1, &sqe);
+	sq_ring(&g, 1);
+	EXPECT_EQ(0, fan_answer(fan, FAN_DENY, WAIT_MS));
+	ASSERT_EQ(0, wait_cqe(&g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(ERR(SC_ACCESS_DENIED), cqe.status >> 1);
+
+	sq_put(&g, 1, &sqe);
+	sq_ring(&g, 1);
+	EXPECT_EQ(0, fan_answer(fan, FAN_ALLOW, WAIT_MS));
+	ASSERT_EQ(0, wait_cqe(&g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	close(fan);
+	g_fini(&g);
+	close(fd);
+	unlink(path);
 }
 
 /*

@@ -145,6 +145,7 @@
 #define SC_INTERNAL		0x06
 #define SC_WRITE_FAULT		0x280	/* SCT 2h: media and data integrity */
 #define SC_READ_ERROR		0x281
+#define SC_ACCESS_DENIED	0x286
 #define DNR			0x4000
 /* Expected value of (CQE status >> 1) for an error. */
 #define ERR(sc)			((sc) | DNR)
