@@ -101,10 +101,19 @@ under_load() {	# under_load NAME DEV BREAK-CMD
 }
 extra_faults=0
 
+# Only some of the program's phases (-p, a negative control's lane): not
+# the failing backends under load either.
+case " $* " in
+*" -p "*) LOAD_RUNS=0 ;;
+*) LOAD_RUNS=1 ;;
+esac
+
 # A null_blk device powered off (configfs) while commands are in flight.
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 nb=/sys/kernel/config/nullb/vnvme-vanish
-if mkdir "$nb" 2>/dev/null; then
+if [ $LOAD_RUNS = 0 ]; then
+	echo "# -p: no runs under load"
+elif mkdir "$nb" 2>/dev/null; then
 	echo 1 > "$nb/memory_backed"; echo 256 > "$nb/size"; echo 1 > "$nb/power"
 	vdev=${nb##*/}	# 6.1 names a configfs null_blk disk after its item
 	# no udev: make the node if devtmpfs has not
@@ -116,7 +125,9 @@ else
 	echo "hostile: cannot create a configfs null_blk device"; rc=1
 fi
 # A device-mapper flakey target: up 1 s, down 1 s (all I/O fails).
-if dmsetup create --noudevsync vnvme-flakey \
+if [ $LOAD_RUNS = 0 ]; then
+	:
+elif dmsetup create --noudevsync vnvme-flakey \
 	--table "0 65536 flakey /dev/nullb0 0 1 1" && dmsetup mknodes vnvme-flakey; then
 	under_load flakey /dev/mapper/vnvme-flakey : || rc=1
 	dmsetup remove vnvme-flakey
