@@ -96,6 +96,8 @@ build_prog() {	# build_prog NAME LOG MAKE-ARGS...
 }
 build_prog selftests "$RES/selftests-build.log" -C tools/testing/selftests/vhost_nvme KSRC="$KSRC"
 build_prog "hostile suite" "$RES/hostile-build.log" -C tools/testing/hostile
+# guest-hostile.sh runs it against backends that fail under load
+build_prog vhost-nvme-load "$RES/load-build.log" -C tools/vhost-nvme-load
 build_prog vhost-nvme-fail-nth "$RES/fail-nth-build.log" -C "$DKDIR"
 
 # --- the VM -----------------------------------------------------------------------------
