@@ -60,17 +60,17 @@ neg_e2e() {
 
 # neg_hostile NAME PATCH DST ARGS: the hostile lane of one control.
 neg_hostile() {
-	local name=$1 patch=$2 dst=$3 args missed=() re
-	args=$(printf '%s\n' "$4" | xargs)
+	local name=$1 patch=$2 dst=$3 args=() missed=() re
+	# words, as they are: xargs would hand them to echo, which eats -n
+	read -r -a args <<< "$4"
 	if ! { make -C "$KDIR" M="$dst/tree" modules &&
 	       make -C "$dst/tree/tools/testing/hostile" &&
 	       make -C "$dst/tree/tools/vhost-nvme-load"; } > "$dst/build.log" 2>&1; then
 		echo "negative $name: build failed (see $dst/build.log)"
 		return 1
 	fi
-	# shellcheck disable=SC2086
 	(cd "$dst/tree" && VN_REPO="$dst/tree" tools/testing/vm/vm-run.sh \
-		--timeout 1500 --out "$dst/vm" tools/testing/vm/guest-hostile.sh $args) \
+		--timeout 1500 --out "$dst/vm" tools/testing/vm/guest-hostile.sh "${args[@]}") \
 		> "$dst/vm.log" 2>&1
 	if [ ! -f "$dst/vm/status" ]; then
 		echo "negative $name: the VM did not finish (see $dst/vm.log)"
