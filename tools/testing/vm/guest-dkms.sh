@@ -48,6 +48,15 @@ ctl_selftests() {
 		grep -Eq '^ok [0-9]+ ctl\.get_info$' "$VM_OUT/selftests-ctl.tap"
 }
 
+# Every version of vhost-nvme that DKMS has, removed from every kernel
+dkms_remove() {
+	local v
+	for v in $(dkms status -m vhost-nvme | sed -n 's|^vhost-nvme/\([^,]*\),.*|\1|p' | sort -u); do
+		dkms remove -m vhost-nvme -v "$v" --all || return 1
+	done
+	! dkms status -m vhost-nvme | grep -q .
+}
+
 if step "make dkms: vhost-nvme built and installed for $KV" \
 	tools/dkms/install.sh "$KV"; then
 	step "the module is DKMS's, in /lib/modules/$KV/updates/dkms" in_updates
@@ -55,7 +64,7 @@ if step "make dkms: vhost-nvme built and installed for $KV" \
 		step "/dev/vhost-nvme is there" test -c /dev/vhost-nvme &&
 		step "control-plane selftests pass on it" ctl_selftests
 	step "modprobe -r vhost_nvme" modprobe -r vhost_nvme
-	step "dkms remove" dkms remove -m vhost-nvme --all
+	step "dkms remove" dkms_remove
 fi
 echo "1..$n" >> "$TAP"
 exit "$failed"
