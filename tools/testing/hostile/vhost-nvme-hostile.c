@@ -683,8 +683,34 @@ static unsigned long storm(int bfd, unsigned long target)
 	for (int q = 1; q <= NSQ; q++)
 		for (int k = 0; k < QD; k++)
 			lists[q][k] = r0_alloc(&d, PG);
-	for (int k = 0; k < VSLOTS; k++)
-		vs[k].version = -1;	/* until the first write completes */
+	/* Every verified block starts with a known stamp: version 0. */
+	for (int k = 0; k < VSLOTS; k += QD) {
+		for (int j = k; j < k + QD; j++) {
+			struct sqe e = { 0 };
+			uint64_t *buf = hva(&d, VBUF_GPA + j * PG);
+
+			for (unsigned int i = 0; i < PG / 8; i++)
+				buf[i] = vstamp(j, 0, i);
+			rw(&e, 1, d.nsze - (VSLOTS - j) * 8ULL, 8);
+			e.prp1 = VBUF_GPA + j * PG;
+			e.cid = j;
+			sq_submit(&d, 1, &e);
+		}
+		sq_ring(&d, 1);
+		for (int got = 0; got < QD;) {
+			struct cqe c;
+
+			if (!cq_pop(&d, 1, &c)) {
+				if (!wait_irq(&d, 10000))
+					die("storm: verified blocks not written");
+				continue;
+			}
+			if (c.status >> 1)
+				die("storm: a verified block's first write failed");
+			vs[c.cid].version = 0;
+			got++;
+		}
+	}
 
 	while (done + dropped < target) {
 		rounds++;
