@@ -50,4 +50,22 @@ static inline int vnvme_issue_discard(struct block_device *bdev,
 #endif
 }
 
+/* I/O polling moved from QUEUE_FLAG_POLL to the limits' BLK_FEAT_POLL in 6.11. */
+static inline bool vnvme_bdev_can_poll(struct block_device *bdev)
+{
+#ifdef BLK_FEAT_POLL
+	return bdev_get_queue(bdev)->limits.features & BLK_FEAT_POLL;
+#else
+	return test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(bdev)->queue_flags);
+#endif
+}
+
+/*
+ * BLK_POLL_NOSLEEP is gone by 6.12, where bio_poll() takes only
+ * BLK_POLL_ONESHOT and never sleeps.
+ */
+#ifndef BLK_POLL_NOSLEEP
+#define BLK_POLL_NOSLEEP	0
+#endif
+
 #endif /* _VHOST_NVME_COMPAT_H */

@@ -147,7 +147,7 @@ u16 vnvme_bdev_submit_rw(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 	 * would complete.
 	 */
 	if (cmd->sq->worker->polling && bdev_nowait(ns->bdev) &&
-	    test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(ns->bdev)->queue_flags)) {
+	    vnvme_bdev_can_poll(ns->bdev)) {
 		opf |= REQ_POLLED | REQ_NOWAIT;
 		cmd->flags |= VNVME_CMD_POLLED;
 		list_add_tail(&cmd->poll_node, &cmd->sq->worker->polled);

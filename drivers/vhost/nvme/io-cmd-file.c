@@ -31,9 +31,10 @@ static ssize_t vnvme_file_rw(struct vnvme_cmd *cmd)
 	else
 		iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST,
 			      cmd->bvecs, cmd->nr_bvecs, len);
+	/* As loop does (call_{read,write}_iter() are gone since 6.10) */
 	if (write)
-		return call_write_iter(file, &cmd->iocb, &iter);
-	return call_read_iter(file, &cmd->iocb, &iter);
+		return file->f_op->write_iter(&cmd->iocb, &iter);
+	return file->f_op->read_iter(&cmd->iocb, &iter);
 }
 
 static void vnvme_kiocb_end(struct kiocb *iocb, long ret)
