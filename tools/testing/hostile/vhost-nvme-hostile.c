@@ -1929,10 +1929,11 @@ static unsigned long kills(int bfd, unsigned int n)
 /* ---- safety: what was acknowledged survives the owner's death --------- */
 
 /*
- * A child writes stamped blocks, seven of eight with FUA, the eighth
- * plain and then a Flush, and reports each block the device acknowledged
- * as durable over a pipe: a FUA write when it completes, a plain one when
- * the Flush after it completes.  It is killed at a random moment.  Every
+ * A child writes stamped blocks and reports each block the device
+ * acknowledged as durable over a pipe.  Even rounds write with FUA and
+ * never Flush (a Flush would make a lost FUA durable after all), a block
+ * reported when its write completes; odd rounds write plain and then
+ * Flush, the blocks reported when the Flush completes.  It is killed at a random moment.  Every
  * block it reported must then read back with its stamp from the backend
  * itself; with a backend that has a volatile write cache (-W, a configfs
  * null_blk), only after the backend was powered off and on, which loses
@@ -1961,7 +1962,7 @@ static void safety_child(int bfd, int wfd, unsigned int round)
 			}
 			rw(&e, 1, lba, 8);
 			e.prp1 = R1_GPA + k * PG;
-			if (k % 8 != 7)
+			if (!(round & 1))
 				e.cdw12 |= 1U << 30;	/* FUA */
 			e.cid = k;
 			sq_submit(&d, 1, &e);
@@ -1977,12 +1978,12 @@ static void safety_child(int bfd, int wfd, unsigned int round)
 			got++;
 			if (c.status >> 1)
 				_exit(3);
-			if (c.cid < 16 && c.cid % 8 != 7 &&
+			if (!(round & 1) && c.cid < 16 &&
 			    write(wfd, &lbas[c.cid], 8) != 8)
 				_exit(4);
 		}
 		/* The plain writes are durable once a Flush after them is. */
-		{
+		if (round & 1) {
 			struct sqe e = { .opcode = 0, .nsid = 1, .cid = 100 };
 			struct cqe c;
 
@@ -1992,8 +1993,7 @@ static void safety_child(int bfd, int wfd, unsigned int round)
 				wait_irq(&d, 1000);
 			if (c.cid != 100 || c.status >> 1)
 				_exit(5);
-			if (write(wfd, &lbas[7], 8) != 8 ||
-			    write(wfd, &lbas[15], 8) != 8)
+			if (write(wfd, lbas, sizeof(lbas)) != sizeof(lbas))
 				_exit(4);
 		}
 	}
@@ -2125,7 +2125,7 @@ static unsigned long safety(int bfd, const char *wc, unsigned int rounds)
 			if (b[0] != lba || b[1] != r || b[510] != lba ||
 			    b[511] != r)
 				fail("safety: acknowledged %s write at LBA %llu lost",
-				     lba / 8 % 8 == 7 ? "flushed" : "FUA",
+				     r & 1 ? "flushed" : "FUA",
 				     (unsigned long long)lba);
 			checked++;
 		}
