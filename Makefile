@@ -13,6 +13,8 @@
 #   make dkms           install the module with DKMS for every kernel with
 #                       headers (tools/dkms/install.sh)
 #   make check-dkms     that install, tested in a VM (tools/testing/check-dkms.sh)
+#   make check-kernels  build the module for trixie's 6.12 and sid's newest
+#                       kernel with their compilers (debootstrap chroots)
 #   make check-intree   build the driver once inside a kernel tree (overlay of
 #                       linux-source-6.1, CONFIG_VHOST_NVME=m; not in CI)
 #   make check-debug    selftests, hostile suite and a fail-nth walk on a KASAN/
@@ -33,7 +35,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps dkms check check-e2e check-hostile check-dkms check-intree check-debug run fuzz bench
+.PHONY: all modules clean deps dkms check check-e2e check-hostile check-dkms check-intree check-kernels check-debug run fuzz bench
 
 all: modules
 
@@ -65,6 +67,9 @@ check-dkms:
 
 check-intree:
 	tools/testing/check-intree.sh
+
+check-kernels:
+	tools/testing/check-kernels.sh
 
 check-debug:
 	tools/testing/debug-kernel/check-debug.sh
