@@ -50,17 +50,15 @@ static inline int vnvme_issue_discard(struct block_device *bdev,
 #endif
 }
 
-/*
- * I/O polling moved from QUEUE_FLAG_POLL to the limits' BLK_FEAT_POLL in
- * 6.11.  (A macro: the userspace unit tests' shims have no request queue.)
- */
+/* I/O polling moved from QUEUE_FLAG_POLL to the limits' BLK_FEAT_POLL in 6.11. */
+static inline bool vnvme_bdev_can_poll(struct block_device *bdev)
+{
 #ifdef BLK_FEAT_POLL
-#define vnvme_bdev_can_poll(bdev) \
-	(bdev_get_queue(bdev)->limits.features & BLK_FEAT_POLL)
+	return bdev_get_queue(bdev)->limits.features & BLK_FEAT_POLL;
 #else
-#define vnvme_bdev_can_poll(bdev) \
-	test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(bdev)->queue_flags)
+	return test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(bdev)->queue_flags);
 #endif
+}
 
 /*
  * BLK_POLL_NOSLEEP is gone by 6.12, where bio_poll() takes only
