@@ -31,20 +31,6 @@ KMEMLEAK=/sys/kernel/debug/kmemleak
 
 TAP=$VM_OUT/guest-debug.tap
 : > "$TAP"
-n=0 failed=0
-result() {	# result 0|1 DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2" | tee -a "$TAP"
-	else
-		echo "not ok $n - $2" | tee -a "$TAP"
-		failed=1
-	fi
-}
-finish() {
-	echo "1..$n" >> "$TAP"
-	exit "$failed"
-}
 
 # module_leaks REPORT OUT NAME-RE: copy the blocks of kmemleak's REPORT that
 # point into a module to OUT and print their number. A block points into
@@ -98,7 +84,7 @@ if [ "${vermagic%% *}" = "$rel" ] && cp "$KO" "$PWD/$VN_KO_NAME.ko"; then
 	result 0 "vhost_nvme.ko built for $rel"
 else
 	result 1 "vhost_nvme.ko built for $rel (vermagic '$vermagic' of $KO)"
-	finish
+	vn_tap_finish
 fi
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
@@ -184,4 +170,4 @@ if [ -w "$KMEMLEAK" ]; then
 		result 1 "kmemleak control: modprobe kmemleak-test"
 	fi
 fi
-finish
+vn_tap_finish

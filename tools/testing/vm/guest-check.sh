@@ -24,27 +24,6 @@ STAP=$VM_OUT/selftests.tap
 SELFTEST_TIMEOUT=${SELFTEST_TIMEOUT:-300}
 : > "$TAP"
 : > "$STAP"
-n=0 failed=0
-
-result() {	# result 0|1 DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2" | tee -a "$TAP"
-	else
-		echo "not ok $n - $2" | tee -a "$TAP"
-		failed=1
-	fi
-}
-step() {	# step DESCRIPTION CMD...
-	local d=$1
-	shift
-	local rc
-	echo "# $d: $*"
-	"$@"
-	rc=$?
-	result $rc "$d"
-	return $rc
-}
 
 # tap_complete TAP SKIPLIST [PLANS]: the kselftest TAP in TAP, the output
 # of one or more test programs one after the other (PLANS of them, when
@@ -197,5 +176,4 @@ if [ "$loaded" -eq 0 ]; then
 	step "rmmod vhost_nvme" vn_unload_module
 fi
 [ -z "${VHOST_NVME_LOOP:-}" ] || losetup -d "$VHOST_NVME_LOOP"
-echo "1..$n" >> "$TAP"
-exit $failed
+vn_tap_finish

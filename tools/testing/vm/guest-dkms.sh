@@ -8,29 +8,11 @@
 # /lib/modules are written in the overlay only.  TAP in $VM_OUT/dkms.tap.
 set -uo pipefail
 : "${VM_OUT:?run this through tools/testing/vm/vm-run.sh}"
+# shellcheck source=guest-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh"
 
 TAP=$VM_OUT/dkms.tap
 : > "$TAP"
-n=0 failed=0
-
-result() {	# result 0|1 DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2" | tee -a "$TAP"
-	else
-		echo "not ok $n - $2" | tee -a "$TAP"
-		failed=1
-	fi
-}
-step() {	# step DESCRIPTION CMD...
-	local d=$1 rc
-	shift
-	echo "# $d: $*"
-	"$@"
-	rc=$?
-	result $rc "$d"
-	return $rc
-}
 
 KV=$(uname -r)
 in_updates() {
@@ -66,5 +48,4 @@ if step "make dkms: vhost-nvme built and installed for $KV" \
 	step "modprobe -r vhost_nvme" modprobe -r vhost_nvme
 	step "dkms remove" dkms_remove
 fi
-echo "1..$n" >> "$TAP"
-exit "$failed"
+vn_tap_finish

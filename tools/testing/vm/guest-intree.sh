@@ -9,30 +9,12 @@
 #   guest-intree.sh TREE
 set -uo pipefail
 : "${VM_OUT:?run this through tools/testing/vm/vm-run.sh}"
+# shellcheck source=guest-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/guest-lib.sh"
 TREE=${1:?usage: guest-intree.sh TREE}
 
 TAP=$VM_OUT/intree.tap
 : > "$TAP"
-n=0 failed=0
-
-result() {	# result 0|1 DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2" | tee -a "$TAP"
-	else
-		echo "not ok $n - $2" | tee -a "$TAP"
-		failed=1
-	fi
-}
-step() {	# step DESCRIPTION CMD...
-	local d=$1 rc
-	shift
-	echo "# $d: $*"
-	"$@"
-	rc=$?
-	result $rc "$d"
-	return $rc
-}
 
 # run_tests LOG PATTERN: the framework's run, its summary line matching
 run_tests() {
@@ -50,5 +32,4 @@ if step "insmod the in-tree module" insmod "$TREE/drivers/vhost/nvme/vhost_nvme.
 	grep -cE '^# +ok [0-9]+ ' "$VM_OUT/kselftest.log" | sed 's/^/# selftest results: /'
 	step "rmmod vhost_nvme" rmmod vhost_nvme
 fi
-echo "1..$n" >> "$TAP"
-exit "$failed"
+vn_tap_finish

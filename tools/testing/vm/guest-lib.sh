@@ -63,3 +63,29 @@ vn_dump_stuck() {
 	echo l > /proc/sysrq-trigger 2>/dev/null
 	echo w > /proc/sysrq-trigger 2>/dev/null
 }
+
+# The TAP of a guest script's own steps: the script sets TAP (the file),
+# calls result or step for each, and ends with vn_tap_finish.
+n=0 failed=0
+result() {	# result 0|1 DESCRIPTION
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2" | tee -a "$TAP"
+	else
+		echo "not ok $n - $2" | tee -a "$TAP"
+		failed=1
+	fi
+}
+step() {	# step DESCRIPTION CMD...: run CMD, a result of its status
+	local d=$1 rc
+	shift
+	echo "# $d: $*"
+	"$@"
+	rc=$?
+	result $rc "$d"
+	return $rc
+}
+vn_tap_finish() {	# the plan, and exit 1 if a step failed
+	echo "1..$n" >> "$TAP"
+	exit "$failed"
+}
