@@ -9,26 +9,15 @@
 # control-plane selftests pass on it, it unloads and leaves DKMS.  Nothing
 # is installed on this machine but the dkms package.  Ends with "N passed,
 # N failed, N skipped"; exits 1 if anything failed.  Logs in $RESULTS
-# (default results/dkms).
+# (default results/check-dkms).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
-RES=${RESULTS:-$REPO/results/dkms}
-rm -rf "$RES"
-mkdir -p "$RES"
-SUMMARY=$RES/summary.txt
-: > "$SUMMARY"
-ITEM_TAG=check-dkms
 # shellcheck source=items.sh
 . tools/testing/items.sh
 
-if run_logged "$RES/deps.log" tools/testing/deps.sh --dkms; then
-	item pass "deps"
-else
-	item fail "deps" "see $RES/deps.log"
-	show "$RES/deps.log"
-fi
+items_lane check-dkms --dkms
 # shellcheck source=env.sh
 . tools/testing/env.sh
 
@@ -53,5 +42,4 @@ else
 fi
 
 echo "check-dkms: logs in $RES"
-echo "$PASS passed, $FAIL failed, $SKIP skipped"
-[ "$FAIL" -eq 0 ]
+items_end

@@ -15,24 +15,12 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
-RES=${RESULTS:-$REPO/results/check-hostile}
-rm -rf "$RES"
-mkdir -p "$RES"
-SUMMARY=$RES/summary.txt
-: > "$SUMMARY"
-ITEM_TAG=check-hostile
 # shellcheck source=items.sh
 . tools/testing/items.sh
 # shellcheck source=hostile-lane.sh
 . tools/testing/hostile-lane.sh
 
-echo "check-hostile: deps"
-if run_logged "$RES/deps.log" tools/testing/deps.sh; then
-	item pass "deps"
-else
-	item fail "deps" "see $RES/deps.log"
-	show "$RES/deps.log"
-fi
+items_lane check-hostile
 # shellcheck source=env.sh
 . tools/testing/env.sh
 
@@ -49,5 +37,4 @@ fi
 
 echo "check-hostile: logs in $RES"
 [ ! -s "${HOUT:-/nonexistent}/hostile.summary" ] || cat "$HOUT/hostile.summary"
-echo "$PASS passed, $FAIL failed, $SKIP skipped"
-[ "$FAIL" -eq 0 ]
+items_end

@@ -17,26 +17,15 @@
 # Items: the option is offered, the module builds without a warning,
 # modinfo reads it, the kselftest build and both runs.  Ends with "N passed, N failed"; exits 1
 # if anything failed.  The overlay is kept in $INTREE_DIR (default
-# $VN_CACHE/intree) and reused; logs go to $RESULTS (results/intree).
+# $VN_CACHE/intree) and reused; logs go to $RESULTS (results/check-intree).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
-RES=${RESULTS:-$REPO/results/intree}
-rm -rf "$RES"
-mkdir -p "$RES"
-SUMMARY=$RES/summary.txt
-: > "$SUMMARY"
-ITEM_TAG=check-intree
 # shellcheck source=items.sh
 . tools/testing/items.sh
 
-if run_logged "$RES/deps.log" tools/testing/deps.sh --kbuild; then
-	item pass "deps"
-else
-	item fail "deps" "see $RES/deps.log"
-	show "$RES/deps.log"
-fi
+items_lane check-intree --kbuild
 # shellcheck source=env.sh
 . tools/testing/env.sh
 
@@ -122,5 +111,4 @@ else
 fi
 
 echo "check-intree: logs in $RES"
-echo "$PASS passed, $FAIL failed, $SKIP skipped"
-[ "$FAIL" -eq 0 ]
+items_end

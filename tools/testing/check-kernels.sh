@@ -11,29 +11,20 @@
 # (linux-image-amd64), for a test VM lane on them, which does not exist yet.
 # The mirror's sid index can be past its Valid-Until date here: apt is told
 # not to check it.  Ends with "N passed, N failed, N skipped"; logs in $RESULTS
-# (default results/kernels).
+# (default results/check-kernels).
 #
 #   tools/testing/check-kernels.sh [SUITE...]     default: trixie sid
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
-RES=${RESULTS:-$REPO/results/kernels}
-rm -rf "$RES"
-mkdir -p "$RES"
-SUMMARY=$RES/summary.txt
-: > "$SUMMARY"
-ITEM_TAG=check-kernels
+[ "$(id -u)" -eq 0 ] || { echo "check-kernels: needs root (debootstrap, chroot)" >&2; exit 1; }
 # shellcheck source=items.sh
 . tools/testing/items.sh
+items_lane check-kernels --kernels
 # shellcheck source=env.sh
 . tools/testing/env.sh
 
-[ "$(id -u)" -eq 0 ] || { echo "check-kernels: needs root (debootstrap, chroot)" >&2; exit 1; }
-if ! command -v debootstrap > /dev/null; then
-	run_logged "$RES/deps.log" apt-get install -y -qq debootstrap ||
-		{ item fail "install debootstrap" "see $RES/deps.log"; }
-fi
 [ $# -gt 0 ] || set -- trixie sid
 PKGS="gcc make perl libc6-dev linux-headers-amd64 linux-image-amd64"
 
@@ -79,5 +70,4 @@ for suite in "$@"; do
 done
 
 echo "check-kernels: logs in $RES"
-echo "$PASS passed, $FAIL failed, $SKIP skipped"
-[ "$FAIL" -eq 0 ]
+items_end

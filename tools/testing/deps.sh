@@ -4,7 +4,7 @@
 # Also unpacks Debian's linux-source-6.1 into $VN_CACHE (once per tarball
 # version) and prints the paths the other scripts use (see env.sh).
 #
-# Usage: deps.sh [--bench|--kbuild|--dkms]
+# Usage: deps.sh [--bench|--kbuild|--dkms|--kernels]
 # --bench: only what `make bench` needs (the module, the VMs, fio): no
 # checkpatch/sparse/fuzzing tools and no linux-source (on a fresh machine
 # they would take minutes of its 30).
@@ -29,6 +29,9 @@ case ${1:-} in
 	;;
 --dkms)		# make dkms, check-dkms
 	PKGS+=(dkms)
+	;;
+--kernels)	# check-kernels' chroots
+	PKGS+=(debootstrap)
 	;;
 esac
 

@@ -44,3 +44,28 @@ tap_items() {	# tap_items PREFIX FILE: add the TAP results in FILE as items
 		fi
 	done < "$2"
 }
+
+# items_lane TAG [DEPS-OPTION]: the start of a lane script (make TAG): its
+# results in $RESULTS (default results/TAG, emptied) with SUMMARY there,
+# ITEM_TAG=TAG, and tools/testing/deps.sh [DEPS-OPTION] as the first item.
+# Caller is at the repository's root.
+items_lane() {
+	ITEM_TAG=$1
+	RES=${RESULTS:-$PWD/results/$1}
+	rm -rf "$RES"
+	mkdir -p "$RES"
+	SUMMARY=$RES/summary.txt
+	: > "$SUMMARY"
+	if run_logged "$RES/deps.log" tools/testing/deps.sh ${2:+"$2"}; then
+		item pass "deps"
+	else
+		item fail "deps" "see $RES/deps.log"
+		show "$RES/deps.log"
+	fi
+}
+
+# items_end: the closing counts line; status 1 if an item failed.
+items_end() {
+	echo "$PASS passed, $FAIL failed, $SKIP skipped"
+	[ "$FAIL" -eq 0 ]
+}
