@@ -140,11 +140,8 @@ static void vnvme_sq_drained(struct vnvme_dev *dev, struct vnvme_sq *sq)
 	wake_up_all(&dev->wq);
 }
 
-/*
- * Worker: return @cmd's slot to its SQ's free list and its CQ reservation,
- * and wake whoever waits for the SQ or the device to drain.
- */
-static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+/* Worker: return @cmd's slot to its SQ's free list and its CQ reservation. */
+static void vnvme_free_slot(struct vnvme_cmd *cmd)
 {
 	struct vnvme_sq *sq = cmd->sq;
 
@@ -152,7 +149,18 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	sq->cq->reserved--;
 	cmd->next_free = sq->free;
 	sq->free = cmd - sq->cmds;
-	/* Read locklessly by the waits in delete */
+}
+
+/*
+ * Worker: @cmd, started, is done: free its slot, and wake whoever waits
+ * for the SQ or the device to drain.
+ */
+static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+{
+	struct vnvme_sq *sq = cmd->sq;
+
+	vnvme_free_slot(cmd);
+	/* Read locklessly by the waits in delete and GET_QUEUE_STATE */
 	WRITE_ONCE(sq->inflight, sq->inflight - 1);
 	if (!sq->inflight) {
 		if (sq->abort_done)
@@ -515,9 +523,10 @@ static bool vnvme_cq_reserve(struct vnvme_cq *cq)
 /*
  * Worker: put back the command just fetched, which could not start yet
  * (VNVME_STATUS_RETRY): nothing of it reached the backend, the guest
- * entry stays in the SQ and is fetched again later.
+ * entry stays in the SQ and is fetched again later.  It was never counted
+ * in flight.
  */
-static void vnvme_unfetch(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
+static void vnvme_unfetch(struct vnvme_cmd *cmd)
 {
 	struct vnvme_sq *sq = cmd->sq;
 
@@ -525,8 +534,7 @@ static void vnvme_unfetch(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	vnvme_release_data(cmd);
 	vnvme_put_ns(cmd);
 	sq->head = (sq->head + sq->size - 1) % sq->size;
-	sq->fetched--;
-	vnvme_put_slot(dev, cmd);
+	vnvme_free_slot(cmd);
 }
 
 /* Fetch and start up to @budget commands of @sq; returns how many. */
@@ -564,16 +572,21 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 			}
 			sq->free = cmd->next_free;
 			sq->head = (sq->head + 1) % sq->size;
+			cmd->flags = 0;
+			status = vnvme_exec(dev, cmd);
+			if (status == VNVME_STATUS_RETRY) {
+				vnvme_unfetch(cmd);
+				return n;
+			}
+			/*
+			 * Started: in flight from now on (its completion is
+			 * posted by this worker, later in this pass at the
+			 * earliest).  A command put back was never counted.
+			 */
 			WRITE_ONCE(sq->inflight, sq->inflight + 1);
 			atomic_inc(&dev->inflight);
 			sq->fetched++;
 			n++;
-			cmd->flags = 0;
-			status = vnvme_exec(dev, cmd);
-			if (status == VNVME_STATUS_RETRY) {
-				vnvme_unfetch(dev, cmd);
-				return n - 1;
-			}
 			if (status != VNVME_STATUS_ASYNC)
 				vnvme_finish(dev, cmd, status);
 		}
