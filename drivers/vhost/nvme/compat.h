@@ -10,6 +10,7 @@
 #include <linux/eventfd.h>
 #include <linux/blkdev.h>
 #include <linux/fs.h>
+#include <linux/hrtimer.h>
 #include <linux/nvme.h>
 
 /* NVME_SC_DNR became NVME_STATUS_DNR in 6.11. */
@@ -57,6 +58,22 @@ static inline bool vnvme_bdev_can_poll(struct block_device *bdev)
 	return bdev_get_queue(bdev)->limits.features & BLK_FEAT_POLL;
 #else
 	return test_bit(QUEUE_FLAG_POLL, &bdev_get_queue(bdev)->queue_flags);
+#endif
+}
+
+/*
+ * hrtimer_setup(), which takes the callback, came in 6.13; hrtimer_init()
+ * was removed after every caller had moved to it.
+ */
+static inline void vnvme_hrtimer_setup(struct hrtimer *timer,
+				       enum hrtimer_restart (*fn)(struct hrtimer *),
+				       clockid_t clock, enum hrtimer_mode mode)
+{
+#ifdef VNVME_HAVE_HRTIMER_SETUP
+	hrtimer_setup(timer, fn, clock, mode);
+#else
+	hrtimer_init(timer, clock, mode);
+	timer->function = fn;
 #endif
 }
 

@@ -297,8 +297,8 @@ struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev)
 	worker->mem_gen = VNVME_GEN_STALE;
 	init_llist_head(&worker->done);
 	INIT_LIST_HEAD(&worker->polled);
-	hrtimer_init(&worker->coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
-	worker->coal_timer.function = vnvme_coal_timer_fn;
+	vnvme_hrtimer_setup(&worker->coal_timer, vnvme_coal_timer_fn,
+			    CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
 	worker->scratch = kmalloc(2 * VNVME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
 	if (!worker->scratch) {
 		ret = -ENOMEM;
