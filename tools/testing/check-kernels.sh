@@ -8,7 +8,10 @@
 # then only updated): gcc-14 for trixie, sid's for sid.  The module is built
 # with W=1 against that suite's linux-headers-amd64; a build with a warning
 # fails.  The kernels' images and modules land in the chroots too
-# (linux-image-amd64), for a test VM lane on them, which does not exist yet.
+# (linux-image-amd64): the test VM boots each (VM_KERNEL, VM_MODULES_DIR of
+# vm-run.sh; the guest's userland stays Debian 12's) and runs the selftests
+# and the hostile suite there (tools/testing/vm/guest-kernel.sh).
+# KERNELS_VM=0 skips the VM runs.
 # The mirror's sid index can be past its Valid-Until date here: apt is told
 # not to check it.  Ends with "N passed, N failed, N skipped"; logs in $RESULTS
 # (default results/check-kernels).
@@ -26,6 +29,60 @@ items_lane check-kernels --kernels
 . tools/testing/env.sh
 
 [ $# -gt 0 ] || set -- trixie sid
+HOSTILE_ARGS=${HOSTILE_ARGS:--n 200000 -i 20000 -k 20 -f 20}
+VM=${KERNELS_VM:-1}
+
+# The userspace side of the VM runs, built once with Debian 12's compiler:
+# the guest's userland is Debian 12's whatever kernel it boots.
+build_prog() {	# build_prog NAME LOG MAKE-ARGS...
+	local name=$1 log=$2
+	shift 2
+	if run_logged "$log" make "$@"; then
+		item pass "build $name"
+	else
+		item fail "build $name" "see $log"
+		show "$log"
+		VM=0
+	fi
+}
+if [ "$VM" = 1 ]; then
+	build_prog selftests "$RES/selftests-build.log" \
+		-C tools/testing/selftests/vhost_nvme KSRC="$KSRC"
+	build_prog "hostile suite" "$RES/hostile-build.log" -C tools/testing/hostile
+	build_prog vhost-nvme-load "$RES/load-build.log" -C tools/vhost-nvme-load
+	build_prog "fio engine" "$RES/fio-engine-build.log" -C tools/fio-vhost-nvme
+fi
+
+# vm_lane SUITE ROOT KVER: boot ROOT's kernel KVER in the test VM and run
+# guest-kernel.sh there with the module built for it.
+vm_lane() {
+	local suite=$1 root=$2 kver=$3 out st t t0 before
+	out=$RES/$suite-vm
+	echo "check-kernels: $suite: selftests and hostile suite in a VM on $kver"
+	t0=$(date +%s)
+	# shellcheck disable=SC2086
+	VM_KERNEL=$root/boot/vmlinuz-$kver VM_MODULES_DIR=$root/lib/modules/$kver \
+		tools/testing/vm/vm-run.sh ${VM_RUN_OPTS:-} --timeout 1800 --out "$out" \
+		tools/testing/vm/guest-kernel.sh "$root/src/vhost_nvme.ko" \
+		"$root/lib/modules/$kver" $HOSTILE_ARGS 2>&1 | sed 's/^/    /' || true
+	t=$(($(date +%s) - t0))
+	if [ ! -f "$out/status" ]; then
+		item fail "$suite: VM run on $kver ($((t / 60))m$((t % 60))s)" "no status; see $out/console.log"
+	elif [ -s "$out/warnings.txt" ]; then
+		item fail "$suite: VM run on $kver without kernel warnings" "see $out/warnings.txt"
+	else
+		item pass "$suite: VM run on $kver without kernel warnings ($((t / 60))m$((t % 60))s)"
+	fi
+	before=$FAIL
+	tap_items "$suite" "$out/guest-kernel.tap"
+	tap_items "$suite guest" "$out/guest-check.tap"
+	tap_items "$suite selftest" "$out/selftests.tap"
+	st=$(cat "$out/status" 2>/dev/null || echo none)
+	if [ "$st" != 0 ] && [ "$st" != none ] && [ "$FAIL" = "$before" ]; then
+		item fail "$suite: guest-kernel.sh" "exit status $st without a failing TAP line"
+	fi
+	[ ! -s "$out/hostile.summary" ] || echo "check-kernels: $suite: $(cat "$out/hostile.summary")"
+}
 PKGS="gcc make perl libc6-dev linux-headers-amd64 linux-image-amd64"
 
 for suite in "$@"; do
@@ -61,12 +118,18 @@ for suite in "$@"; do
 	   [ -f "$root/src/vhost_nvme.ko" ] &&
 	   ! grep -E '(warning|error):' "$RES/$suite-build.log" | grep -q .; then
 		item pass "$suite: vhost_nvme.ko for $kver (${cc:-its compiler}), W=1, no warning"
+		umount "$root/proc"
+		if [ "$VM" = 1 ]; then
+			vm_lane "$suite" "$root" "$kver"
+		else
+			item skip "$suite: selftests and hostile suite on $kver" \
+				"KERNELS_VM=0 or a test program did not build"
+		fi
 	else
 		item fail "$suite: build for $kver" "see $RES/$suite-build.log"
 		grep -E '(warning|error):' "$RES/$suite-build.log" | head -n 20 | sed 's/^/    /' || true
+		umount "$root/proc"
 	fi
-	item skip "$suite: selftests on $kver" "no test VM lane on that kernel yet"
-	umount "$root/proc"
 done
 
 echo "check-kernels: logs in $RES"

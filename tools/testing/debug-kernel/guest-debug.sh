@@ -17,6 +17,7 @@
 # selftests.tap, hostile.summary and fail-nth.tap next to it); kmemleak's
 # report goes to kmemleak.txt, the part of it that points into the module to
 # kmemleak-vhost-nvme.txt. Exits non-zero if anything failed.
+# vm-run-append: trace_event=block:block_bio_queue
 set -uo pipefail
 : "${VM_OUT:?run this through tools/testing/vm/vm-run.sh}"
 KO=${1:?usage: guest-debug.sh KO MODULES_DIR [HOSTILE ARGS...]}
@@ -66,26 +67,7 @@ PY
 }
 
 # --- the debug kernel and its built-in drivers -------------------------------
-rel=$(uname -r)
-echo "# kernel $rel: $(cat /proc/cmdline)"
-if [ ! -d "/lib/modules/$rel" ]; then
-	# /lib is the host's, read-only under a tmpfs overlay: this copy stays
-	# in the guest.
-	mkdir -p /lib/modules && cp -a "$MODDIR" "/lib/modules/$rel"
-fi
-modprobe -q null_blk && modprobe -q loop && modprobe -q dm_mod &&
-	[ -b /dev/nullb0 ] && [ -c /dev/loop-control ] && [ -c /dev/mapper/control ]
-result $? "built-in null_blk, loop and dm_mod answer modprobe ($rel)"
-
-# The repo is under the same overlay: put the debug build where
-# guest-lib.sh looks for the module. The host's file is not touched.
-vermagic=$(modinfo -F vermagic "$KO" 2>/dev/null)
-if [ "${vermagic%% *}" = "$rel" ] && cp "$KO" "$PWD/$VN_KO_NAME.ko"; then
-	result 0 "vhost_nvme.ko built for $rel"
-else
-	result 1 "vhost_nvme.ko built for $rel (vermagic '$vermagic' of $KO)"
-	vn_tap_finish
-fi
+vn_use_kernel "$KO" "$MODDIR" || vn_tap_finish
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
 if [ -w "$KMEMLEAK" ]; then

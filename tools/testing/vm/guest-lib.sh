@@ -42,6 +42,30 @@ vn_load_module() {
 	[ -d /sys/module/$VN_KO_NAME ]
 }
 
+# vn_use_kernel KO MODULES_DIR: on a kernel other than Debian 12's (the
+# debug kernel, trixie's, sid's), give modprobe that kernel's modules and
+# put KO, built for it, where vn_find_ko looks. /lib and the repo are the
+# host's under the guest's tmpfs overlay: the directory is bind-mounted and
+# the module copied in the guest only. Two TAP results (uses result, below).
+vn_use_kernel() {
+	local ko=$1 moddir=$2 rel vermagic
+	rel=$(uname -r)
+	echo "# kernel $rel: $(cat /proc/cmdline)"
+	if [ ! -d "/lib/modules/$rel" ]; then
+		mkdir -p "/lib/modules/$rel" && mount --bind "$moddir" "/lib/modules/$rel"
+	fi
+	# A dry run: the guest scripts load null_blk with their parameters.
+	modprobe -nq null_blk && modprobe -nq loop && modprobe -nq dm_mod
+	result $? "modprobe finds null_blk, loop and dm_mod ($rel)"
+	vermagic=$(modinfo -F vermagic "$ko" 2>/dev/null)
+	if [ "${vermagic%% *}" = "$rel" ] && cp "$ko" "$PWD/$VN_KO_NAME.ko"; then
+		result 0 "vhost_nvme.ko built for $rel"
+	else
+		result 1 "vhost_nvme.ko built for $rel (vermagic '$vermagic' of $ko)"
+		return 1
+	fi
+}
+
 vn_unload_module() {
 	[ -d /sys/module/$VN_KO_NAME ] || return 0
 	rmmod "$VN_KO_NAME"
