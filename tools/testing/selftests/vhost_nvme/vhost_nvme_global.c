@@ -387,18 +387,23 @@ TEST(file_access_denied)
 	fd = mkstemp(path);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ftruncate(fd, 1 << 20));
-	io_guest(_metadata, &g, fd, NULL);
-	b = g_alloc(&g, PG);
+	close(fd);
 	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
 	if (fan < 0) {
-		g_fini(&g);
-		close(fd);
 		unlink(path);
 		SKIP(return, "fanotify_init: %s", strerror(errno));
 	}
 	ASSERT_EQ(0, fanotify_mark(fan, FAN_MARK_ADD, FAN_ACCESS_PERM,
 				   AT_FDCWD, path)) TH_LOG("fanotify_mark: %s",
 							   strerror(errno));
+	/*
+	 * Opened after the mark: from 6.14 (and 6.12.y) a file opened while
+	 * no listener wants permission events never raises them.
+	 */
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	io_guest(_metadata, &g, fd, NULL);
+	b = g_alloc(&g, PG);
 	rw_sqe(&sqe, OP_READ, 1, 0, 8);
 	sqe.prp1 = b;
 	sqe.cid = 0;
