@@ -1578,8 +1578,11 @@ out_free:
 	return -ENOMEM;
 }
 
-/* Releases that finish draining a stuck backend after close (module-owned) */
-static struct workqueue_struct *vnvme_wq;
+/*
+ * Releases that finish draining a stuck backend after close, and the passes
+ * of workers killed with their owner (module-owned)
+ */
+struct workqueue_struct *vnvme_wq;
 
 static void vnvme_free(struct vnvme_dev *dev)
 {
@@ -1602,6 +1605,8 @@ static void vnvme_release_work(struct work_struct *work)
 	vnvme_reset(dev, VNVME_WAIT_IDLE);
 	mutex_unlock(&dev->mutex);
 	vnvme_free(dev);
+	/* vnvme_exit() flushes vnvme_wq before the module's text goes. */
+	module_put(THIS_MODULE);
 }
 
 /*
@@ -1615,7 +1620,9 @@ static void vnvme_release_work(struct work_struct *work)
  * drain did not finish there, it finishes on vnvme_wq, in TASK_IDLE: the
  * owner's memory and memory cgroup stay charged until the backend lets
  * go, but nothing hangs and no hung-task report is raised for a wait only
- * the backend can end.
+ * the backend can end.  Such a device holds a reference to the module
+ * until it is freed: rmmod fails with EBUSY instead of waiting for it, and
+ * the module's use count shows that it is there.
  */
 static int vnvme_release(struct inode *inode, struct file *f)
 {
@@ -1630,6 +1637,8 @@ static int vnvme_release(struct inode *inode, struct file *f)
 		vnvme_free(dev);
 		return 0;
 	}
+	/* Until the device is gone: rmmod says EBUSY rather than waiting. */
+	__module_get(THIS_MODULE);
 	INIT_WORK(&dev->release_work, vnvme_release_work);
 	queue_work(vnvme_wq, &dev->release_work);
 	return 0;
@@ -1772,7 +1781,10 @@ static int __init vnvme_init(void)
 static void __exit vnvme_exit(void)
 {
 	misc_deregister(&vnvme_misc);
-	/* Waits for the releases still draining a backend. */
+	/*
+	 * No release is draining (each holds the module); this waits for
+	 * the last one to return from vnvme_release_work().
+	 */
 	destroy_workqueue(vnvme_wq);
 }
 

@@ -363,7 +363,10 @@ struct vnvme_sq {
 /**
  * struct vnvme_worker - a worker thread and what only it touches
  * @dev: the device
- * @task: the thread
+ * @vtsk: the worker thread, a vhost_task of the owner (6.11+)
+ * @killed: @vtsk was killed with the owner; @orphan_work runs the passes
+ * @orphan_work: passes on vnvme_wq once @vtsk is gone
+ * @task: the worker thread, a kthread (before 6.11)
  * @id: index in dev->workers
  * @lock: held for a pass, and by whoever changes the worker's queues or
  *	  the fields marked "lock"
@@ -395,7 +398,13 @@ struct vnvme_sq {
  */
 struct vnvme_worker {
 	struct vnvme_dev *dev;
+#ifdef VNVME_HAVE_VHOST_TASK
+	struct vhost_task *vtsk;
+	bool killed;
+	struct work_struct orphan_work;
+#else
 	struct task_struct *task;
+#endif
 	unsigned int id;
 	struct mutex lock;	/* see the top of this file */
 	struct list_head sqs;
@@ -594,6 +603,7 @@ u16 vnvme_file_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			      unsigned int nr);
 
 /* worker.c: the worker thread and the kicks that wake it */
+extern struct workqueue_struct *vnvme_wq;
 struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev);
 void vnvme_worker_destroy(struct vnvme_worker *worker);
 void vnvme_worker_remap(struct vnvme_worker *worker,

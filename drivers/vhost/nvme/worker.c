@@ -10,6 +10,9 @@
 #include <linux/cgroup.h>
 #include <linux/file.h>
 #include <linux/memcontrol.h>
+#ifdef VNVME_HAVE_VHOST_TASK
+#include <linux/sched/vhost_task.h>
+#endif
 
 #include "vnvme.h"
 
@@ -144,18 +147,6 @@ void vnvme_worker_remap(struct vnvme_worker *worker,
 }
 
 /**
- * vnvme_wake - make a worker run a pass
- * @worker: the worker
- *
- * Any context.
- */
-void vnvme_wake(struct vnvme_worker *worker)
-{
-	set_bit(VNVME_KICKED, &worker->flags);
-	wake_up_process(worker->task);
-}
-
-/**
  * vnvme_wake_all - make every worker of a device run a pass
  * @dev: the device
  *
@@ -193,11 +184,148 @@ static void vnvme_poll_adapt(struct vnvme_worker *worker, u64 budget_ns,
 }
 
 /*
- * The worker thread.  It runs in the owner's address space until
- * kthread_stop().  After a pass that found work it keeps polling for its
- * current window (at most dev->poll_ns; see vnvme_poll_adapt()), leaving
- * EventIdx alone, then runs one pass that re-arms EventIdx and sleeps until
- * a kick, a completion or the coalescing timer.
+ * One turn of a worker's loop, entered in TASK_INTERRUPTIBLE: false if
+ * there is nothing to do (the caller sleeps until a kick, a completion or
+ * the coalescing timer), true after a pass.  After a pass that found work
+ * the worker keeps polling for its current window (at most dev->poll_ns;
+ * see vnvme_poll_adapt()), leaving EventIdx alone, then runs one pass that
+ * re-arms EventIdx.  @may_poll is false once the owner is gone.
+ */
+static bool vnvme_worker_turn(struct vnvme_worker *worker, bool may_poll)
+{
+	struct vnvme_dev *dev = worker->dev;
+	u64 poll_ns;
+	ktime_t now;
+	bool work;
+
+	/* Polled bios complete only when the worker polls for them. */
+	if (!test_and_clear_bit(VNVME_KICKED, &worker->flags) &&
+	    !worker->polling && list_empty(&worker->polled))
+		return false;
+	__set_current_state(TASK_RUNNING);
+	if (vnvme_run(worker, &work))
+		set_bit(VNVME_KICKED, &worker->flags);
+	now = ktime_get();
+	poll_ns = may_poll ? READ_ONCE(dev->poll_ns) : 0;
+	if (poll_ns != worker->poll_budget_ns) {
+		/* A new budget starts with a full window, now. */
+		worker->poll_budget_ns = poll_ns;
+		worker->poll_win_ns = poll_ns;
+		worker->last_work = now;
+	}
+	if (work) {
+		if (poll_ns && !worker->polling)
+			vnvme_poll_adapt(worker, poll_ns,
+					 now - worker->last_work);
+		worker->last_work = now;
+	}
+	if (worker->poll_win_ns &&
+	    now - worker->last_work < worker->poll_win_ns) {
+		worker->polling = true;
+	} else if (worker->polling) {
+		/* Stop polling: one more pass to re-arm EventIdx. */
+		worker->polling = false;
+		set_bit(VNVME_KICKED, &worker->flags);
+	}
+	cond_resched();
+	return true;
+}
+
+#ifdef VNVME_HAVE_VHOST_TASK
+/*
+ * The worker is a vhost_task (6.4+; this form 6.11+): a thread of the
+ * owner, in its address space, cgroups and RLIMIT_NPROC, killed with it.
+ * vhost_task_fn() calls this in TASK_INTERRUPTIBLE and sleeps when it
+ * returns false.
+ */
+static bool vnvme_worker_fn(void *data)
+{
+	return vnvme_worker_turn(data, true);
+}
+
+/*
+ * The owner was killed and its worker thread with it, maybe with commands
+ * in flight.  Their pages and the device stay until they are posted, so
+ * passes go on, from vnvme_wq in the owner's address space (dev->mm holds
+ * it) and memory cgroup, until the release destroys the worker.  After the
+ * grace period no waker uses the thread any more: vnvme_wake() queues
+ * this work instead.
+ */
+static void vnvme_worker_orphan_fn(struct work_struct *work)
+{
+	struct vnvme_worker *worker = container_of(work, struct vnvme_worker,
+						   orphan_work);
+	struct vnvme_dev *dev = worker->dev;
+	struct mem_cgroup *old_memcg;
+
+	kthread_use_mm(dev->mm);
+	old_memcg = set_active_memcg(dev->memcg);
+	while (vnvme_worker_turn(worker, false)) {
+		/* Polled bios: let others run between polls. */
+		if (!test_bit(VNVME_KICKED, &worker->flags) &&
+		    !list_empty(&worker->polled)) {
+			queue_work(vnvme_wq, &worker->orphan_work);
+			break;
+		}
+	}
+	__set_current_state(TASK_RUNNING);
+	set_active_memcg(old_memcg);
+	kthread_unuse_mm(dev->mm);
+}
+
+static void vnvme_worker_killed(void *data)
+{
+	struct vnvme_worker *worker = data;
+
+	WRITE_ONCE(worker->killed, true);
+	synchronize_rcu();
+	set_bit(VNVME_KICKED, &worker->flags);
+	queue_work(vnvme_wq, &worker->orphan_work);
+}
+
+static int vnvme_worker_start(struct vnvme_worker *worker)
+{
+	char name[TASK_COMM_LEN];
+
+	INIT_WORK(&worker->orphan_work, vnvme_worker_orphan_fn);
+	snprintf(name, sizeof(name), "vhost-nvme-%d", current->pid);
+	worker->vtsk = vhost_task_create(vnvme_worker_fn, vnvme_worker_killed,
+					 worker, name);
+	if (IS_ERR_OR_NULL(worker->vtsk))
+		return worker->vtsk ? PTR_ERR(worker->vtsk) : -ENOMEM;
+	vhost_task_start(worker->vtsk);
+	return 0;
+}
+
+static void vnvme_worker_stop(struct vnvme_worker *worker)
+{
+	vhost_task_stop(worker->vtsk);
+	/* Killed or not, nothing queues the orphan work any more. */
+	cancel_work_sync(&worker->orphan_work);
+}
+
+/**
+ * vnvme_wake - make a worker run a pass
+ * @worker: the worker
+ *
+ * Any context.
+ */
+void vnvme_wake(struct vnvme_worker *worker)
+{
+	set_bit(VNVME_KICKED, &worker->flags);
+	/* Pairs with synchronize_rcu() in vnvme_worker_killed() */
+	rcu_read_lock();
+	if (READ_ONCE(worker->killed))
+		queue_work(vnvme_wq, &worker->orphan_work);
+	else
+		vhost_task_wake(worker->vtsk);
+	rcu_read_unlock();
+}
+#else
+/*
+ * The worker is a kthread (before vhost_task), in the owner's address
+ * space (kthread_use_mm()) and in the cgroups the owner was in at its
+ * creation, until kthread_stop().
  */
 static int vnvme_worker_fn(void *data)
 {
@@ -212,52 +340,48 @@ static int vnvme_worker_fn(void *data)
 	 */
 	old_memcg = set_active_memcg(dev->memcg);
 	for (;;) {
-		u64 poll_ns;
-		ktime_t now;
-		bool work;
-
 		set_current_state(TASK_INTERRUPTIBLE);
 		if (kthread_should_stop()) {
 			__set_current_state(TASK_RUNNING);
 			break;
 		}
-		/* Polled bios complete only when the worker polls for them. */
-		if (!test_and_clear_bit(VNVME_KICKED, &worker->flags) &&
-		    !worker->polling && list_empty(&worker->polled)) {
+		if (!vnvme_worker_turn(worker, true))
 			schedule();
-			continue;
-		}
-		__set_current_state(TASK_RUNNING);
-		if (vnvme_run(worker, &work))
-			set_bit(VNVME_KICKED, &worker->flags);
-		now = ktime_get();
-		poll_ns = READ_ONCE(dev->poll_ns);
-		if (poll_ns != worker->poll_budget_ns) {
-			/* A new budget starts with a full window, now. */
-			worker->poll_budget_ns = poll_ns;
-			worker->poll_win_ns = poll_ns;
-			worker->last_work = now;
-		}
-		if (work) {
-			if (poll_ns && !worker->polling)
-				vnvme_poll_adapt(worker, poll_ns,
-						 now - worker->last_work);
-			worker->last_work = now;
-		}
-		if (worker->poll_win_ns &&
-		    now - worker->last_work < worker->poll_win_ns) {
-			worker->polling = true;
-		} else if (worker->polling) {
-			/* Stop polling: one more pass to re-arm EventIdx. */
-			worker->polling = false;
-			set_bit(VNVME_KICKED, &worker->flags);
-		}
-		cond_resched();
 	}
 	set_active_memcg(old_memcg);
 	kthread_unuse_mm(dev->mm);
 	return 0;
 }
+
+static int vnvme_worker_start(struct vnvme_worker *worker)
+{
+	int ret;
+
+	worker->task = kthread_create(vnvme_worker_fn, worker, "vhost-nvme-%d",
+				      current->pid);
+	if (IS_ERR(worker->task))
+		return PTR_ERR(worker->task);
+	ret = cgroup_attach_task_all(current, worker->task);
+	if (ret) {
+		kthread_stop(worker->task);
+		return ret;
+	}
+	wake_up_process(worker->task);
+	return 0;
+}
+
+static void vnvme_worker_stop(struct vnvme_worker *worker)
+{
+	kthread_stop(worker->task);
+}
+
+/* vnvme_wake - make a worker run a pass (any context) */
+void vnvme_wake(struct vnvme_worker *worker)
+{
+	set_bit(VNVME_KICKED, &worker->flags);
+	wake_up_process(worker->task);
+}
+#endif
 
 static enum hrtimer_restart vnvme_coal_timer_fn(struct hrtimer *timer)
 {
@@ -272,8 +396,9 @@ static enum hrtimer_restart vnvme_coal_timer_fn(struct hrtimer *timer)
  * vnvme_worker_create - create and start a worker for a device
  * @dev: the device; the caller is its owner and holds dev->mutex
  *
- * The worker runs in the owner's address space and is attached to the
- * owner's cgroups, so its work is charged to the VMM.
+ * The worker runs in the owner's address space and cgroups, so its work
+ * is charged to the VMM: a vhost_task of the owner where the kernel has
+ * them, else a kthread attached to the owner's cgroups.
  *
  * Return: the worker or an ERR_PTR().
  */
@@ -304,20 +429,11 @@ struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev)
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	worker->task = kthread_create(vnvme_worker_fn, worker, "vhost-nvme-%d",
-				      current->pid);
-	if (IS_ERR(worker->task)) {
-		ret = PTR_ERR(worker->task);
-		goto out_free;
-	}
-	ret = cgroup_attach_task_all(current, worker->task);
+	ret = vnvme_worker_start(worker);
 	if (ret)
-		goto out_stop;
-	wake_up_process(worker->task);
+		goto out_free;
 	return worker;
 
-out_stop:
-	kthread_stop(worker->task);
 out_free:
 	kfree(worker->scratch);
 	mutex_destroy(&worker->lock);
@@ -333,7 +449,7 @@ out_free:
 void vnvme_worker_destroy(struct vnvme_worker *worker)
 {
 	hrtimer_cancel(&worker->coal_timer);
-	kthread_stop(worker->task);
+	vnvme_worker_stop(worker);
 	kfree(worker->scratch);
 	mutex_destroy(&worker->lock);
 	kfree(worker);

@@ -1683,7 +1683,8 @@ static void print_stack(const char *path, const char *what)
 }
 
 /*
- * The threads of @owner and its workers ("vhost-nvme-PID" kernel threads):
+ * The threads of @owner and its workers ("vhost-nvme-PID" kthreads; under
+ * vhost_task they are threads of @owner, not counted, dumped with it):
  * their number, and with @dump their kernel stacks printed.
  */
 static int workers_of(pid_t owner, bool dump)
@@ -1738,6 +1739,40 @@ static int workers_of(pid_t owner, bool dump)
 	return n;
 }
 
+/*
+ * The module's use count: open devices and the releases still draining a
+ * backend after close (each holds the module), or -1.
+ */
+static int module_refcnt(void)
+{
+	FILE *f = fopen("/sys/module/vhost_nvme/refcnt", "r");
+	int n = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
+}
+
+/*
+ * Wait up to @ms for the devices of a dead owner to be gone: the module's
+ * use count back to @base, and no worker thread of @owner left.  True if
+ * they went.
+ */
+static bool owner_devices_gone(pid_t owner, int base, long ms)
+{
+	long t0 = now_ms();
+
+	while (module_refcnt() > base || workers_of(owner, false)) {
+		if (now_ms() - t0 > ms)
+			return false;
+		usleep(10000);
+	}
+	return true;
+}
+
 static unsigned long stall(int bfd, const char *stuck, unsigned int rounds)
 {
 	static const char *const waits[] = {
@@ -1755,7 +1790,7 @@ static unsigned long stall(int bfd, const char *stuck, unsigned int rounds)
 	}
 	for (unsigned int r = 0; r < rounds; r++) {
 		struct stall_report *rep;
-		int st, pidfd, uffd = -1, left;
+		int st, pidfd, uffd = -1, base = module_refcnt();
 		long t0, died = -1;
 		pid_t pid;
 
@@ -1838,11 +1873,9 @@ static unsigned long stall(int bfd, const char *stuck, unsigned int rounds)
 			if (system(cmd))
 				fail("stall %u: dmsetup resume failed", r);
 		}
-		t0 = now_ms();
-		while ((left = workers_of(pid, false)) && now_ms() - t0 < 10000)
-			usleep(10000);
-		if (left)
-			fail("stall %u: %d workers of the dead owner left", r, left);
+		if (!owner_devices_gone(pid, base, 10000))
+			fail("stall %u: the dead owner's device stays (module use count %d, was %d)",
+			     r, module_refcnt(), base);
 		printf("# stall %u: worker 1 did %lu reads (slowest %ld ms), %lu quick ioctls (slowest %ld ms), owner died in %ld ms in %s\n",
 		       r, rep->io1, rep->io1_max_ms, rep->quick, rep->quick_max_ms,
 		       died, rep->waiting < 0 ? "no waiting ioctl" :
@@ -2063,8 +2096,7 @@ static unsigned long safety(int bfd, const char *wc, unsigned int rounds)
 	for (unsigned int r = 0; r < rounds; r++) {
 		uint64_t *lbas = NULL;
 		size_t nlbas = 0, cap = 0;
-		int p[2], st, left;
-		long t0;
+		int p[2], st, base = module_refcnt();
 		pid_t pid;
 		uint64_t lba;
 
@@ -2095,11 +2127,7 @@ static unsigned long safety(int bfd, const char *wc, unsigned int rounds)
 		close(p[0]);
 		if (wc) {
 			/* The dead owner's device lets go of the backend... */
-			t0 = now_ms();
-			while ((left = workers_of(pid, false)) &&
-			       now_ms() - t0 < 10000)
-				usleep(10000);
-			if (left)
+			if (!owner_devices_gone(pid, base, 10000))
 				fail("safety %u: the dead owner's device stays", r);
 			/* ...and then the power fails. */
 			close(bfd);

@@ -135,7 +135,7 @@ else
 	echo "hostile: cannot create a flakey target"; rc=1
 fi
 
-rmmod vhost_nvme || { echo "hostile: rmmod vhost_nvme failed"; rc=1; }
+vn_unload_module || { echo "hostile: rmmod vhost_nvme failed"; rc=1; }
 slab1=$(awk '/^SUnreclaim:/ {print $2}' /proc/meminfo)
 echo "# unreclaimable slab: ${slab0} kB before load, ${slab1} kB after unload"
 dmsetup remove vnvme-bad

@@ -30,6 +30,6 @@ if step "insmod the in-tree module" insmod "$TREE/drivers/vhost/nvme/vhost_nvme.
 	step "run_tests with the in-tree module: run.sh passed" \
 		run_tests kselftest.log '^ok 1 selftests: vhost_nvme: run\.sh$'
 	grep -cE '^# +ok [0-9]+ ' "$VM_OUT/kselftest.log" | sed 's/^/# selftest results: /'
-	step "rmmod vhost_nvme" rmmod vhost_nvme
+	step "rmmod vhost_nvme" vn_unload_module
 fi
 vn_tap_finish

@@ -66,8 +66,15 @@ vn_use_kernel() {
 	fi
 }
 
+# Unload the module. A device still draining its backend after close holds
+# the module (rmmod would say EBUSY): give such releases 10 s to end.
 vn_unload_module() {
+	local i
 	[ -d /sys/module/$VN_KO_NAME ] || return 0
+	for i in $(seq 100); do
+		[ "$(cat /sys/module/$VN_KO_NAME/refcnt 2>/dev/null)" = 0 ] && break
+		sleep 0.1
+	done
 	rmmod "$VN_KO_NAME"
 }
 

@@ -1150,7 +1150,7 @@ TEST_F(ctl, new_worker)
 	EXPECT_EQ((int)self->g.info.max_workers, count_workers());
 	/* Every worker goes with the owner. */
 	ASSERT_EQ(0, xioctl(self->g.fd, VHOST_RESET_OWNER, NULL));
-	EXPECT_EQ(0, count_workers());
+	EXPECT_EQ(0, wait_no_workers(getpid(), 1000));
 }
 
 TEST_F(ctl, irq_coalescing_errors)

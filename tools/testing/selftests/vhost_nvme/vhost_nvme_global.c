@@ -289,6 +289,38 @@ static bool dmsetup(const char *args)
 	return system(cmd) == 0;
 }
 
+/* How many holders device-mapper device @name has open, or -1 */
+static int dm_open_count(const char *name)
+{
+	char cmd[256];
+	int n = -1;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup info -c --noheadings -o open %s 2>/dev/null", name);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	if (fscanf(p, "%d", &n) != 1)
+		n = -1;
+	pclose(p);
+	return n;
+}
+
+/* The module's use count (open devices and releases draining), or -1 */
+static int module_refcnt(void)
+{
+	FILE *f = fopen("/sys/module/vhost_nvme/refcnt", "r");
+	int n = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
+}
+
 /* Give device-mapper device @name the table "0 SECTORS @target" and resume. */
 static bool dm_retable(const char *name, uint64_t sectors, const char *target)
 {
@@ -424,13 +456,83 @@ TEST(file_access_denied)
 	unlink(path);
 }
 
+/* The Tgid of task @tid (a thread's process), or -1 */
+static int task_tgid(int tid)
+{
+	char path[64], line[128];
+	int tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+/*
+ * Where a worker lives.  On kernels with vhost_task (6.11+) each worker is
+ * a thread of the owner (its thread group: RLIMIT_NPROC, signals, cgroups)
+ * and follows it into another cgroup.  Before, it is a kthread that joins
+ * the owner's cgroups when it is created and stays in them.
+ */
+TEST(worker_follows_owner)
+{
+	struct vhost_nvme_worker w = { 0 };
+	char a[128], b[160], procs[200], pidstr[16], want[300], got[300];
+	int pids[MAX_WORKERS], n, i;
+	bool threads = workers_are_threads();
+	struct guest g;
+
+	if (!cg_enter(a, sizeof(a)))
+		SKIP(return, "no cgroup v2");
+	snprintf(b, sizeof(b), "%s-moved", a);
+	ASSERT_TRUE(!mkdir(b, 0755) || errno == EEXIST);
+	g_open(_metadata, &g);
+	g_owner(_metadata, &g, VHOST_NVME_F_WORKERS);
+	ASSERT_EQ(0, xioctl(g.fd, VHOST_NVME_NEW_WORKER, &w));
+	n = worker_pids(pids, MAX_WORKERS);
+	ASSERT_EQ(2, n);
+	task_cgroup(getpid(), want, sizeof(want));
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(threads ? getpid() : pids[i], task_tgid(pids[i]))
+			TH_LOG("worker %d is %s thread of the owner", i,
+			       threads ? "not a" : "a");
+		task_cgroup(pids[i], got, sizeof(got));
+		EXPECT_STREQ(want, got);
+	}
+
+	/* The owner moves: its threads with it, a kthread stays. */
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", b);
+	snprintf(pidstr, sizeof(pidstr), "%d", getpid());
+	ASSERT_TRUE(put_str(procs, pidstr));
+	if (threads)
+		task_cgroup(getpid(), want, sizeof(want));
+	for (i = 0; i < n; i++) {
+		task_cgroup(pids[i], got, sizeof(got));
+		EXPECT_STREQ(want, got)
+			TH_LOG("worker %d: %s after the owner moved", i, got);
+	}
+	TH_LOG("workers are %s", threads ? "vhost_tasks of the owner" : "kthreads");
+	g_fini(&g);
+	cg_leave(b);
+	cg_leave(a);
+}
+
 /*
  * The backend holds every I/O forever (a device-mapper device suspended
  * with --noflush queues its bios until it is resumed), and later fails it
  * (an error table).  An owner killed with commands in flight there exits
  * at once, and so does one killed in the killable wait of a close(): the
  * rest of the release waits for the backend on the module's workqueue,
- * keeping the device's threads until the backend lets go; then they go.
+ * keeping the backend open and the module in use until it lets go; then
+ * the device goes.  (With
+ * vhost_task workers the threads die with the owner and the module's
+ * workqueue runs their passes; kthread workers stay until the end.)
  */
 TEST(stuck_backend_release)
 {
@@ -443,7 +545,7 @@ TEST(stuck_backend_release)
 	for (round = 0; round < 2; round++) {
 		const char *name = strrchr(dm, '/') + 1;
 		char linear[160], suspend[96], c;
-		int pfd[2], status, pids[MAX_WORKERS], n;
+		int pfd[2], status, open_count, refcnt = module_refcnt();
 		long t0, waited, deadline;
 		pid_t pid;
 
@@ -501,17 +603,24 @@ TEST(stuck_backend_release)
 		EXPECT_GT(KILL_BOUND_MS, waited)
 			TH_LOG("round %d: the owner took %ld ms to die", round,
 			       waited);
-		/* Its worker waits with the drain for the backend. */
-		n = worker_pids_of(pid, pids, MAX_WORKERS);
-		EXPECT_EQ(1, n) TH_LOG("round %d: the drain did not wait", round);
+		/* The device holds the backend while the drain waits for it. */
+		open_count = dm_open_count(name);
+		EXPECT_EQ(1, open_count)
+			TH_LOG("round %d: the drain did not wait (%d open)", round,
+			       open_count);
+		EXPECT_EQ(refcnt + 1, module_refcnt())
+			TH_LOG("round %d: a draining device holds no module reference",
+			       round);
 		/* The backend fails what it held: the release ends. */
 		ASSERT_TRUE(dm_retable(name, 32768, "error"));
 		deadline = now_ms() + WAIT_MS;
-		while (worker_pids_of(pid, pids, MAX_WORKERS) > 0 &&
+		while ((dm_open_count(name) > 0 || module_refcnt() != refcnt) &&
 		       now_ms() < deadline)
 			msleep(10);
-		EXPECT_EQ(0, worker_pids_of(pid, pids, MAX_WORKERS))
+		EXPECT_EQ(0, dm_open_count(name))
 			TH_LOG("round %d: the device outlived its backend", round);
+		EXPECT_EQ(0, wait_no_workers(pid, 1000));
+		EXPECT_EQ(refcnt, module_refcnt());
 	}
 }
 /* ---- a pass the VMM holds up ----------------------------------------- */

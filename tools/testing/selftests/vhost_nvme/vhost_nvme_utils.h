@@ -86,6 +86,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <linux/fs.h>
 #include <linux/userfaultfd.h>
@@ -1031,26 +1032,24 @@ static inline int g_coalesce(struct guest *g, uint16_t qid, uint32_t thr,
 #define MAX_WORKERS	64	/* above the module's 16: too many still shows */
 
 /*
- * The pids of the threads whose name is the worker name of process @owner,
- * in creation (pid) order: worker 0 first.  Returns how many, at most @max.
+ * Add to @pids (holding @n, room for @max) the tasks listed in @dir (/proc
+ * or /proc/PID/task) whose comm is @want; returns the new count.
  */
-static inline int worker_pids_of(pid_t owner, int *pids, int max)
+static inline int comm_scan(const char *dir, const char *want, int *pids,
+			    int n, int max)
 {
-	char want[32], path[300], comm[32];
+	char path[PATH_MAX + 300], comm[32];
 	struct dirent *de;
-	DIR *d = opendir("/proc");
-	int n = 0, i, j;
+	DIR *d = opendir(dir);
 
 	if (!d)
-		return -1;
-	snprintf(want, sizeof(want), "vhost-nvme-%d", (int)owner);
-	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
+		return n;
 	while ((de = readdir(d)) && n < max) {
 		FILE *f;
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		snprintf(path, sizeof(path), "%.64s/%s/comm", dir, de->d_name);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
@@ -1062,6 +1061,39 @@ static inline int worker_pids_of(pid_t owner, int *pids, int max)
 			pids[n++] = atoi(de->d_name);
 	}
 	closedir(d);
+	return n;
+}
+
+/*
+ * The worker model the module must use on the running kernel: a vhost_task,
+ * a thread of the owner, from 6.11 (the vhost_task interface with a kill
+ * callback) on; a kthread before.
+ */
+static inline bool workers_are_threads(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return false;
+	return major > 6 || (major == 6 && minor >= 11);
+}
+
+/*
+ * The pids of the threads whose name is the worker name of process @owner,
+ * in creation (pid) order: worker 0 first.  Returns how many, at most @max.
+ * Threads of @owner (vhost_task) or kthreads, whichever the kernel has.
+ */
+static inline int worker_pids_of(pid_t owner, int *pids, int max)
+{
+	char want[32], task[64];
+	int n, i, j;
+
+	snprintf(want, sizeof(want), "vhost-nvme-%d", (int)owner);
+	want[15] = '\0';	/* TASK_COMM_LEN - 1 */
+	snprintf(task, sizeof(task), "/proc/%d/task", (int)owner);
+	n = comm_scan(task, want, pids, 0, max);
+	n = comm_scan("/proc", want, pids, n, max);
 	for (i = 1; i < n; i++)		/* a few entries: insertion sort */
 		for (j = i; j > 0 && pids[j - 1] > pids[j]; j--) {
 			int t = pids[j];
@@ -1109,6 +1141,22 @@ static inline int __count_workers(bool sleeping)
 static inline int count_workers(void)
 {
 	return __count_workers(false);
+}
+
+/*
+ * Wait up to @ms for process @owner to have no worker left, and return how
+ * many it has.  A worker stopped by the module is gone for the module when
+ * the ioctl returns, but its task may linger a moment in /proc while it
+ * exits.
+ */
+static inline int wait_no_workers(pid_t owner, long ms)
+{
+	int pids[MAX_WORKERS], n, i;
+
+	for (i = 0; (n = worker_pids_of(owner, pids, MAX_WORKERS)) > 0 &&
+		    i < ms / 10; i++)
+		msleep(10);
+	return n;
 }
 
 /* ---- limits (VHOST_NVME_SET_LIMITS) ------------------------------ */
