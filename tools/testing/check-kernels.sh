@@ -10,8 +10,10 @@
 # fails.  The kernels' images and modules land in the chroots too
 # (linux-image-amd64): the test VM boots each (VM_KERNEL, VM_MODULES_DIR of
 # vm-run.sh; the guest's userland stays Debian 12's) and runs the selftests
-# and the hostile suite there (tools/testing/vm/guest-kernel.sh).
-# KERNELS_VM=0 skips the VM runs.
+# and the hostile suite there (tools/testing/vm/guest-kernel.sh), then the
+# end-to-end tests with a nested guest on -device vhost-nvme (e2e.sh, the
+# test VM on that kernel). KERNELS_VM=0 skips the VM runs, KERNELS_E2E=0
+# the end-to-end tests (make check does: CI time).
 # The mirror's sid index can be past its Valid-Until date here: apt is told
 # not to check it.  Ends with "N passed, N failed, N skipped"; logs in $RESULTS
 # (default results/check-kernels).
@@ -83,6 +85,25 @@ vm_lane() {
 	fi
 	[ ! -s "$out/hostile.summary" ] || echo "check-kernels: $suite: $(cat "$out/hostile.summary")"
 }
+
+# e2e_lane SUITE ROOT KVER: the end-to-end tests, the test VM on that kernel.
+e2e_lane() {
+	local suite=$1 root=$2 kver=$3 out erc=0 before
+	out=$RES/$suite-e2e
+	echo "check-kernels: $suite: end-to-end tests, the test VM on $kver"
+	E2E_VM_KERNEL=$root/boot/vmlinuz-$kver E2E_VM_MODULES_DIR=$root/lib/modules/$kver \
+		E2E_KO=$root/src/vhost_nvme.ko RESULTS=$out tools/testing/e2e/e2e.sh \
+		> "$RES/$suite-e2e.log" 2>&1 || erc=$?
+	before=$FAIL
+	if [ -s "$out/e2e.tap" ]; then
+		tap_items "$suite e2e" "$out/e2e.tap"
+	else
+		item fail "$suite: end-to-end tests" "no TAP output; see $RES/$suite-e2e.log"
+	fi
+	if [ "$erc" != 0 ] && [ "$FAIL" = "$before" ]; then
+		item fail "$suite: end-to-end tests" "exit status $erc without a failing item"
+	fi
+}
 PKGS="gcc make perl libc6-dev linux-headers-amd64 linux-image-amd64"
 
 for suite in "$@"; do
@@ -121,6 +142,11 @@ for suite in "$@"; do
 		umount "$root/proc"
 		if [ "$VM" = 1 ]; then
 			vm_lane "$suite" "$root" "$kver"
+			if [ "${KERNELS_E2E:-1}" = 1 ]; then
+				e2e_lane "$suite" "$root" "$kver"
+			else
+				item skip "$suite: end-to-end tests on $kver" "KERNELS_E2E=0"
+			fi
 		else
 			item skip "$suite: selftests and hostile suite on $kver" \
 				"KERNELS_VM=0 or a test program did not build"

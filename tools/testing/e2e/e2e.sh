@@ -13,7 +13,10 @@
 #   bench: no checks; the nested guest runs fio through -device vhost-nvme
 #          and the IOPS and latencies are printed (used by `make run`).
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
-# (test-VM timeout, default 2400 s).
+# (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
+# E2E_KO: boot the test VM on another kernel (its image, its modules
+# directory, vhost_nvme.ko built for it; make check-kernels). The nested
+# guest's kernel stays Debian 12's.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -86,13 +89,18 @@ KERNEL=$VN_CACHE/vm/vmlinux-$KVER
 # for E2E_IDLE seconds (guest-e2e.sh prints a heartbeat every 30 s): the way
 # the test VM itself hangs under nested KVM (its vCPU halted, never woken) is
 # invisible from inside. Sets VM_HUNG=1 then.
+L1=()
+if [ -n "${E2E_VM_KERNEL:-}" ]; then
+	L1=("$E2E_KO" "$E2E_VM_MODULES_DIR")
+	export VM_KERNEL=$E2E_VM_KERNEL VM_MODULES_DIR=$E2E_VM_MODULES_DIR
+fi
 run_vm() {
 	local tpid
 	# shellcheck disable=SC2086
 	tools/testing/vm/vm-run.sh --smp 1 --timeout "${E2E_TIMEOUT:-2400}" \
 		--idle "${E2E_IDLE:-240}" ${VM_RUN_OPTS:-} --out "$RES/vm" \
 		tools/testing/e2e/guest-e2e.sh "$QEMU" "$KERNEL" "$INITRD" "$1" "$INITRD_MIN" \
-		> "$RES/vm-run.log" 2>&1 &
+		"${L1[@]}" > "$RES/vm-run.log" 2>&1 &
 	local vpid=$!
 	tail -n +1 -F "$RES/vm-run.log" 2>/dev/null | sed 's/^/    /' &
 	tpid=$!

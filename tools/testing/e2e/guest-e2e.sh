@@ -9,7 +9,9 @@
 # TAP lines in $VM_OUT/e2e.tap. After the guest powers off, the backend is
 # checked against what the guest wrote.
 #
-# Usage: guest-e2e.sh QEMU KERNEL L2_INITRD PLAN [L2_INITRD_MIN]
+# Usage: guest-e2e.sh QEMU KERNEL L2_INITRD PLAN [L2_INITRD_MIN [KO MODULES_DIR]]
+#   KO, MODULES_DIR: the test VM runs another kernel than Debian 12's:
+#               vhost_nvme.ko built for it and its modules directory.
 #   PLAN check: user-error checks, a full pass under KVM and a short pass
 #               under nested TCG;
 #        check-nokvm: the same without nested KVM (the full pass under
@@ -33,6 +35,7 @@ set -uo pipefail
 
 QEMU=$1 KERNEL=$2 INITRD=$3 PLAN=${4:-check}
 INITRD_MIN=${5:-$INITRD}	# for the short nested TCG pass
+L1_KO=${6:-} L1_MODDIR=${7:-}
 TAP=$VM_OUT/e2e.tap
 : > "$TAP"
 N=0
@@ -77,6 +80,15 @@ if [ $USER_CHECKS = 1 ]; then
 fi
 
 log "loading vhost_nvme.ko, null_blk, kvm_amd"
+if [ -n "$L1_KO" ]; then
+	# vn_use_kernel's own TAP lines go to a file of their own.
+	if TAP=$VM_OUT/e2e-kernel.tap vn_use_kernel "$L1_KO" "$L1_MODDIR"; then
+		tap ok "vhost_nvme.ko and the modules of $(uname -r)"
+	else
+		tap "not ok" "vhost_nvme.ko and the modules of $(uname -r) (see e2e-kernel.tap)"
+		exit 1
+	fi
+fi
 if ! vn_load_module; then
 	tap "not ok" "vhost_nvme.ko loads"
 	exit 1
