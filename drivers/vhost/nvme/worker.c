@@ -66,8 +66,10 @@ static void vnvme_signal_cqs(struct vnvme_worker *worker)
 /*
  * One pass of a worker.  Returns true if it should run again at once
  * (budget exhausted); sets *@work if it fetched or posted anything.
+ * An @orphan pass (the owner was killed with its worker thread) only
+ * finishes what is in flight: it fetches nothing new.
  */
-static bool vnvme_run(struct vnvme_worker *worker, bool *work)
+static bool vnvme_run(struct vnvme_worker *worker, bool *work, bool orphan)
 {
 	struct vnvme_dev *dev = worker->dev;
 	unsigned int fetched = 0;
@@ -91,7 +93,7 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work)
 	 */
 	if (*work)
 		vnvme_signal_cqs(worker);
-	if (!READ_ONCE(dev->quiesced) && worker->dbs) {
+	if (!READ_ONCE(dev->quiesced) && worker->dbs && !orphan) {
 		blk_start_plug(&plug);
 		more = vnvme_fetch_all(worker, &fetched);
 		blk_finish_plug(&plug);
@@ -189,9 +191,10 @@ static void vnvme_poll_adapt(struct vnvme_worker *worker, u64 budget_ns,
  * the coalescing timer), true after a pass.  After a pass that found work
  * the worker keeps polling for its current window (at most dev->poll_ns;
  * see vnvme_poll_adapt()), leaving EventIdx alone, then runs one pass that
- * re-arms EventIdx.  @may_poll is false once the owner is gone.
+ * re-arms EventIdx.  An @orphan worker (its thread was killed with the
+ * owner) neither polls nor fetches.
  */
-static bool vnvme_worker_turn(struct vnvme_worker *worker, bool may_poll)
+static bool vnvme_worker_turn(struct vnvme_worker *worker, bool orphan)
 {
 	struct vnvme_dev *dev = worker->dev;
 	u64 poll_ns;
@@ -203,10 +206,10 @@ static bool vnvme_worker_turn(struct vnvme_worker *worker, bool may_poll)
 	    !worker->polling && list_empty(&worker->polled))
 		return false;
 	__set_current_state(TASK_RUNNING);
-	if (vnvme_run(worker, &work))
+	if (vnvme_run(worker, &work, orphan))
 		set_bit(VNVME_KICKED, &worker->flags);
 	now = ktime_get();
-	poll_ns = may_poll ? READ_ONCE(dev->poll_ns) : 0;
+	poll_ns = orphan ? 0 : READ_ONCE(dev->poll_ns);
 	if (poll_ns != worker->poll_budget_ns) {
 		/* A new budget starts with a full window, now. */
 		worker->poll_budget_ns = poll_ns;
@@ -240,14 +243,15 @@ static bool vnvme_worker_turn(struct vnvme_worker *worker, bool may_poll)
  */
 static bool vnvme_worker_fn(void *data)
 {
-	return vnvme_worker_turn(data, true);
+	return vnvme_worker_turn(data, false);
 }
 
 /*
  * The owner was killed and its worker thread with it, maybe with commands
  * in flight.  Their pages and the device stay until they are posted, so
- * passes go on, from vnvme_wq in the owner's address space (dev->mm holds
- * it) and memory cgroup, until the release destroys the worker.  After the
+ * passes that post them (and fetch nothing new) go on, from vnvme_wq in the
+ * owner's address space (dev->mm holds it) and memory cgroup, until the
+ * release destroys the worker.  After the
  * grace period no waker uses the thread any more: vnvme_wake() queues
  * this work instead.
  */
@@ -260,7 +264,7 @@ static void vnvme_worker_orphan_fn(struct work_struct *work)
 
 	kthread_use_mm(dev->mm);
 	old_memcg = set_active_memcg(dev->memcg);
-	while (vnvme_worker_turn(worker, false)) {
+	while (vnvme_worker_turn(worker, true)) {
 		/* Polled bios: let others run between polls. */
 		if (!test_bit(VNVME_KICKED, &worker->flags) &&
 		    !list_empty(&worker->polled)) {
@@ -345,7 +349,7 @@ static int vnvme_worker_fn(void *data)
 			__set_current_state(TASK_RUNNING);
 			break;
 		}
-		if (!vnvme_worker_turn(worker, true))
+		if (!vnvme_worker_turn(worker, false))
 			schedule();
 	}
 	set_active_memcg(old_memcg);
