@@ -1578,11 +1578,13 @@ out_free:
 	return -ENOMEM;
 }
 
+/* Releases that finish draining a stuck backend after close (module-owned) */
+static struct workqueue_struct *vnvme_wq;
 /*
- * Releases that finish draining a stuck backend after close, and the passes
- * of workers killed with their owner (module-owned)
+ * The passes of workers killed with their owner: apart from vnvme_wq, whose
+ * releases wait for them (they must never wait behind those)
  */
-struct workqueue_struct *vnvme_wq;
+struct workqueue_struct *vnvme_orphan_wq;
 
 static void vnvme_free(struct vnvme_dev *dev)
 {
@@ -1620,7 +1622,10 @@ static void vnvme_release_work(struct work_struct *work)
  * drain did not finish there, it finishes on vnvme_wq, in TASK_IDLE: the
  * owner's memory and memory cgroup stay charged until the backend lets
  * go, but nothing hangs and no hung-task report is raised for a wait only
- * the backend can end.  Such a device holds a reference to the module
+ * the backend can end.  (A worker that is a vhost_task is a thread of the
+ * owner: a killed owner finishes exiting once its workers leave the pass
+ * they are in, which may wait for a request tag or a file system, as
+ * vhost's workers may.)  Such a device holds a reference to the module
  * until it is freed: rmmod fails with EBUSY instead of waiting for it, and
  * the module's use count shows that it is there.
  */
@@ -1772,9 +1777,20 @@ static int __init vnvme_init(void)
 	vnvme_wq = alloc_workqueue("vhost-nvme-release", WQ_UNBOUND, 0);
 	if (!vnvme_wq)
 		return -ENOMEM;
+	vnvme_orphan_wq = alloc_workqueue("vhost-nvme-orphan", WQ_UNBOUND, 0);
+	if (!vnvme_orphan_wq) {
+		ret = -ENOMEM;
+		goto out_wq;
+	}
 	ret = misc_register(&vnvme_misc);
 	if (ret)
-		destroy_workqueue(vnvme_wq);
+		goto out_orphan_wq;
+	return 0;
+
+out_orphan_wq:
+	destroy_workqueue(vnvme_orphan_wq);
+out_wq:
+	destroy_workqueue(vnvme_wq);
 	return ret;
 }
 
@@ -1786,6 +1802,8 @@ static void __exit vnvme_exit(void)
 	 * the last one to return from vnvme_release_work().
 	 */
 	destroy_workqueue(vnvme_wq);
+	/* Destroyed workers left no orphan pass behind. */
+	destroy_workqueue(vnvme_orphan_wq);
 }
 
 module_init(vnvme_init);

@@ -365,7 +365,7 @@ struct vnvme_sq {
  * @dev: the device
  * @vtsk: the worker thread, a vhost_task of the owner (6.11+)
  * @killed: @vtsk was killed with the owner; @orphan_work runs the passes
- * @orphan_work: passes on vnvme_wq once @vtsk is gone
+ * @orphan_work: passes on vnvme_orphan_wq once @vtsk is gone
  * @task: the worker thread, a kthread (before 6.11)
  * @id: index in dev->workers
  * @lock: held for a pass, and by whoever changes the worker's queues or
@@ -391,6 +391,8 @@ struct vnvme_sq {
  * @frozen: a write was put back in its SQ: its file system is frozen
  *	    (worker)
  * @abort: one of its SQs is being deleted and has entries to abort
+ *	   (lock)
+ * @dying: vnvme_worker_destroy() has begun: passes leave the timer off
  *	   (lock)
  * @coal_timer: wakes the worker when a coalesced interrupt is due, a full
  *		CQ is to be looked at again, or a frozen file system
@@ -425,6 +427,7 @@ struct vnvme_worker {
 	struct list_head polled;
 	bool frozen;
 	bool abort;
+	bool dying;
 	struct hrtimer coal_timer;
 	void *scratch;
 };
@@ -603,7 +606,7 @@ u16 vnvme_file_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			      unsigned int nr);
 
 /* worker.c: the worker thread and the kicks that wake it */
-extern struct workqueue_struct *vnvme_wq;
+extern struct workqueue_struct *vnvme_orphan_wq;
 struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev);
 void vnvme_worker_destroy(struct vnvme_worker *worker);
 void vnvme_worker_remap(struct vnvme_worker *worker,

@@ -59,7 +59,8 @@ static void vnvme_signal_cqs(struct vnvme_worker *worker)
 		if (cq->ien && cq->irq)
 			vnvme_eventfd_signal(cq->irq);
 	}
-	if (next != KTIME_MAX)
+	/* Once vnvme_worker_destroy() has begun, the timer stays off. */
+	if (next != KTIME_MAX && !worker->dying)
 		hrtimer_start(&worker->coal_timer, next, HRTIMER_MODE_ABS);
 }
 
@@ -249,7 +250,7 @@ static bool vnvme_worker_fn(void *data)
 /*
  * The owner was killed and its worker thread with it, maybe with commands
  * in flight.  Their pages and the device stay until they are posted, so
- * passes that post them (and fetch nothing new) go on, from vnvme_wq in the
+ * passes that post them (and fetch nothing new) go on, from vnvme_orphan_wq in the
  * owner's address space (dev->mm holds it) and memory cgroup, until the
  * release destroys the worker.  After the
  * grace period no waker uses the thread any more: vnvme_wake() queues
@@ -268,7 +269,7 @@ static void vnvme_worker_orphan_fn(struct work_struct *work)
 		/* Polled bios: let others run between polls. */
 		if (!test_bit(VNVME_KICKED, &worker->flags) &&
 		    !list_empty(&worker->polled)) {
-			queue_work(vnvme_wq, &worker->orphan_work);
+			queue_work(vnvme_orphan_wq, &worker->orphan_work);
 			break;
 		}
 	}
@@ -284,7 +285,7 @@ static void vnvme_worker_killed(void *data)
 	WRITE_ONCE(worker->killed, true);
 	synchronize_rcu();
 	set_bit(VNVME_KICKED, &worker->flags);
-	queue_work(vnvme_wq, &worker->orphan_work);
+	queue_work(vnvme_orphan_wq, &worker->orphan_work);
 }
 
 static int vnvme_worker_start(struct vnvme_worker *worker)
@@ -304,7 +305,10 @@ static int vnvme_worker_start(struct vnvme_worker *worker)
 static void vnvme_worker_stop(struct vnvme_worker *worker)
 {
 	vhost_task_stop(worker->vtsk);
-	/* Killed or not, nothing queues the orphan work any more. */
+	/*
+	 * Killed or not, nothing queues the orphan work any more: no kick,
+	 * no command in flight, the timer cancelled for good.
+	 */
 	cancel_work_sync(&worker->orphan_work);
 }
 
@@ -320,7 +324,7 @@ void vnvme_wake(struct vnvme_worker *worker)
 	/* Pairs with synchronize_rcu() in vnvme_worker_killed() */
 	rcu_read_lock();
 	if (READ_ONCE(worker->killed))
-		queue_work(vnvme_wq, &worker->orphan_work);
+		queue_work(vnvme_orphan_wq, &worker->orphan_work);
 	else
 		vhost_task_wake(worker->vtsk);
 	rcu_read_unlock();
@@ -452,6 +456,14 @@ out_free:
  */
 void vnvme_worker_destroy(struct vnvme_worker *worker)
 {
+	/*
+	 * A pass running now (a timer woke it) could arm the timer again
+	 * after the cancel below, and the timer would wake a freed worker:
+	 * passes stop arming it first.
+	 */
+	mutex_lock(&worker->lock);
+	worker->dying = true;
+	mutex_unlock(&worker->lock);
 	hrtimer_cancel(&worker->coal_timer);
 	vnvme_worker_stop(worker);
 	kfree(worker->scratch);
