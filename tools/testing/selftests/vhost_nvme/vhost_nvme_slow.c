@@ -143,16 +143,19 @@ TEST_F(slow, bounce_charged_and_capped)
 TEST_F(slow, write_zeroes_held_by_cap)
 {
 	struct vhost_nvme_limits l = { .bounce_bytes = MDTS_BYTES };
-	struct vhost_nvme_queue_state st;
+	struct vhost_nvme_queue_state st, cst;
 	struct guest *g = &self->g;
-	unsigned int i, most = 0;
+	unsigned int i, most = 0, early = 0, early_max = 0;
 	struct nvme_sqe sqe;
 	struct nvme_cqe cqe;
 	long deadline;
+	uint16_t tail0;
 
 	SLOW_PROLOGUE();
 	ASSERT_EQ(0, g_limits(g, &l));
 	ASSERT_EQ((uint64_t)MDTS_BYTES, l.bounce_bytes);
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_CQ, 1, &cst));
+	tail0 = cst.tail;
 	for (i = 0; i < 2; i++) {
 		rw_sqe(&sqe, OP_WZ, 1, 0, 65535);	/* 32 MiB - 512 */
 		sqe.cid = 0;
@@ -161,16 +164,29 @@ TEST_F(slow, write_zeroes_held_by_cap)
 	sq_ring(g, 1);
 	/*
 	 * Submitting one takes a while (null_blk copies the zero pages), and
-	 * each completes 1 s after: watch the SQ until both are done.
+	 * each completes 1 s after: watch the SQ until both are done.  Held
+	 * by the cap, the second is fetched only once the first is posted;
+	 * without it, the second can be fetched at once, and (its submission
+	 * taking as long as the first's life under TCG) never be in flight
+	 * together with the first: so the SQ's head is watched too.  A head
+	 * past the second entry while the CQ has nothing yet, in two samples
+	 * running (a fetch the cap puts back moves the head for an instant),
+	 * means the cap did not hold it.
 	 */
 	deadline = now_ms() + 3 * WAIT_MS;
 	do {
 		ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_SQ, 1, &st));
+		ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_CQ, 1, &cst));
 		if (st.inflight > most)
 			most = st.inflight;
+		early = st.head == 2 && cst.tail == tail0 ? early + 1 : 0;
+		if (early > early_max)
+			early_max = early;
 		msleep(10);
 	} while ((st.head != 2 || st.inflight) && now_ms() < deadline);
 	EXPECT_EQ(1U, most) TH_LOG("%u Write Zeroes in flight at once", most);
+	EXPECT_GT(2U, early_max)
+		TH_LOG("the second Write Zeroes was fetched before the first completed");
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, wait_cqe(g, 1, &cqe, 3 * WAIT_MS)) TH_LOG("WZ %u", i);
 		EXPECT_EQ(SC_OK, cqe.status >> 1);
