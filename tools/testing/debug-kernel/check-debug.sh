@@ -69,7 +69,7 @@ fi
 MSRC=${DK_BUILD%/*}/module
 mkdir -p "$MSRC"
 echo "check-debug: building vhost_nvme.ko against $DK_BUILD (in $MSRC)"
-if rsync -a --delete --include '*/' --include 'Kbuild' --include '*.c' --include '*.h' \
+if rsync -a --delete --include '*/' --include 'Kbuild' --include 'Makefile' --include '*.c' --include '*.h' \
 		--exclude '*' Kbuild drivers include "$MSRC/" &&
    run_logged "$RES/module-build.log" make -C "$DK_BUILD" M="$MSRC" KCFLAGS=-g modules &&
    [ -f "$MSRC/vhost_nvme.ko" ]; then
