@@ -151,6 +151,22 @@ static uint64_t vmstat(const char *key)
 	return proc_field("/proc/vmstat", key, ' ');
 }
 
+/*
+ * The nr_foll_pin_* counters are kept per CPU and folded into the totals
+ * /proc/vmstat shows only past a threshold or when vmstat_update runs: a
+ * reading taken without folding first can be a few pages off.  Writing
+ * /proc/sys/vm/stat_refresh folds every CPU's deltas.
+ */
+static void vmstat_refresh(void)
+{
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		fail("stat_refresh: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 /* ---- one device: the VMM side ---------------------------------------- */
 
 struct queue {
@@ -2189,7 +2205,7 @@ int main(int argc, char **argv)
 	unsigned long cmds = 0, ios = 0, kls = 0, fls = 0, acked = 0;
 	unsigned long nsafety = 10;
 	uint64_t pin0, unpin0, pinned, unpinned;
-	int opt, bfd, ffd = -1;
+	int opt, bfd, ffd = -1, base;
 
 	while ((opt = getopt(argc, argv, "n:i:k:f:s:x:t:S:W:p:")) != -1) {
 		switch (opt) {
@@ -2220,6 +2236,8 @@ int main(int argc, char **argv)
 			die(argv[optind + 1]);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	base = module_refcnt();
+	vmstat_refresh();
 	pin0 = vmstat("nr_foll_pin_acquired");
 	unpin0 = vmstat("nr_foll_pin_released");
 
@@ -2260,8 +2278,15 @@ int main(int argc, char **argv)
 		kls += nsafety;
 	}
 
-	/* Every page the module pinned has been unpinned. */
-	sleep(1);
+	/*
+	 * Every device is gone (a dead owner's release drains on a workqueue
+	 * and holds the module until it is done), and every page the module
+	 * pinned has been unpinned.
+	 */
+	if (!owner_devices_gone(getpid(), base, 10000))
+		fail("devices left after the phases: module use count %d, was %d",
+		     module_refcnt(), base);
+	vmstat_refresh();
 	pinned = vmstat("nr_foll_pin_acquired") - pin0;
 	unpinned = vmstat("nr_foll_pin_released") - unpin0;
 	printf("# pages pinned %llu, unpinned %llu\n",
