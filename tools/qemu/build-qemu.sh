@@ -11,14 +11,17 @@
 #   Debian's patches are applied.
 # - Meson: trixie's `meson` (1.7) .deb unpacked and put on PYTHONPATH;
 #   the build dependencies installed with apt.
+# - Patches: tools/qemu/patches/series, applied in order with
+#   `patch -p1 --fuzz=0` (a patch that no longer applies fails the build):
+#   hw/nvme's I/O-queue offload interface, and the Kconfig and meson.build
+#   lines of the device.
 # - The device: tools/qemu/vhost-nvme.c and the module's uapi header are
-#   copied into hw/nvme/; tools/qemu/hookup.patch adds the Kconfig and
-#   meson.build lines.
+#   copied into hw/nvme/.
 # - Devices: only those of tools/qemu/devices.mak (the pc machine, nvme,
 #   vhost-nvme, virtio-blk-pci), installed as the source tree's
 #   configs/devices/x86_64-softmmu/vhost-nvme.mak.
 # - Cache: $VN_QEMU_CACHE (default $VN_CACHE/qemu; VN_CACHE defaults to
-#   /var/cache/vhost-nvme). The source tree is keyed on the source version and hookup.patch; the build on the
+#   /var/cache/vhost-nvme). The source tree is keyed on the source version and the patches; the build on the
 #   configure options as well; a change of the device only re-runs ninja,
 #   and nothing at all happens when the stamp (a hash of tools/qemu/*, the
 #   uapi header and the source version) matches.
@@ -127,8 +130,11 @@ fi
 
 # --- keys ------------------------------------------------------------------------
 hashfiles() { cat "$@" | sha256sum | cut -c1-16; }
-PATCHKEY=$(hashfiles "$HERE/hookup.patch")
-CONFKEY=$(echo "${CONFIGURE_OPTS[*]}" | cat - "$HERE/hookup.patch" "$HERE/devices.mak" |
+mapfile -t patches < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' \
+			     -e "s|^|$HERE/patches/|" "$HERE/patches/series")
+[ ${#patches[@]} -gt 0 ] || die "no patches in $HERE/patches/series"
+PATCHKEY=$(hashfiles "$HERE/patches/series" "${patches[@]}")
+CONFKEY=$(echo "${CONFIGURE_OPTS[*]}" | cat - "${patches[@]}" "$HERE/devices.mak" |
 	  sha256sum | cut -c1-16)
 mapfile -t devfiles < <(find "$HERE" -maxdepth 1 -type f | LC_ALL=C sort)
 FULLKEY=$( (echo "$SRCVER $SUITE"; cat "${devfiles[@]}" "$UAPI") | sha256sum | cut -c1-16)
@@ -155,7 +161,11 @@ if [ ! -f "$SRC/.vhost-nvme-extracted" ]; then
 	find "$CACHE" -maxdepth 1 -name 'src-*' -type d -exec rm -rf {} +
 	log "extracting (dpkg-source -x, Debian's patches applied)"
 	quiet "$CACHE/extract.log" dpkg-source --no-check -x "$(ls "$DL"/qemu_*.dsc | head -n1)" "$SRC"
-	( cd "$SRC" && quiet "$CACHE/hookup.log" patch -p1 --forward < "$HERE/hookup.patch" )
+	for p in "${patches[@]}"; do
+		log "applying $(basename "$p")"
+		( cd "$SRC" && quiet "$CACHE/patch.log" \
+			patch -p1 --forward --fuzz=0 --no-backup-if-mismatch -i "$p" )
+	done
 	touch "$SRC/.vhost-nvme-extracted"
 fi
 

@@ -49,6 +49,9 @@ tap() {	# tap ok|"not ok" DESCRIPTION
 	echo "$1 $N - $2" >> "$TAP"
 	echo "e2e: $1 $N - $2"
 }
+failed() {	# a "not ok" item that is not a SKIP
+	grep '^not ok' "$TAP" | grep -qv '# SKIP'
+}
 check() {	# check DESCRIPTION CMD...
 	local d=$1
 	shift
@@ -127,7 +130,7 @@ L2_APPEND=
 # QEMU's own NVMe controller instead; sets CTL_STATUS and CTL_REASON and
 # leaves L2_* as the failed boot set them.
 control_l2() {
-	local dev=("${L2_DEVICE[@]}") con=$L2_CON st=$L2_STATUS why=${L2_REASON:-}
+	local dev=("${L2_DEVICE[@]}") con=${L2_CON:-} st=${L2_STATUS:-} why=${L2_REASON:-}
 	L2_DEVICE=(-drive "file=/dev/nullb0,if=none,id=c0,format=raw,cache=none,aio=native"
 		   -device "nvme,drive=c0,serial=$SERIAL")
 	log "[$1] control: the same boot on QEMU's -device nvme"
@@ -171,12 +174,16 @@ irqs_by_main_loop() {	# irqs_by_main_loop GUEST MAINLOOP QEMU-STDERR
 	[ "$1" -gt 0 ] && [ "$2" -gt 0 ] && ! grep -q 'via KVM irqfd' "$3"
 }
 
-collect() {
-	local pfx=$1 line res desc off mb sum got
+collect() {	# collect PREFIX [KEEP]: KEEP, an ERE, keeps only the items it matches
+	local pfx=$1 keep=${2:-} line res desc off mb sum got
 	while IFS= read -r line; do
 		line=${line%$'\r'}
 		res=${line#E2E-TAP }
 		desc=${res#*- }
+		if [ -n "$keep" ] && ! [[ $desc =~ $keep ]]; then
+			log "$pfx not this device's item: $res"
+			continue
+		fi
 		case $res in
 		"ok -"*) tap ok "$pfx $desc" ;;
 		"not ok -"*) tap "not ok" "$pfx $desc" ;;
@@ -293,8 +300,40 @@ esac
 
 if [ "$PLAN" = check-kvm ]; then
 	vn_unload_module || log "rmmod vhost_nvme failed"
-	grep -q '^not ok' "$TAP" && exit 1
+	failed && exit 1
 	exit 0
+fi
+
+# hw/nvme as tools/qemu/patches leaves it (with the I/O-queue offload
+# hooks) still serves QEMU's own controller: the short pass (fio verify,
+# raw data, kernel log) on -device nvme with ioeventfd=on and shadow
+# doorbells, under KVM. (The full pass's resets under fio froze the test
+# VM once here; each nested KVM boot is a chance of that.) If it does not
+# run to the end, the same short pass on vhost-nvme is the control.
+if [ "$PLAN" = check ] && [ $KVM = 1 ]; then
+	dev=("${L2_DEVICE[@]}")
+	L2_DEVICE=(-drive "file=/dev/nullb0,if=none,id=h0,format=raw,cache=none,aio=native"
+		   -device "nvme,drive=h0,serial=$SERIAL,ioeventfd=on"
+		   -trace pci_nvme_dbbuf_config)
+	run_l2 kvm-hwnvme kvm tcg 300 150
+	L2_DEVICE=("${dev[@]}")
+	pfx="[kvm, -device nvme]"
+	if [ "$L2_STATUS" = done ]; then
+		# (smart-log checks what vhost-nvme reports)
+		collect "$pfx" '(appears|fio verify|raw [0-9]+ MiB|kernel log)'
+		check "$pfx shadow doorbells were used" \
+			grep -q 'pci_nvme_dbbuf_config' "${L2_CON%.console}.stderr"
+		tap ok "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end"
+	else
+		why=${L2_REASON:-QEMU refused -device nvme}
+		log "$pfx failed ($why): control, the vhost-nvme boot again"
+		run_l2 kvm-hwnvme-control kvm tcg 300 150
+		if [ "$L2_STATUS" = done ]; then
+			tap "not ok" "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end: $why, while the same boot on vhost-nvme did"
+		else
+			tap "not ok" "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end # SKIP infrastructure: $why; the vhost-nvme boot failed too: ${L2_REASON:-}"
+		fi
+	fi
 fi
 
 # A short pass without KVM: interrupts through the main-loop eventfd handler,
@@ -320,5 +359,5 @@ fi
 
 vn_unload_module || log "rmmod vhost_nvme failed"
 check "vhost_nvme unloads after the nested guests" [ ! -d /sys/module/vhost_nvme ]
-grep -q '^not ok' "$TAP" && exit 1
+failed && exit 1
 exit 0
