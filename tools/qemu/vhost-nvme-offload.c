@@ -1,0 +1,1220 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * x-vhost-nvme: QEMU's NVMe controller (hw/nvme) with its I/O queues
+ * offloaded to /dev/vhost-nvme (the vhost_nvme module of the vhost-nvme
+ * project), through the I/O-queue offload interface of hw/nvme/nvme.h.
+ *
+ * hw/nvme keeps the registers, the admin queue and every admin command
+ * (Identify, log pages, features, asynchronous events, namespace
+ * attachment); this device only connects what the I/O queues need:
+ *
+ * - the module's memory table, from a MemoryListener;
+ * - per I/O queue a kick eventfd (VMM doorbells: the MMIO handler stores
+ *   the value in a page of QEMU's memory and signals it; shadow doorbells
+ *   after Doorbell Buffer Config: an ioeventfd on the doorbell register),
+ *   an error eventfd (Controller Fatal Status when the module stops the
+ *   queue) and, per CQ with interrupts, an irqfd routed to its MSI-X
+ *   vector, or a main-loop handler while the vector is masked or without
+ *   KVM;
+ * - the namespace: backend= is opened twice, as a BlockBackend that
+ *   hw/nvme uses for its size, block sizes, image locking and the flush at
+ *   shutdown, and as the fd the module does the I/O on.
+ *
+ * The experimental step of the rebuild described in
+ * tools/qemu/OFFLOAD-DESIGN.md: one namespace, MSI-X interrupts only,
+ * synchronous queue deletion and reset.  Everything runs under the BQL.
+ *
+ * Usage:
+ *   -device x-vhost-nvme,backend=/dev/nullb0,serial=SERIAL[,vhostfd=N]
+ *           [,poll-us=N][,x-allow-tcg=on][,x-debug=on]
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include "qemu/error-report.h"
+#include "qemu/cutils.h"
+#include "qemu/memalign.h"
+#include "qemu/event_notifier.h"
+#include "qemu/main-loop.h"
+#include "qemu/log.h"
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "hw/pci/msi.h"
+#include "hw/pci/msix.h"
+#include "hw/qdev-properties.h"
+#include "monitor/monitor.h"
+#include "exec/memory.h"
+#include "exec/address-spaces.h"
+#include "system/kvm.h"
+#include "system/block-backend.h"
+#include "block/block.h"
+#include "nvme.h"
+#include "vhost_nvme_uapi.h"
+
+#define TYPE_X_VHOST_NVME "x-vhost-nvme"
+OBJECT_DECLARE_TYPE(VhostNvmeCtrl, VhostNvmeClass, X_VHOST_NVME)
+
+#define VN_PAGE                 4096u
+#define VN_DB_BASE              0x1000
+
+typedef struct VNQueue {
+    VhostNvmeCtrl *v;
+    bool exists;
+    uint16_t qid;
+    uint16_t size;
+    uint64_t addr;
+    EventNotifier kick;     /* SQ tail or CQ head doorbell */
+    bool ioeventfd;
+    EventNotifier err;      /* the module stopped the queue */
+    /* CQ only */
+    bool ien;
+    uint16_t iv;
+    EventNotifier irq;
+    int virq;               /* KVM MSI route, or -1 */
+    bool irqfd;
+    bool handler;
+    uint64_t mainloop_irqs;
+} VNQueue;
+
+struct VhostNvmeCtrl {
+    NvmeCtrl parent_obj;
+
+    char *backend;
+    char *vhostfd_str;
+    int32_t poll_us;
+    bool allow_tcg;
+    bool debug;
+
+    int vfd;
+    int bfd;
+    bool direct;
+    struct vhost_nvme_info info;
+    uint64_t features;
+    bool ns_attached;       /* namespace 1 attached in the module */
+    bool quiesced;
+    bool use_irqfd;
+    bool shadow;
+    uint32_t *vmm_db;       /* VHOST_NVME_DB_VMM page */
+    unsigned int nr_q;      /* max_ioqpairs + 1 */
+    VNQueue *sq;
+    VNQueue *cq;
+
+    MemoryListener listener;
+    GArray *sections;
+    struct vhost_memory *mem;
+    bool mem_error_reported;
+};
+
+struct VhostNvmeClass {
+    PCIDeviceClass parent_class;
+    void (*parent_realize)(PCIDevice *pdev, Error **errp);
+    void (*parent_exit)(PCIDevice *pdev);
+};
+
+#define vn_debug(v, fmt, ...) do { \
+        if ((v)->debug) { \
+            info_report("vhost-nvme: " fmt, ## __VA_ARGS__); \
+        } \
+    } while (0)
+
+static VhostNvmeCtrl *vn_of(NvmeCtrl *n)
+{
+    return X_VHOST_NVME(n);
+}
+
+static int vn_ioctl(VhostNvmeCtrl *v, unsigned long req, void *arg)
+{
+    return ioctl(v->vfd, req, arg) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Guest memory */
+
+static int vn_region_cmp(const void *a, const void *b)
+{
+    const struct vhost_memory_region *x = a, *y = b;
+
+    return x->guest_phys_addr < y->guest_phys_addr ? -1 :
+           x->guest_phys_addr > y->guest_phys_addr;
+}
+
+static void vn_mem_begin(MemoryListener *l)
+{
+    VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
+
+    g_array_set_size(v->sections, 0);
+}
+
+static void vn_mem_add(MemoryListener *l, MemoryRegionSection *s)
+{
+    VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
+    struct vhost_memory_region r = { 0 };
+    uint64_t gpa, end, hva;
+
+    if (!memory_region_is_ram(s->mr) || memory_region_is_rom(s->mr) ||
+        memory_region_is_ram_device(s->mr)) {
+        return;
+    }
+    gpa = s->offset_within_address_space;
+    end = gpa + int128_get64(s->size);
+    hva = (uintptr_t)memory_region_get_ram_ptr(s->mr) + s->offset_within_region;
+    /* The module maps 4 KiB granules: keep the whole pages only. */
+    if ((gpa ^ hva) & (VN_PAGE - 1)) {
+        return;
+    }
+    r.guest_phys_addr = ROUND_UP(gpa, VN_PAGE);
+    end = ROUND_DOWN(end, VN_PAGE);
+    if (end <= r.guest_phys_addr) {
+        return;
+    }
+    r.userspace_addr = hva + (r.guest_phys_addr - gpa);
+    r.memory_size = end - r.guest_phys_addr;
+    g_array_append_val(v->sections, r);
+}
+
+static void vn_mem_commit(MemoryListener *l)
+{
+    VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
+    GArray *a = v->sections;
+    struct vhost_memory *mem;
+    unsigned int i, nr = 0;
+    size_t sz;
+    int ret;
+
+    g_array_sort(a, vn_region_cmp);
+    mem = g_malloc0(sizeof(*mem) + a->len * sizeof(mem->regions[0]));
+    for (i = 0; i < a->len; i++) {
+        struct vhost_memory_region *r =
+            &g_array_index(a, struct vhost_memory_region, i);
+        struct vhost_memory_region *prev = nr ? &mem->regions[nr - 1] : NULL;
+
+        if (prev &&
+            prev->guest_phys_addr + prev->memory_size == r->guest_phys_addr &&
+            prev->userspace_addr + prev->memory_size == r->userspace_addr) {
+            prev->memory_size += r->memory_size;
+            continue;
+        }
+        mem->regions[nr++] = *r;
+    }
+    mem->nregions = nr;
+    sz = sizeof(*mem) + nr * sizeof(mem->regions[0]);
+    if (v->mem &&
+        sizeof(*mem) + v->mem->nregions * sizeof(mem->regions[0]) == sz &&
+        !memcmp(v->mem, mem, sz)) {
+        g_free(mem);
+        return;
+    }
+    ret = vn_ioctl(v, VHOST_SET_MEM_TABLE, mem);
+    if (ret) {
+        if (!v->mem_error_reported) {
+            error_report("vhost-nvme: VHOST_SET_MEM_TABLE with %u regions: %s",
+                         nr, strerror(-ret));
+            v->mem_error_reported = true;
+        }
+        g_free(mem);
+        return;
+    }
+    g_free(v->mem);
+    v->mem = mem;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Interrupts */
+
+static void vn_cq_irq_read(EventNotifier *e)
+{
+    VNQueue *cq = container_of(e, VNQueue, irq);
+    PCIDevice *pdev = PCI_DEVICE(cq->v);
+
+    if (event_notifier_test_and_clear(e) && msix_enabled(pdev)) {
+        cq->mainloop_irqs++;
+        msix_notify(pdev, cq->iv);
+    }
+}
+
+static void vn_cq_set_handler(VNQueue *cq, bool on)
+{
+    if (cq->handler != on) {
+        event_notifier_set_handler(&cq->irq, on ? vn_cq_irq_read : NULL);
+        cq->handler = on;
+    }
+}
+
+static void vn_cq_irqfd_off(VNQueue *cq)
+{
+    if (cq->irqfd) {
+        kvm_irqchip_remove_irqfd_notifier_gsi(kvm_state, &cq->irq, cq->virq);
+        cq->irqfd = false;
+    }
+}
+
+/* Route @cq's eventfd to its vector through KVM; false to fall back. */
+static bool vn_cq_irqfd_on(VNQueue *cq, MSIMessage *msg)
+{
+    PCIDevice *pdev = PCI_DEVICE(cq->v);
+
+    if (cq->virq < 0) {
+        KVMRouteChange c = kvm_irqchip_begin_route_changes(kvm_state);
+        int virq = kvm_irqchip_add_msi_route(&c, cq->iv, pdev);
+
+        if (virq < 0) {
+            return false;
+        }
+        kvm_irqchip_commit_route_changes(&c);
+        cq->virq = virq;
+    } else if (msg) {
+        if (kvm_irqchip_update_msi_route(kvm_state, cq->virq, *msg, pdev) < 0) {
+            return false;
+        }
+        kvm_irqchip_commit_routes(kvm_state);
+    }
+    if (!cq->irqfd) {
+        vn_cq_set_handler(cq, false);
+        if (kvm_irqchip_add_irqfd_notifier_gsi(kvm_state, &cq->irq, NULL,
+                                               cq->virq) < 0) {
+            return false;
+        }
+        cq->irqfd = true;
+    }
+    return true;
+}
+
+static void vn_cq_irq_setup(VhostNvmeCtrl *v, VNQueue *cq)
+{
+    PCIDevice *pdev = PCI_DEVICE(v);
+
+    if (!cq->ien) {
+        return;
+    }
+    if (v->use_irqfd && msix_enabled(pdev) && !msix_is_masked(pdev, cq->iv) &&
+        vn_cq_irqfd_on(cq, NULL)) {
+        vn_debug(v, "CQ %u vector %u: interrupts via KVM irqfd (GSI %d)",
+                 cq->qid, cq->iv, cq->virq);
+        return;
+    }
+    vn_cq_set_handler(cq, true);
+    vn_debug(v, "CQ %u vector %u: interrupts via the main-loop eventfd handler",
+             cq->qid, cq->iv);
+}
+
+static void vn_cq_irq_teardown(VNQueue *cq)
+{
+    vn_cq_irqfd_off(cq);
+    if (cq->virq >= 0) {
+        kvm_irqchip_release_virq(kvm_state, cq->virq);
+        cq->virq = -1;
+    }
+    vn_cq_set_handler(cq, false);
+}
+
+static int vn_vector_use(PCIDevice *pdev, unsigned int vector, MSIMessage msg)
+{
+    VhostNvmeCtrl *v = X_VHOST_NVME(pdev);
+    unsigned int qid;
+
+    for (qid = 1; qid < v->nr_q; qid++) {
+        VNQueue *cq = &v->cq[qid];
+
+        if (!cq->exists || !cq->ien || cq->iv != vector) {
+            continue;
+        }
+        if (!vn_cq_irqfd_on(cq, &msg)) {
+            vn_cq_irqfd_off(cq);
+            vn_cq_set_handler(cq, true);
+        }
+    }
+    return 0;
+}
+
+static void vn_vector_release(PCIDevice *pdev, unsigned int vector)
+{
+    VhostNvmeCtrl *v = X_VHOST_NVME(pdev);
+    unsigned int qid;
+
+    for (qid = 1; qid < v->nr_q; qid++) {
+        VNQueue *cq = &v->cq[qid];
+
+        if (cq->exists && cq->ien && cq->iv == vector && cq->irqfd) {
+            vn_cq_irqfd_off(cq);
+            /* Masked: the main loop sets the pending bit. */
+            vn_cq_set_handler(cq, true);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queues */
+
+static void vn_queue_ioeventfd(VhostNvmeCtrl *v, VNQueue *q, bool cq, bool on)
+{
+    NvmeCtrl *n = NVME(v);
+    hwaddr off = VN_DB_BASE + (2 * q->qid + cq) * 4;
+
+    if (q->ioeventfd == on) {
+        return;
+    }
+    if (on) {
+        memory_region_add_eventfd(&n->iomem, off, 4, false, 0, &q->kick);
+    } else {
+        memory_region_del_eventfd(&n->iomem, off, 4, false, 0, &q->kick);
+    }
+    q->ioeventfd = on;
+}
+
+static int vn_set_doorbells(VhostNvmeCtrl *v, bool shadow, uint64_t dbs,
+                            uint64_t eis)
+{
+    struct vhost_nvme_doorbells d = { 0 };
+
+    if (shadow) {
+        d.mode = VHOST_NVME_DB_SHADOW;
+        d.db_addr = dbs;
+        d.ei_addr = eis;
+    } else {
+        d.mode = VHOST_NVME_DB_VMM;
+        d.db_addr = (uintptr_t)v->vmm_db;
+    }
+    return vn_ioctl(v, VHOST_NVME_SET_DOORBELLS, &d);
+}
+
+/* The module stopped a queue: its ring cannot be accessed. */
+static void vn_queue_error(VNQueue *q, const char *type)
+{
+    error_report("vhost-nvme: I/O %s %u (ring at 0x%" PRIx64 ") stopped: the "
+                 "module cannot access it; controller fatal status set",
+                 type, q->qid, q->addr);
+    nvme_offload_fatal(NVME(q->v));
+}
+
+static void vn_sq_err_read(EventNotifier *e)
+{
+    if (event_notifier_test_and_clear(e)) {
+        vn_queue_error(container_of(e, VNQueue, err), "SQ");
+    }
+}
+
+static void vn_cq_err_read(EventNotifier *e)
+{
+    if (event_notifier_test_and_clear(e)) {
+        vn_queue_error(container_of(e, VNQueue, err), "CQ");
+    }
+}
+
+static void vn_queue_free(VhostNvmeCtrl *v, VNQueue *q, bool cq)
+{
+    vn_queue_ioeventfd(v, q, cq, false);
+    if (cq) {
+        /* With irqfds, KVM raised the others: this stays 0. */
+        vn_debug(v, "CQ %u: %" PRIu64 " interrupts raised by the main-loop "
+                 "handler", q->qid, q->mainloop_irqs);
+        vn_cq_irq_teardown(q);
+        event_notifier_cleanup(&q->irq);
+    }
+    event_notifier_set_handler(&q->err, NULL);
+    event_notifier_cleanup(&q->err);
+    event_notifier_cleanup(&q->kick);
+    q->exists = false;
+}
+
+/* hw/nvme has checked the identifiers, sizes and addresses already. */
+static uint16_t vn_errno_status(int err)
+{
+    switch (err) {
+    case -EINVAL:
+    case -EFAULT:
+        return NVME_INVALID_FIELD | NVME_DNR;
+    case -EEXIST:
+        return NVME_INVALID_QID | NVME_DNR;
+    case -ENOENT:
+        return NVME_INVALID_CQID | NVME_DNR;
+    case -EBUSY:
+        return NVME_INVALID_QUEUE_DEL;
+    default:
+        return NVME_INTERNAL_DEV_ERROR;
+    }
+}
+
+static bool vn_queue_init(VNQueue *q, VhostNvmeCtrl *v, uint16_t qid,
+                          uint16_t size, uint64_t addr, bool cq)
+{
+    memset(q, 0, sizeof(*q));
+    q->v = v;
+    q->qid = qid;
+    q->size = size;
+    q->addr = addr;
+    q->virq = -1;
+    if (event_notifier_init(&q->kick, 0) < 0) {
+        return false;
+    }
+    if (event_notifier_init(&q->err, 0) < 0) {
+        goto fail_kick;
+    }
+    if (cq && event_notifier_init(&q->irq, 0) < 0) {
+        goto fail_err;
+    }
+    return true;
+
+fail_err:
+    event_notifier_cleanup(&q->err);
+fail_kick:
+    event_notifier_cleanup(&q->kick);
+    return false;
+}
+
+static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
+                             uint16_t size, uint16_t vector, bool ien)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    struct vhost_nvme_cq arg = { 0 };
+    VNQueue *cq;
+    int ret;
+
+    if (cqid >= v->nr_q || v->cq[cqid].exists) {
+        return NVME_INVALID_QID | NVME_DNR;
+    }
+    if (ien && !msix_enabled(PCI_DEVICE(v))) {
+        /* No pin-based interrupts for I/O queues yet. */
+        qemu_log_mask(LOG_UNIMP, "x-vhost-nvme: CQ %u with interrupts but "
+                      "MSI-X disabled\n", cqid);
+        return NVME_INVALID_IRQ_VECTOR | NVME_DNR;
+    }
+    cq = &v->cq[cqid];
+    if (!vn_queue_init(cq, v, cqid, size, addr, true)) {
+        return NVME_INTERNAL_DEV_ERROR;
+    }
+    cq->ien = ien;
+    cq->iv = vector;
+    stl_le_p(&v->vmm_db[2 * cqid + 1], 0);
+    arg.qid = cqid;
+    arg.size = size;
+    arg.flags = (ien ? VHOST_NVME_CQ_F_IRQ_ENABLED : 0) | VHOST_NVME_CQ_F_ERRFD;
+    arg.addr = addr;
+    arg.irqfd = ien ? event_notifier_get_fd(&cq->irq) : -1;
+    arg.kickfd = event_notifier_get_fd(&cq->kick);
+    arg.errfd = event_notifier_get_fd(&cq->err);
+    ret = vn_ioctl(v, VHOST_NVME_CREATE_CQ, &arg);
+    if (ret) {
+        event_notifier_cleanup(&cq->irq);
+        event_notifier_cleanup(&cq->err);
+        event_notifier_cleanup(&cq->kick);
+        return vn_errno_status(ret);
+    }
+    cq->exists = true;
+    event_notifier_set_handler(&cq->err, vn_cq_err_read);
+    vn_debug(v, "CQ %u created: %u entries at 0x%" PRIx64, cqid, size, addr);
+    vn_cq_irq_setup(v, cq);
+    if (v->shadow) {
+        vn_queue_ioeventfd(v, cq, true, true);
+    }
+    return NVME_SUCCESS;
+}
+
+static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
+                             uint64_t addr, uint16_t size)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    struct vhost_nvme_sq arg = { 0 };
+    VNQueue *sq;
+    int ret;
+
+    if (sqid >= v->nr_q || v->sq[sqid].exists) {
+        return NVME_INVALID_QID | NVME_DNR;
+    }
+    sq = &v->sq[sqid];
+    if (!vn_queue_init(sq, v, sqid, size, addr, false)) {
+        return NVME_INTERNAL_DEV_ERROR;
+    }
+    stl_le_p(&v->vmm_db[2 * sqid], 0);
+    arg.qid = sqid;
+    arg.size = size;
+    arg.cqid = cqid;
+    arg.flags = VHOST_NVME_SQ_F_ERRFD;
+    arg.kickfd = event_notifier_get_fd(&sq->kick);
+    arg.addr = addr;
+    arg.errfd = event_notifier_get_fd(&sq->err);
+    ret = vn_ioctl(v, VHOST_NVME_CREATE_SQ, &arg);
+    if (ret) {
+        event_notifier_cleanup(&sq->err);
+        event_notifier_cleanup(&sq->kick);
+        return vn_errno_status(ret);
+    }
+    sq->exists = true;
+    event_notifier_set_handler(&sq->err, vn_sq_err_read);
+    vn_debug(v, "SQ %u created: %u entries at 0x%" PRIx64 ", CQ %u", sqid,
+             size, addr, cqid);
+    if (v->shadow) {
+        vn_queue_ioeventfd(v, sq, false, true);
+    }
+    return NVME_SUCCESS;
+}
+
+/*
+ * Without VHOST_NVME_DELETE_F_DISCARD the entries the module had not
+ * fetched complete with Command Aborted due to SQ Deletion.
+ */
+static int vn_delete_sq_q(VhostNvmeCtrl *v, VNQueue *sq, uint16_t flags)
+{
+    struct vhost_nvme_qid arg = { .qid = sq->qid, .flags = flags };
+    int ret = vn_ioctl(v, VHOST_NVME_DELETE_SQ, &arg);
+
+    if (ret && ret != -ENOENT) {
+        return ret;
+    }
+    vn_queue_free(v, sq, false);
+    return 0;
+}
+
+static int vn_delete_cq_q(VhostNvmeCtrl *v, VNQueue *cq)
+{
+    struct vhost_nvme_qid arg = { .qid = cq->qid };
+    int ret = vn_ioctl(v, VHOST_NVME_DELETE_CQ, &arg);
+
+    if (ret && ret != -ENOENT) {
+        return ret;
+    }
+    vn_queue_free(v, cq, true);
+    return 0;
+}
+
+static uint16_t vn_delete_sq(NvmeCtrl *n, uint16_t sqid, NvmeRequest *req)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    int ret;
+
+    if (sqid >= v->nr_q || !v->sq[sqid].exists) {
+        return NVME_SUCCESS;
+    }
+    /* Synchronous for now: waits for the commands in flight. */
+    ret = vn_delete_sq_q(v, &v->sq[sqid], 0);
+    return ret ? vn_errno_status(ret) : NVME_SUCCESS;
+}
+
+static uint16_t vn_delete_cq(NvmeCtrl *n, uint16_t cqid)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    int ret;
+
+    if (cqid >= v->nr_q || !v->cq[cqid].exists) {
+        return NVME_SUCCESS;
+    }
+    ret = vn_delete_cq_q(v, &v->cq[cqid]);
+    return ret ? vn_errno_status(ret) : NVME_SUCCESS;
+}
+
+static uint16_t vn_dbbuf_config(NvmeCtrl *n, uint64_t dbs, uint64_t eis)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    unsigned int qid;
+
+    if (!dbs || !eis || vn_set_doorbells(v, true, dbs, eis)) {
+        return NVME_INVALID_FIELD | NVME_DNR;
+    }
+    v->shadow = true;
+    vn_debug(v, "Doorbell Buffer Config: shadow doorbells at 0x%" PRIx64
+             ", EventIdx at 0x%" PRIx64 "; I/O doorbells are ioeventfds",
+             dbs, eis);
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->sq[qid].exists) {
+            vn_queue_ioeventfd(v, &v->sq[qid], false, true);
+        }
+        if (v->cq[qid].exists) {
+            vn_queue_ioeventfd(v, &v->cq[qid], true, true);
+        }
+    }
+    return NVME_SUCCESS;
+}
+
+static void vn_doorbell(NvmeCtrl *n, uint16_t qid, bool cq, uint16_t val)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    VNQueue *q;
+
+    if (qid >= v->nr_q) {
+        return;
+    }
+    q = cq ? &v->cq[qid] : &v->sq[qid];
+    if (!q->exists) {
+        return;
+    }
+    /* The module reads the VMM page (VHOST_NVME_DB_VMM): store, then kick. */
+    qatomic_set(&v->vmm_db[2 * qid + cq], cpu_to_le32(val));
+    /* The value before the kick: pairs with the worker's read after it. */
+    smp_wmb();
+    event_notifier_set(&q->kick);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Controller state */
+
+static int vn_start(NvmeCtrl *n)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    struct vhost_nvme_quiesce q = { 0 };
+    int ret;
+
+    if (v->quiesced) {
+        ret = vn_ioctl(v, VHOST_NVME_RESUME, &q);
+        if (ret) {
+            error_report("vhost-nvme: VHOST_NVME_RESUME: %s", strerror(-ret));
+            return -1;
+        }
+        v->quiesced = false;
+    }
+    return 0;
+}
+
+static bool vn_disable_async(NvmeCtrl *n)
+{
+    return false;
+}
+
+/* Every reset: the module's queues go, the doorbells return to QEMU. */
+static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    struct vhost_nvme_quiesce q = { 0 };
+    unsigned int qid;
+    int ret;
+
+    if (v->vfd < 0) {
+        return;
+    }
+    vn_debug(v, "controller reset");
+    if (!v->quiesced) {
+        ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
+        if (ret) {
+            error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
+        }
+        v->quiesced = true;
+    }
+    /* A controller being reset gets no completions for what is dropped. */
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->sq[qid].exists) {
+            ret = vn_delete_sq_q(v, &v->sq[qid], VHOST_NVME_DELETE_F_DISCARD);
+            if (ret) {
+                error_report("vhost-nvme: VHOST_NVME_DELETE_SQ %u: %s", qid,
+                             strerror(-ret));
+                /* hw/nvme frees its queue anyway: so do we. */
+                vn_queue_free(v, &v->sq[qid], false);
+            }
+        }
+    }
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->cq[qid].exists) {
+            ret = vn_delete_cq_q(v, &v->cq[qid]);
+            if (ret) {
+                error_report("vhost-nvme: VHOST_NVME_DELETE_CQ %u: %s", qid,
+                             strerror(-ret));
+                vn_queue_free(v, &v->cq[qid], true);
+            }
+        }
+    }
+    if (v->shadow) {
+        ret = vn_set_doorbells(v, false, 0, 0);
+        if (ret) {
+            error_report("vhost-nvme: VHOST_NVME_SET_DOORBELLS: %s",
+                         strerror(-ret));
+        }
+        v->shadow = false;
+    }
+    memset(v->vmm_db, 0, VN_PAGE);
+}
+
+static bool vn_get_feature(NvmeCtrl *n, uint8_t fid, NvmeGetFeatureSelect sel,
+                           uint32_t dw11, uint32_t *result, uint16_t *status)
+{
+    return false;
+}
+
+static bool vn_set_feature(NvmeCtrl *n, uint8_t fid, uint32_t dw11,
+                           uint16_t *status)
+{
+    if (fid == NVME_VOLATILE_WRITE_CACHE) {
+        /* The module's write-through flag is fixed at ATTACH_NS. */
+        *status = NVME_FEAT_NOT_CHANGEABLE | NVME_DNR;
+        return true;
+    }
+    return false;
+}
+
+static int vn_attach(VhostNvmeCtrl *v, NvmeNamespace *ns, Error **errp)
+{
+    struct vhost_nvme_limits l = { .size = sizeof(l) };
+    struct vhost_nvme_ns arg = { 0 };
+    NvmeCtrl *n = NVME(v);
+    int ret;
+
+    arg.nsid = ns->params.nsid;
+    arg.fd = v->bfd;
+    arg.lba_shift = ns->lbaf.ds;
+    /* write-cache=off: no volatile write cache, every write durable. */
+    if (n->namespace.blkconf.wce == ON_OFF_AUTO_OFF) {
+        arg.flags |= VHOST_NVME_NS_F_WRITE_THROUGH;
+    }
+    ret = vn_ioctl(v, VHOST_NVME_ATTACH_NS, &arg);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_NVME_ATTACH_NS %s, %u-byte blocks",
+                         v->backend, 1u << ns->lbaf.ds);
+        return ret;
+    }
+    v->ns_attached = true;
+    if (arg.nsze != le64_to_cpu(ns->id_ns.nsze)) {
+        error_setg(errp, "backend %s: the module sees %" PRIu64 " blocks, "
+                   "QEMU %" PRIu64, v->backend, (uint64_t)arg.nsze,
+                   le64_to_cpu(ns->id_ns.nsze));
+        return -EINVAL;
+    }
+    /* The limits of Identify Controller, I/O Command Set specific (CSI 0). */
+    l.dmrl = NVME_ID_CTRL_NVM_DMRL_MAX;
+    l.dmrsl = MIN_NON_ZERO(n->dmrsl, BDRV_REQUEST_MAX_BYTES >> ns->lbaf.ds);
+    ret = vn_ioctl(v, VHOST_NVME_SET_LIMITS, &l);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_NVME_SET_LIMITS");
+    }
+    return ret;
+}
+
+static uint16_t vn_ns_attach(NvmeCtrl *n, NvmeNamespace *ns)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    Error *err = NULL;
+
+    if (ns->params.nsid != 1) {
+        return NVME_INVALID_FIELD | NVME_DNR;
+    }
+    if (v->ns_attached) {
+        return NVME_SUCCESS;
+    }
+    if (vn_attach(v, ns, &err)) {
+        error_report_err(err);
+        return NVME_INTERNAL_DEV_ERROR;
+    }
+    return NVME_SUCCESS;
+}
+
+static void vn_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    struct vhost_nvme_nsid arg = { .nsid = ns->params.nsid };
+    int ret;
+
+    if (ns->params.nsid != 1 || !v->ns_attached) {
+        return;
+    }
+    ret = vn_ioctl(v, VHOST_NVME_DETACH_NS, &arg);
+    if (ret && ret != -ENOENT) {
+        error_report("vhost-nvme: VHOST_NVME_DETACH_NS %u: %s", arg.nsid,
+                     strerror(-ret));
+    }
+    v->ns_attached = false;
+}
+
+static const NvmeOffloadOps vn_offload_ops = {
+    .start = vn_start,
+    .disable_async = vn_disable_async,
+    .reset = vn_reset,
+    .create_cq = vn_create_cq,
+    .create_sq = vn_create_sq,
+    .delete_sq = vn_delete_sq,
+    .delete_cq = vn_delete_cq,
+    .dbbuf_config = vn_dbbuf_config,
+    .doorbell = vn_doorbell,
+    .get_feature = vn_get_feature,
+    .set_feature = vn_set_feature,
+    .ns_attach = vn_ns_attach,
+    .ns_detach = vn_ns_detach,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Realize */
+
+static bool vn_open_module(VhostNvmeCtrl *v, Error **errp)
+{
+    int ret;
+
+    if (v->vhostfd_str) {
+        v->vfd = monitor_fd_param(monitor_cur(), v->vhostfd_str, errp);
+        if (v->vfd < 0) {
+            error_prepend(errp, "unable to parse vhostfd: ");
+            return false;
+        }
+    } else {
+        v->vfd = open("/dev/vhost-nvme", O_RDWR | O_CLOEXEC);
+        if (v->vfd < 0) {
+            error_setg_errno(errp, errno, "cannot open /dev/vhost-nvme%s",
+                             errno == ENOENT || errno == ENODEV ||
+                             errno == ENXIO ?
+                             " (is the vhost_nvme module loaded?)" : "");
+            return false;
+        }
+    }
+    v->info.size = sizeof(v->info);
+    ret = vn_ioctl(v, VHOST_NVME_GET_INFO, &v->info);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_NVME_GET_INFO");
+        return false;
+    }
+    if (v->info.abi_version != VHOST_NVME_ABI_VERSION) {
+        error_setg(errp, "module ABI version %u, QEMU knows %u",
+                   v->info.abi_version, VHOST_NVME_ABI_VERSION);
+        return false;
+    }
+    ret = vn_ioctl(v, VHOST_SET_OWNER, NULL);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_SET_OWNER");
+        return false;
+    }
+    return true;
+}
+
+/* hw/nvme's parameters, from the module unless the user set them. */
+static bool vn_params(VhostNvmeCtrl *v, Error **errp)
+{
+    NvmeParams *p = &NVME(v)->params;
+
+    if (p->cmb_size_mb || p->legacy_cmb || NVME(v)->pmr.dev ||
+        p->sriov_max_vfs || NVME(v)->subsys || p->ioeventfd ||
+        p->atomic_awun || p->atomic_awupf || p->zasl ||
+        PCI_DEVICE(v)->spdm_port || p->num_queues) {
+        error_setg(errp, "CMB, PMR, SR-IOV, subsystems, SPDM, ioeventfd=on, "
+                   "atomic writes, zoned namespaces and num_queues (use "
+                   "max_ioqpairs) are not offloaded");
+        return false;
+    }
+    if (!p->max_ioqpairs) {
+        p->max_ioqpairs = MIN(64, v->info.max_qid);
+    } else if (p->max_ioqpairs > v->info.max_qid) {
+        error_setg(errp, "max_ioqpairs=%u, the module allows %u",
+                   p->max_ioqpairs, v->info.max_qid);
+        return false;
+    }
+    if (!p->mqes) {
+        p->mqes = v->info.max_qsize - 1;
+    } else if (p->mqes + 1u > v->info.max_qsize) {
+        error_setg(errp, "mqes=%u, the module allows 1..%u", p->mqes,
+                   v->info.max_qsize - 1);
+        return false;
+    }
+    if (!p->mdts) {
+        p->mdts = v->info.mdts;
+    } else if (p->mdts > v->info.mdts) {
+        error_setg(errp, "mdts=%u, the module allows %u", p->mdts,
+                   v->info.mdts);
+        return false;
+    }
+    if (!p->msix_qsize) {
+        p->msix_qsize = p->max_ioqpairs + 1;
+    }
+    return true;
+}
+
+static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
+{
+    NvmeParams *p = &NVME(v)->params;
+    uint64_t supported, want;
+    int ret;
+
+    ret = vn_ioctl(v, VHOST_GET_FEATURES, &supported);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_GET_FEATURES");
+        return false;
+    }
+    want = supported & (VHOST_NVME_F_SGL | VHOST_NVME_F_DSM |
+                        VHOST_NVME_F_WRITE_ZEROES | VHOST_NVME_F_POLL);
+    if (p->dbcs) {
+        want |= supported & VHOST_NVME_F_SHADOW_DB;
+    }
+    p->dbcs = want & VHOST_NVME_F_SHADOW_DB;
+    ret = vn_ioctl(v, VHOST_SET_FEATURES, &want);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_SET_FEATURES");
+        return false;
+    }
+    v->features = want;
+    if (v->poll_us >= 0) {
+        struct vhost_nvme_poll poll = { .poll_us = v->poll_us };
+
+        if (!(want & VHOST_NVME_F_POLL) ||
+            (uint32_t)v->poll_us > v->info.max_poll_us) {
+            error_setg(errp, "poll-us=%d, the module allows 0..%u",
+                       v->poll_us, want & VHOST_NVME_F_POLL ?
+                       v->info.max_poll_us : 0);
+            return false;
+        }
+        ret = vn_ioctl(v, VHOST_NVME_SET_POLL, &poll);
+        if (ret) {
+            error_setg_errno(errp, -ret, "VHOST_NVME_SET_POLL");
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * backend=: the fd the module does the I/O on, and a BlockBackend on the
+ * same file for hw/nvme (size, block sizes, image locking, flush).
+ */
+static bool vn_open_backend(VhostNvmeCtrl *v, Error **errp)
+{
+    NvmeCtrl *n = NVME(v);
+    BlockBackend *blk;
+    QDict *opts;
+    struct stat st;
+    int ret;
+
+    if (!v->backend) {
+        error_setg(errp, "backend=PATH (a block device or a file) is required");
+        return false;
+    }
+    if (n->namespace.blkconf.blk) {
+        error_setg(errp, "the namespace is backend=, not drive=");
+        return false;
+    }
+    v->direct = true;
+    v->bfd = open(v->backend, O_RDWR | O_DIRECT | O_CLOEXEC);
+    if (v->bfd < 0 && errno == EINVAL) {
+        v->direct = false;
+        v->bfd = open(v->backend, O_RDWR | O_CLOEXEC);
+    }
+    if (v->bfd < 0) {
+        error_setg_errno(errp, errno, "cannot open backend %s", v->backend);
+        return false;
+    }
+    if (fstat(v->bfd, &st) < 0 || (!S_ISBLK(st.st_mode) &&
+                                   !S_ISREG(st.st_mode))) {
+        error_setg(errp, "backend %s is neither a block device nor a regular "
+                   "file", v->backend);
+        return false;
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", S_ISBLK(st.st_mode) ? "host_device" : "file");
+    blk = blk_new_open(v->backend, NULL, opts,
+                       BDRV_O_RDWR | (v->direct ? BDRV_O_NOCACHE : 0), errp);
+    if (!blk) {
+        return false;
+    }
+    ret = blk_attach_dev(blk, DEVICE(v));
+    blk_unref(blk);     /* the device's reference stays */
+    if (ret) {
+        error_setg(errp, "backend %s: cannot attach its BlockBackend",
+                   v->backend);
+        return false;
+    }
+    n->namespace.blkconf.blk = blk;
+    return true;
+}
+
+/* What hw/nvme advertises for an I/O path it no longer runs. */
+static void vn_fixup_identify(VhostNvmeCtrl *v)
+{
+    NvmeCtrl *n = NVME(v);
+    NvmeIdCtrl *id = &n->id_ctrl;
+    NvmeNamespace *ns = &n->namespace;
+    uint16_t oncs = NVME_ONCS_TIMESTAMP | NVME_ONCS_FEATURES;
+    uint64_t cap = ldq_le_p(&n->bar.cap);
+    unsigned int op;
+
+    strpadcpy((char *)id->mn, sizeof(id->mn), "QEMU vhost-nvme Ctrl", ' ');
+    /* No Format NVM or directives: the module's namespace is fixed. */
+    id->oacs &= ~cpu_to_le16(NVME_OACS_FORMAT | NVME_OACS_DIRECTIVES);
+    n->cse.acs[NVME_ADM_CMD_FORMAT_NVM] = 0;
+    n->cse.acs[NVME_ADM_CMD_DIRECTIVE_RECV] = 0;
+    n->cse.acs[NVME_ADM_CMD_DIRECTIVE_SEND] = 0;
+    /* The module executes Flush, Read, Write, Write Zeroes and DSM. */
+    for (op = 0; op < ARRAY_SIZE(n->cse.iocs.nvm); op++) {
+        if (op != NVME_CMD_FLUSH && op != NVME_CMD_READ &&
+            op != NVME_CMD_WRITE &&
+            !(op == NVME_CMD_WRITE_ZEROES &&
+              (v->features & VHOST_NVME_F_WRITE_ZEROES)) &&
+            !(op == NVME_CMD_DSM && (v->features & VHOST_NVME_F_DSM))) {
+            n->cse.iocs.nvm[op] = 0;
+        }
+    }
+    if (v->features & VHOST_NVME_F_WRITE_ZEROES) {
+        oncs |= NVME_ONCS_WRITE_ZEROES;
+    }
+    if (v->features & VHOST_NVME_F_DSM) {
+        oncs |= NVME_ONCS_DSM;
+    }
+    id->oncs = cpu_to_le16(oncs);
+    id->ocfs = 0;
+    id->sgls = cpu_to_le32(v->features & VHOST_NVME_F_SGL ?
+                           NVME_CTRL_SGLS_SUPPORT_DWORD_ALIGN : 0);
+    /* 10b: Flush with the broadcast NSID is not supported. */
+    id->vwc = NVME_VWC_NSID_BROADCAST_CTRL_SPEC;
+    if (ns->blkconf.wce != ON_OFF_AUTO_OFF) {
+        id->vwc |= NVME_VWC_PRESENT;
+    }
+    NVME_CAP_SET_MPSMAX(cap, 0);
+    stq_le_p(&n->bar.cap, cap);
+    /* No Copy, no deallocated-block guarantees. */
+    ns->id_ns.dlfeat = 0;
+    ns->id_ns.mssrl = 0;
+    ns->id_ns.mcl = 0;
+    ns->id_ns.msrc = 0;
+}
+
+static void vn_cleanup(VhostNvmeCtrl *v)
+{
+    if (v->bfd >= 0) {
+        close(v->bfd);
+        v->bfd = -1;
+    }
+    if (v->vfd >= 0) {
+        close(v->vfd);          /* the module tears everything down */
+        v->vfd = -1;
+    }
+    qemu_vfree(v->vmm_db);
+    v->vmm_db = NULL;
+    g_free(v->sq);
+    g_free(v->cq);
+    v->sq = v->cq = NULL;
+    g_free(v->mem);
+    v->mem = NULL;
+    if (v->sections) {
+        g_array_free(v->sections, true);
+        v->sections = NULL;
+    }
+}
+
+static void vn_realize(PCIDevice *pdev, Error **errp)
+{
+    VhostNvmeCtrl *v = X_VHOST_NVME(pdev);
+    VhostNvmeClass *vc = X_VHOST_NVME_GET_CLASS(pdev);
+    NvmeCtrl *n = NVME(pdev);
+    Error *err = NULL;
+    int ret;
+
+    v->vfd = v->bfd = -1;
+    if (!kvm_enabled() && !v->allow_tcg) {
+        /*
+         * The module writes guest RAM behind TCG's back: translated code
+         * of a page a read lands in is not invalidated.
+         */
+        error_setg(errp, "needs KVM (x-allow-tcg=on for tests only)");
+        return;
+    }
+    if (pci_device_iommu_address_space(pdev) != &address_space_memory) {
+        error_setg(errp, "does not translate through a guest IOMMU");
+        return;
+    }
+    if (!vn_open_module(v, errp) || !vn_params(v, errp) ||
+        !vn_negotiate(v, errp) || !vn_open_backend(v, errp)) {
+        goto fail;
+    }
+    v->nr_q = n->params.max_ioqpairs + 1;
+    v->sq = g_new0(VNQueue, v->nr_q);
+    v->cq = g_new0(VNQueue, v->nr_q);
+    v->vmm_db = qemu_memalign(VN_PAGE, VN_PAGE);
+    memset(v->vmm_db, 0, VN_PAGE);
+    ret = vn_set_doorbells(v, false, 0, 0);
+    if (ret) {
+        error_setg_errno(errp, -ret, "VHOST_NVME_SET_DOORBELLS");
+        goto fail;
+    }
+
+    vc->parent_realize(pdev, &err);
+    if (err) {
+        error_propagate(errp, err);
+        goto fail;
+    }
+    vn_fixup_identify(v);
+    if (vn_attach(v, &n->namespace, errp)) {
+        goto fail_parent;
+    }
+
+    v->use_irqfd = kvm_irqfds_enabled() && kvm_msi_via_irqfd_enabled();
+    if (v->use_irqfd) {
+        msix_set_vector_notifiers(pdev, vn_vector_use, vn_vector_release,
+                                  NULL);
+    }
+    v->sections = g_array_new(false, true, sizeof(struct vhost_memory_region));
+    v->listener = (MemoryListener) {
+        .name = "vhost-nvme",
+        .begin = vn_mem_begin,
+        .commit = vn_mem_commit,
+        .region_add = vn_mem_add,
+        .region_nop = vn_mem_add,
+        .priority = MEMORY_LISTENER_PRIORITY_DEV_BACKEND,
+    };
+    memory_listener_register(&v->listener, &address_space_memory);
+    if (!v->mem) {
+        error_setg(errp, "the module refused the guest memory table");
+        memory_listener_unregister(&v->listener);
+        if (v->use_irqfd) {
+            msix_unset_vector_notifiers(pdev);
+        }
+        goto fail_parent;
+    }
+    return;
+
+fail_parent:
+    vc->parent_exit(pdev);
+fail:
+    vn_cleanup(v);
+}
+
+static void vn_exit(PCIDevice *pdev)
+{
+    VhostNvmeCtrl *v = X_VHOST_NVME(pdev);
+    VhostNvmeClass *vc = X_VHOST_NVME_GET_CLASS(pdev);
+
+    if (v->use_irqfd) {
+        msix_unset_vector_notifiers(pdev);
+    }
+    /* Its nvme_ctrl_reset() runs vn_reset(): the module is still open. */
+    vc->parent_exit(pdev);
+    memory_listener_unregister(&v->listener);
+    vn_cleanup(v);
+}
+
+static void vn_instance_init(Object *obj)
+{
+    NvmeCtrl *n = NVME(obj);
+
+    n->offload = &vn_offload_ops;
+    /* 0: from the module (class defaults are set before, users' after). */
+    n->params.max_ioqpairs = 0;
+    n->params.mqes = 0;
+    n->params.mdts = 0;
+    n->params.msix_qsize = 0;
+}
+
+static const Property vn_props[] = {
+    DEFINE_PROP_STRING("backend", VhostNvmeCtrl, backend),
+    DEFINE_PROP_STRING("vhostfd", VhostNvmeCtrl, vhostfd_str),
+    DEFINE_PROP_INT32("poll-us", VhostNvmeCtrl, poll_us, -1),
+    DEFINE_PROP_BOOL("x-allow-tcg", VhostNvmeCtrl, allow_tcg, false),
+    DEFINE_PROP_BOOL("x-debug", VhostNvmeCtrl, debug, false),
+};
+
+static void vn_class_init(ObjectClass *oc, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(oc);
+    PCIDeviceClass *pc = PCI_DEVICE_CLASS(oc);
+    VhostNvmeClass *vc = X_VHOST_NVME_CLASS(oc);
+
+    vc->parent_realize = pc->realize;
+    vc->parent_exit = pc->exit;
+    pc->realize = vn_realize;
+    pc->exit = vn_exit;
+    dc->desc = "NVMe controller with its I/O queues in the kernel "
+               "(vhost-nvme, experimental)";
+    device_class_set_props(dc, vn_props);
+}
+
+static const TypeInfo vn_info = {
+    .name = TYPE_X_VHOST_NVME,
+    .parent = TYPE_NVME,
+    .instance_size = sizeof(VhostNvmeCtrl),
+    .instance_init = vn_instance_init,
+    .class_size = sizeof(VhostNvmeClass),
+    .class_init = vn_class_init,
+};
+
+static void vn_register_types(void)
+{
+    type_register_static(&vn_info);
+}
+
+type_init(vn_register_types)
