@@ -400,6 +400,18 @@ static void vn_cq_err_read(EventNotifier *e)
     }
 }
 
+/* The eventfds of a queue that vn_queue_init() set up. */
+static void vn_queue_uninit(VNQueue *q, bool cq)
+{
+    if (cq) {
+        event_notifier_cleanup(&q->irq);
+    }
+    event_notifier_set_handler(&q->err, NULL);
+    event_notifier_cleanup(&q->err);
+    event_notifier_cleanup(&q->kick);
+    q->exists = false;
+}
+
 static void vn_queue_free(VhostNvmeCtrl *v, VNQueue *q, bool cq)
 {
     vn_queue_ioeventfd(v, q, cq, false);
@@ -408,12 +420,8 @@ static void vn_queue_free(VhostNvmeCtrl *v, VNQueue *q, bool cq)
         vn_debug(v, "CQ %u: %" PRIu64 " interrupts raised by the main-loop "
                  "handler", q->qid, q->mainloop_irqs);
         vn_cq_irq_teardown(q);
-        event_notifier_cleanup(&q->irq);
     }
-    event_notifier_set_handler(&q->err, NULL);
-    event_notifier_cleanup(&q->err);
-    event_notifier_cleanup(&q->kick);
-    q->exists = false;
+    vn_queue_uninit(q, cq);
 }
 
 /* hw/nvme has checked the identifiers, sizes and addresses already. */
@@ -494,9 +502,7 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     arg.errfd = event_notifier_get_fd(&cq->err);
     ret = vn_ioctl(v, VHOST_NVME_CREATE_CQ, &arg);
     if (ret) {
-        event_notifier_cleanup(&cq->irq);
-        event_notifier_cleanup(&cq->err);
-        event_notifier_cleanup(&cq->kick);
+        vn_queue_uninit(cq, true);
         return vn_errno_status(ret);
     }
     cq->exists = true;
@@ -534,8 +540,7 @@ static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
     arg.errfd = event_notifier_get_fd(&sq->err);
     ret = vn_ioctl(v, VHOST_NVME_CREATE_SQ, &arg);
     if (ret) {
-        event_notifier_cleanup(&sq->err);
-        event_notifier_cleanup(&sq->kick);
+        vn_queue_uninit(sq, false);
         return vn_errno_status(ret);
     }
     sq->exists = true;
