@@ -9,11 +9,10 @@
 # TCG. Results as TAP in $RESULTS/e2e.tap (default results/e2e); the last
 # line is "N passed, N failed, N skipped". Exit status 1 if anything failed.
 #
-# Usage: e2e.sh [check|bench|offload]
+# Usage: e2e.sh [check|bench|check-kvm]
 #   bench: no checks; the nested guest runs fio through -device vhost-nvme
 #          and the IOPS and latencies are printed (used by `make run`).
-#   offload: only the nested KVM pass on -device x-vhost-nvme (the device
-#          being rebuilt on hw/nvme, issue 12).
+#   check-kvm: only the full pass under nested KVM (and its control).
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
 # (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
 # E2E_KO: boot the test VM on another kernel (its image, its modules

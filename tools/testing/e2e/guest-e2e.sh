@@ -22,8 +22,6 @@
 #        control-kvm: only the full pass under KVM, on QEMU's own
 #               -device nvme (e2e.sh's control after the test VM hung);
 #        bench: the nested guest under KVM runs fio and prints IOPS.
-#        offload: only the full pass under KVM on x-vhost-nvme (hw/nvme
-#               with its I/O queues offloaded; tools/qemu/vhost-nvme-offload.c).
 # Every nested guest has a timeout and a console watchdog. Nothing is
 # retried: when a nested guest on -device vhost-nvme crashes or hangs, the
 # same boot on QEMU's own -device nvme (same backend, accelerator and
@@ -61,24 +59,50 @@ check() {	# check DESCRIPTION CMD...
 }
 
 # --- user mistakes: QEMU must refuse them with a clear message --------------------
+# Under TCG, as x-allow-tcg=on allows, unless the options say x-allow-tcg=off.
 refuses() {	# refuses PATTERN [setpriv ARGS --] DEVICE-OPTIONS
-	local pat=$1 out rc pre=()
+	local pat=$1 out rc pre=() dev
 	shift
 	if [ "$1" = setpriv ]; then
 		while [ "$1" != -- ]; do pre+=("$1"); shift; done
 		shift
 	fi
+	dev="vhost-nvme,x-allow-tcg=on,$1"
+	[[ $1 == *x-allow-tcg=* ]] && dev="vhost-nvme,$1"
 	out=$(timeout -k 5 60 "${pre[@]}" "$QEMU" -machine pc -accel tcg -nodefaults \
-		-display none "${FW[@]}" -S -device "vhost-nvme,$1" </dev/null 2>&1)
+		-display none "${FW[@]}" -S -device "$dev" </dev/null 2>&1)
 	rc=$?
 	echo "$out" | sed 's/^/    /' | head -n 3
 	[ $rc -ne 0 ] && [ $rc -lt 124 ] && echo "$out" | grep -q -- "$pat"
 }
 
+# A QEMU holds the backend (its BlockBackend's OFD lock, seen in
+# /proc/locks); a second one must be refused.
+second_user() {
+	local pid rc=1 i
+	"$QEMU" -machine pc -accel tcg -nodefaults -display none "${FW[@]}" -S \
+		-device vhost-nvme,x-allow-tcg=on,backend=/dev/nullb0,serial=first \
+		</dev/null > /dev/null 2>&1 &
+	pid=$!
+	for i in $(seq 60); do
+		grep -q OFDLCK /proc/locks && break
+		sleep 0.5
+	done
+	if grep -q OFDLCK /proc/locks; then
+		refuses 'lock' backend=/dev/nullb0,serial=second
+		rc=$?
+	else
+		log "the first QEMU took no lock on the backend"
+	fi
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return $rc
+}
+
 log "QEMU $QEMU"
 [ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
 USER_CHECKS=1
-case $PLAN in bench|control-kvm|check-kvm|offload) USER_CHECKS=0 ;; esac
+case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
 if [ $USER_CHECKS = 1 ]; then
 	check "without the module: QEMU refuses (is the module loaded?)" \
 		refuses "module loaded" backend=/dev/null
@@ -115,17 +139,24 @@ if [ $USER_CHECKS = 1 ]; then
 	check "backend neither block device nor file: QEMU refuses" \
 		refuses "neither a block device nor a regular file" backend=/dev/null
 	check "no backend: QEMU refuses" refuses "backend=PATH" serial=x
+	check "no serial: QEMU refuses" refuses "serial" backend=/dev/nullb0
+	check "under TCG without x-allow-tcg=on: QEMU refuses" \
+		refuses "needs KVM" backend=/dev/nullb0,serial=x,x-allow-tcg=off
+	check "CMB (not offloaded): QEMU refuses" \
+		refuses "not offloaded" backend=/dev/nullb0,serial=x,cmb_size_mb=4
+	check "a second QEMU on the same backend: refused (image locking)" second_user
 	check "mdts beyond the module's: QEMU refuses" \
-		refuses "the module allows" backend=/dev/nullb0,mdts=9
+		refuses "the module allows" backend=/dev/nullb0,serial=x,mdts=9
 	check "poll-us beyond the module's: QEMU refuses" \
-		refuses "the module allows" backend=/dev/nullb0,poll-us=100000000
+		refuses "the module allows" backend=/dev/nullb0,serial=x,poll-us=100000000
 	check "no permission on /dev/vhost-nvme: QEMU refuses" \
 		refuses "no permission" setpriv --reuid=65534 --regid=65534 --clear-groups -- \
 		backend=/dev/nullb0
 fi
 
-# The nested guest's disk (bench mode also boots the baselines).
-L2_DEVICE=(-device "vhost-nvme,backend=/dev/nullb0,serial=$SERIAL,x-debug=on")
+# The nested guest's disk (bench mode also boots the baselines); the trace
+# events tell how the interrupts and doorbells went.
+L2_DEVICE=(-device "vhost-nvme,backend=/dev/nullb0,serial=$SERIAL" -trace 'vhost_nvme_*')
 L2_APPEND=
 
 # control_l2 NAME ACCEL MODE TIMEOUT IDLE: the boot that just failed, on
@@ -250,52 +281,6 @@ if [ "$PLAN" = bench ]; then
 	exit $brc
 fi
 
-# x-vhost-nvme, the controller being rebuilt on hw/nvme with its I/O queues
-# offloaded (tools/qemu/vhost-nvme-offload.c): the full pass under KVM.
-# Not counted here: smart-log and ns-descs (they check today's vhost-nvme's
-# values, not hw/nvme's) and get-feature/set-feature (Interrupt
-# Coalescing is not changeable until the offload takes Feature 08h).
-# If it does not run to the end, the control is the same boot on -device
-# nvme. Plan "offload" runs only this pass (not in `make check` yet).
-offload_pass() {
-	dev=("${L2_DEVICE[@]}")
-	L2_DEVICE=(-device "x-vhost-nvme,backend=/dev/nullb0,serial=$SERIAL,x-debug=on")
-	run_l2 kvm-offload kvm full 480 150
-	pfx="[kvm, x-vhost-nvme]"
-	case $L2_STATUS in
-	done)
-		collect "$pfx" '^(/dev|nvme list|nvme id-|nvme error-log|admin errors|fio|nvme write-zeroes|reset_controller|PCI function reset|mkfs|raw|kernel log)'
-		read -r g_irqs ml_irqs ncqs < <(irq_counts)
-		check "$pfx interrupts went through KVM irqfds: the guest took $g_irqs on its I/O queues, QEMU's main loop raised $ml_irqs of them ($ncqs CQs)" \
-			irqs_by_irqfd "$g_irqs" "$ml_irqs" "$ncqs"
-		check "$pfx shadow doorbells (Doorbell Buffer Config) were used" \
-			grep -q 'Doorbell Buffer Config' "${L2_CON%.console}.stderr"
-		tap ok "$pfx nested guest under KVM ran to the end"
-		;;
-	error)
-		tap "not ok" "$pfx nested guest under KVM: QEMU refused to start the device"
-		;;
-	*)
-		why=${L2_REASON:-}
-		control_l2 kvm-offload-control kvm full 480 150
-		if [ "$CTL_STATUS" = done ]; then
-			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on -device nvme ran to the end"
-		else
-			tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on -device nvme failed too: $CTL_REASON"
-		fi
-		;;
-	esac
-	L2_DEVICE=("${dev[@]}")
-}
-
-if [ "$PLAN" = offload ]; then
-	[ $KVM = 1 ] || { tap "not ok" "offload: no /dev/kvm in the test VM"; exit 1; }
-	offload_pass
-	vn_unload_module || log "rmmod vhost_nvme failed"
-	failed && exit 1
-	exit 0
-fi
-
 # Full pass under KVM; on a crash or hang, the control decides.
 if [ "$PLAN" = check-nokvm ]; then
 	L2_STATUS=infra L2_REASON="the test VM hung while a nested KVM guest ran (e2e.sh ran the control)"
@@ -367,8 +352,7 @@ if [ "$PLAN" = check ] && [ $KVM = 1 ]; then
 	L2_DEVICE=("${dev[@]}")
 	pfx="[kvm, -device nvme]"
 	if [ "$L2_STATUS" = done ]; then
-		# (smart-log checks what vhost-nvme reports)
-		collect "$pfx" '(appears|fio verify|raw [0-9]+ MiB|kernel log)'
+		collect "$pfx" '(appears|smart-log|fio verify|raw [0-9]+ MiB|kernel log)'
 		check "$pfx shadow doorbells were used" \
 			grep -q 'pci_nvme_dbbuf_config' "${L2_CON%.console}.stderr"
 		tap ok "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end"

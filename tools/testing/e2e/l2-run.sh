@@ -37,6 +37,10 @@ run_l2() {
 		cpu=max mem=512M klog="loglevel=6"
 		[ "$mode" = tcg ] && initrd=$INITRD_MIN
 	fi
+	# -device vhost-nvme under TCG (tests only): the device refuses TCG
+	# unless x-allow-tcg=on.
+	local dev=("${L2_DEVICE[@]}")
+	[ "$accel" = tcg ] && dev=("${dev[@]/#vhost-nvme,/vhost-nvme,x-allow-tcg=on,}")
 	L2_CON=$con
 	log "[$name] booting the nested guest ($accel, mode $mode, timeout ${tmo}s, watchdog ${idle}s)"
 	# hpet=off: QEMU emulates the HPET in its main loop, on the test VM's
@@ -47,7 +51,7 @@ run_l2() {
 		-chardev stdio,id=con,signal=off -serial chardev:con \
 		-kernel "$KERNEL" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 $klog tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE ${L2_APPEND:-}" \
-		"${L2_DEVICE[@]}" \
+		"${dev[@]}" \
 		</dev/null 2> "$err")
 	qpid=$!
 	exec {cfd}> "$con"
