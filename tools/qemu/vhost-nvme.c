@@ -26,7 +26,7 @@
  *
  * Usage:
  *   -device vhost-nvme,backend=/dev/nullb0,serial=SERIAL[,vhostfd=N]
- *           [,poll-us=N][,x-allow-tcg=on][,x-irqfd=off]
+ *           [,poll-us=N][,workers=N][,x-allow-tcg=on][,x-irqfd=off]
  * and hw/nvme's controller properties; trace events vhost_nvme_*.
  */
 
@@ -43,6 +43,7 @@
 #include "hw/pci/msi.h"
 #include "hw/pci/msix.h"
 #include "hw/qdev-properties.h"
+#include "hw/boards.h"
 #include "monitor/monitor.h"
 #include "exec/memory.h"
 #include "exec/address-spaces.h"
@@ -76,6 +77,8 @@ typedef struct VNQueue {
     bool irqfd;
     bool handler;
     uint64_t mainloop_irqs;
+    /* SQ only */
+    uint16_t cqid;
 } VNQueue;
 
 struct VhostNvmeCtrl {
@@ -84,6 +87,7 @@ struct VhostNvmeCtrl {
     char *backend;
     char *vhostfd_str;
     int32_t poll_us;
+    uint32_t workers;       /* worker threads; 0: one per vCPU */
     bool allow_tcg;
     bool irqfd_allowed;     /* x-irqfd=off: the main loop raises them all */
 
@@ -98,6 +102,7 @@ struct VhostNvmeCtrl {
     bool shadow;
     uint32_t *vmm_db;       /* VHOST_NVME_DB_VMM page */
     unsigned int nr_q;      /* max_ioqpairs + 1 */
+    uint32_t *worker_ids;   /* CQ n is served by worker_ids[(n - 1) % workers] */
     VNQueue *sq;
     VNQueue *cq;
 
@@ -462,6 +467,12 @@ fail_kick:
     return false;
 }
 
+/* Queue pairs go round the workers, as the guest spreads them over vCPUs. */
+static uint32_t vn_cq_worker(VhostNvmeCtrl *v, uint16_t cqid)
+{
+    return v->worker_ids[(cqid - 1) % v->workers];
+}
+
 static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
                              uint16_t size, uint16_t vector, bool ien)
 {
@@ -493,6 +504,7 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     arg.irqfd = ien ? event_notifier_get_fd(&cq->irq) : -1;
     arg.kickfd = event_notifier_get_fd(&cq->kick);
     arg.errfd = event_notifier_get_fd(&cq->err);
+    arg.worker = vn_cq_worker(v, cqid);
     ret = vn_ioctl(v, VHOST_NVME_CREATE_CQ, &arg);
     if (ret) {
         vn_queue_uninit(cq, true);
@@ -500,7 +512,7 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     }
     cq->exists = true;
     event_notifier_set_handler(&cq->err, vn_cq_err_read);
-    trace_vhost_nvme_create_cq(cqid, size, addr, vector, ien);
+    trace_vhost_nvme_create_cq(cqid, size, addr, vector, ien, arg.worker);
     vn_cq_irq_setup(v, cq);
     if (v->shadow) {
         vn_queue_ioeventfd(v, cq, true, true);
@@ -523,6 +535,7 @@ static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
     if (!vn_queue_init(sq, v, sqid, size, addr, false)) {
         return NVME_INTERNAL_DEV_ERROR;
     }
+    sq->cqid = cqid;
     stl_le_p(&v->vmm_db[2 * sqid], 0);
     arg.qid = sqid;
     arg.size = size;
@@ -552,7 +565,17 @@ static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
 static int vn_delete_sq_q(VhostNvmeCtrl *v, VNQueue *sq, uint16_t flags)
 {
     struct vhost_nvme_qid arg = { .qid = sq->qid, .flags = flags };
-    int ret = vn_ioctl(v, VHOST_NVME_DELETE_SQ, &arg);
+    struct vhost_nvme_queue_state st = {
+        .qid = sq->qid, .type = VHOST_NVME_QTYPE_SQ,
+    };
+    int ret;
+
+    if (trace_event_get_state_backends(TRACE_VHOST_NVME_SQ_COMMANDS) &&
+        !vn_ioctl(v, VHOST_NVME_GET_QUEUE_STATE, &st)) {
+        trace_vhost_nvme_sq_commands(sq->qid, sq->cqid,
+                                     vn_cq_worker(v, sq->cqid), st.commands);
+    }
+    ret = vn_ioctl(v, VHOST_NVME_DELETE_SQ, &arg);
 
     if (ret && ret != -ENOENT) {
         return ret;
@@ -905,6 +928,43 @@ static bool vn_params(VhostNvmeCtrl *v, Error **errp)
     return true;
 }
 
+/* workers=: checked against the module; 0 becomes one per vCPU. */
+static bool vn_workers(VhostNvmeCtrl *v, uint64_t supported, Error **errp)
+{
+    uint32_t max = supported & VHOST_NVME_F_WORKERS ? v->info.max_workers : 1;
+
+    max = MIN(max, NVME(v)->params.max_ioqpairs);
+    if (!v->workers) {
+        v->workers = MIN(MACHINE(qdev_get_machine())->smp.cpus, max);
+    } else if (v->workers > max) {
+        error_setg(errp, "workers=%u, the module allows 1..%u", v->workers,
+                   max);
+        return false;
+    }
+    return true;
+}
+
+/* The workers beyond the first, which VHOST_SET_OWNER started. */
+static bool vn_start_workers(VhostNvmeCtrl *v, Error **errp)
+{
+    uint32_t i;
+    int ret;
+
+    v->worker_ids = g_new0(uint32_t, v->workers);
+    for (i = 1; i < v->workers; i++) {
+        struct vhost_nvme_worker w = { 0 };
+
+        ret = vn_ioctl(v, VHOST_NVME_NEW_WORKER, &w);
+        if (ret) {
+            error_setg_errno(errp, -ret, "VHOST_NVME_NEW_WORKER");
+            return false;
+        }
+        v->worker_ids[i] = w.id;
+    }
+    trace_vhost_nvme_workers(v->workers);
+    return true;
+}
+
 static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
 {
     NvmeParams *p = &NVME(v)->params;
@@ -918,6 +978,12 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
     }
     want = supported & (VHOST_NVME_F_SGL | VHOST_NVME_F_DSM |
                         VHOST_NVME_F_WRITE_ZEROES | VHOST_NVME_F_POLL);
+    if (!vn_workers(v, supported, errp)) {
+        return false;
+    }
+    if (v->workers > 1) {
+        want |= VHOST_NVME_F_WORKERS;
+    }
     if (p->dbcs) {
         want |= supported & VHOST_NVME_F_SHADOW_DB;
     }
@@ -928,6 +994,9 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
         return false;
     }
     v->features = want;
+    if (!vn_start_workers(v, errp)) {
+        return false;
+    }
     if (v->poll_us >= 0) {
         struct vhost_nvme_poll poll = { .poll_us = v->poll_us };
 
@@ -1081,6 +1150,8 @@ static void vn_cleanup(VhostNvmeCtrl *v)
     }
     qemu_vfree(v->vmm_db);
     v->vmm_db = NULL;
+    g_free(v->worker_ids);
+    v->worker_ids = NULL;
     g_free(v->sq);
     g_free(v->cq);
     v->sq = v->cq = NULL;
@@ -1200,6 +1271,7 @@ static const Property vn_props[] = {
     DEFINE_PROP_STRING("backend", VhostNvmeCtrl, backend),
     DEFINE_PROP_STRING("vhostfd", VhostNvmeCtrl, vhostfd_str),
     DEFINE_PROP_INT32("poll-us", VhostNvmeCtrl, poll_us, -1),
+    DEFINE_PROP_UINT32("workers", VhostNvmeCtrl, workers, 0),
     DEFINE_PROP_BOOL("x-allow-tcg", VhostNvmeCtrl, allow_tcg, false),
     DEFINE_PROP_BOOL("x-irqfd", VhostNvmeCtrl, irqfd_allowed, true),
 };

@@ -147,6 +147,8 @@ if [ $USER_CHECKS = 1 ]; then
 	check "a second QEMU on the same backend: refused (image locking)" second_user
 	check "mdts beyond the module's: QEMU refuses" \
 		refuses "the module allows" backend=/dev/nullb0,serial=x,mdts=9
+	check "workers beyond the module's: QEMU refuses" \
+		refuses "the module allows" backend=/dev/nullb0,serial=x,workers=99
 	check "poll-us beyond the module's: QEMU refuses" \
 		refuses "the module allows" backend=/dev/nullb0,serial=x,poll-us=100000000
 	check "no permission on /dev/vhost-nvme: QEMU refuses" \
@@ -335,6 +337,105 @@ if [ "$PLAN" = check-kvm ]; then
 	vn_unload_module || log "rmmod vhost_nvme failed"
 	failed && exit 1
 	exit 0
+fi
+
+# workers_share STDERR N: the device started N workers and each served
+# commands (its vhost_nvme_sq_commands trace events, at queue deletion).
+workers_share() {
+	local err=$1 n=$2
+	grep -q "vhost_nvme_workers $n worker threads" "$err" || return 1
+	sed -n 's/.*vhost_nvme_sq_commands SQ [0-9]* (CQ [0-9]*, worker \([0-9]*\)): \([0-9]*\) commands.*/\1 \2/p' "$err" |
+		awk -v n="$n" '{ c[$1] += $2 } END {
+			for (w = 0; w < n; w++) {
+				printf "    worker %d: %d commands\n", w, c[w]
+				if (c[w] == 0) bad = 1
+			}
+			exit bad }'
+}
+
+# config_pass ID DESCRIPTION VCPUS APPEND: the nested guest under KVM with
+# VCPUS vCPUs and the nvme driver configured by APPEND (l2-tests.sh's
+# config mode); the device starts a worker per vCPU. On a crash or hang,
+# the same boot on -device nvme is the control.
+config_pass() {
+	local name=$1 pfx="[kvm, $2]" why
+	shift
+	L2_SMP=$2 L2_APPEND=$3
+	run_l2 "kvm-$name" kvm config 480 150
+	case $L2_STATUS in
+	done)
+		collect "$pfx"
+		check "$pfx each of the $2 workers (one per vCPU) served commands" \
+			workers_share "${L2_CON%.console}.stderr" "$2"
+		tap ok "$pfx nested guest under KVM ran to the end"
+		;;
+	error)
+		tap "not ok" "$pfx nested guest under KVM: QEMU refused to start the device"
+		;;
+	*)
+		why=${L2_REASON:-}
+		control_l2 "kvm-$name-control" kvm config 480 150
+		if [ "$CTL_STATUS" = done ]; then
+			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on -device nvme ran to the end"
+		else
+			tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on -device nvme failed too: $CTL_REASON"
+		fi
+		;;
+	esac
+	L2_SMP=1 L2_APPEND=
+}
+
+# Firmware: SeaBIOS's own NVMe driver boots from the device. The backend
+# is a file whose first sector is a boot sector that prints E2E-BOOT-OK on
+# COM1 and then triple-faults (QEMU exits: -no-reboot); the message is in
+# the sector, so it is printed only if SeaBIOS read it through the module.
+# The control, on a hang or crash: the same boot on -device nvme.
+bootsector() {	# bootsector FILE
+	local code
+	# xor ax,ax; mov ds,ax; mov si,0x7c20; mov dx,0x3f8
+	# 1: lodsb; test al,al; jz 2f; out dx,al; jmp 1b
+	# 2: lidt [0x7c1a] (limit 0); int3: shutdown; jmp $
+	code='\x31\xc0\x8e\xd8\xbe\x20\x7c\xba\xf8\x03\xac\x84\xc0\x74\x03\xee\xeb\xf8'
+	code+='\x0f\x01\x1e\x1a\x7c\xcc\xeb\xfe'
+	code+='\x00\x00\x00\x00\x00\x00'		# 0x7c1a: an empty IDT
+	code+='E2E-BOOT-OK\r\n\x00'			# 0x7c20
+	truncate -s 0 "$1" && truncate -s 8M "$1" &&
+	printf "$code" | dd of="$1" conv=notrunc status=none &&
+	printf '\x55\xaa' | dd of="$1" bs=1 seek=510 conv=notrunc status=none
+}
+fw_boot() {	# fw_boot ACCEL LOG DEVICE-OPTIONS...: 0 if the boot sector ran
+	local accel=$1 out=$2
+	shift 2
+	timeout -k 5 120 "$QEMU" -machine pc -accel "$accel" -cpu max -m 256M -smp 1 \
+		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
+		-serial "file:$out" "$@" </dev/null > "$out.stderr" 2>&1
+	grep -aq 'E2E-BOOT-OK' "$out"
+}
+if [ "$PLAN" = check ] && [ $KVM = 1 ]; then
+	img=/tmp/e2e-boot.img
+	blog=$VM_OUT/l2-seabios.console
+	if ! bootsector "$img"; then
+		tap "not ok" "[kvm, SeaBIOS] boot sector written"
+	elif fw_boot kvm "$blog" -device "vhost-nvme,backend=$img,serial=boot,bootindex=1" \
+			-trace 'vhost_nvme_*'; then
+		tap ok "[kvm, SeaBIOS] SeaBIOS boots from -device vhost-nvme (file backend): the boot sector it read ran"
+	elif fw_boot kvm "$blog.control" -drive "file=$img,if=none,id=b0,format=raw" \
+			-device "nvme,drive=b0,serial=boot,bootindex=1"; then
+		tail -n 5 "$blog" | sed 's/^/    /'
+		tap "not ok" "[kvm, SeaBIOS] SeaBIOS boots from -device vhost-nvme (file backend): the boot sector it read ran, while the control on -device nvme booted"
+	else
+		tap "not ok" "[kvm, SeaBIOS] SeaBIOS boots from -device vhost-nvme (file backend) # SKIP infrastructure: neither it nor the control on -device nvme booted"
+	fi
+	rm -f "$img"
+fi
+
+# Linux driver configurations under KVM: two vCPUs with a write queue, a
+# poll queue and SGLs for every transfer; one vCPU with queues of two
+# entries (one command in flight per queue).
+if [ "$PLAN" = check ] && [ $KVM = 1 ]; then
+	config_pass config-smp2 "2 vCPUs, write and poll queues, SGLs" 2 \
+		"nvme.write_queues=1 nvme.poll_queues=1 nvme.sgl_threshold=1 e2e.queues=1/2/1"
+	config_pass config-qd2 "io_queue_depth=2" 1 "nvme.io_queue_depth=2 e2e.qdepth=2 e2e.queues=1/0/0"
 fi
 
 # hw/nvme as tools/qemu/patches leaves it (with the I/O-queue offload

@@ -6,7 +6,7 @@
 #   E2E-TAP ok - DESCRIPTION            E2E-TAP not ok - DESCRIPTION: DETAIL
 # plus E2E-INFO lines (progress, figures) and the lines the test VM checks
 # against the backend after power-off (E2E-RAW, E2E-FILE).
-# Usage: l2-tests.sh full|tcg|bench
+# Usage: l2-tests.sh full|tcg|bench|config
 # Kernel command line: e2e.serial=S e2e.nsze=N (expected values); bench
 # only: e2e.dev= (the disk, e.g. /dev/vda for the virtio-blk baseline),
 # e2e.bench=RW:BS:QD,... (fio runs, JSON output), e2e.secs= and e2e.ramp=
@@ -170,6 +170,73 @@ if [ "$MODE" = bench ]; then
 			notok "fio $name"
 		fi
 	done
+	kernel_log_check
+	exit $FAILS
+fi
+
+# --- Linux driver configurations (e2e.mode=config) ---------------------------------
+# The nvme driver as the kernel command line configures it (nvme.poll_queues,
+# nvme.write_queues, nvme.sgl_threshold=1: SGLs for every transfer,
+# nvme.io_queue_depth); e2e.queues=D/R/P is the default/read/poll queue
+# split the driver must report, e2e.qdepth=N the I/O queue depth.
+if [ "$MODE" = config ]; then
+	QUEUES= QDEPTH=
+	for a in $(cat /proc/cmdline); do
+		case $a in
+		e2e.queues=*) QUEUES=${a#e2e.queues=} ;;
+		e2e.qdepth=*) QDEPTH=${a#e2e.qdepth=} ;;
+		esac
+	done
+	ncpu=$(grep -c ^processor /proc/cpuinfo)
+	split=$(dmesg | sed -n 's|.*nvme0: \([0-9]*/[0-9]*/[0-9]*\) default/read/poll queues.*|\1|p' | tail -n1)
+	info "config: $ncpu vCPUs, queues $split (default/read/poll), $(cat /proc/cmdline)"
+	if [ -n "$split" ] && { [ -z "$QUEUES" ] || [ "$split" = "$QUEUES" ]; }; then
+		ok "driver configuration: $split default/read/poll queues on $ncpu vCPUs"
+	else
+		notok "driver configuration: ${QUEUES:-?} default/read/poll queues on $ncpu vCPUs: driver reports '$split'"
+	fi
+	if [ -n "$QDEPTH" ]; then
+		tags=$(cat /sys/block/nvme0n1/mq/*/nr_tags | sort -u | tr '\n' ' ')
+		if [ "$tags" = "$((QDEPTH - 1)) " ]; then
+			ok "io_queue_depth=$QDEPTH: every hardware queue has $((QDEPTH - 1)) tags"
+		else
+			notok "io_queue_depth=$QDEPTH: every hardware queue has $((QDEPTH - 1)) tags: $tags"
+		fi
+	fi
+	# One job per vCPU, each pinned, each on its own 8 MiB.
+	name=percpu
+	if fio_run $name --rw=randwrite --bs=4k --iodepth=8 --size=4M --offset=512M \
+			--offset_increment=8M --numjobs="$ncpu" --cpus_allowed=0-$((ncpu - 1)) \
+			--cpus_allowed_policy=split --verify=crc32c --do_verify=1 \
+			--verify_fatal=1; then
+		info "fio $name: $(fio_figures $name)"
+		ok "fio verify randwrite+verify bs=4k iodepth=8, one job pinned to each of $ncpu vCPUs"
+	else
+		show /tmp/fio.$name 30
+		notok "fio verify randwrite+verify bs=4k iodepth=8, one job pinned to each of $ncpu vCPUs"
+	fi
+	fio_verify 128k 4 8M 640M
+	poll=${split##*/}
+	if [ "${poll:-0}" -gt 0 ]; then
+		name=polled
+		if fio_run $name --hipri=1 --rw=randwrite --bs=4k --iodepth=4 --size=2M \
+				--offset=704M --verify=crc32c --do_verify=1 --verify_fatal=1; then
+			info "fio $name: $(fio_figures $name)"
+			ok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
+		else
+			show /tmp/fio.$name 30
+			notok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
+		fi
+	fi
+	dd if=/dev/urandom of=/tmp/pat bs=1M count=2 2>/dev/null
+	if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
+	   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count=2 iflag=direct 2>/dev/null &&
+	   cmp -s /tmp/pat /tmp/pat.back; then
+		ok "raw 2 MiB at 256 MiB written and read back"
+		echo "E2E-RAW 256 2 $(sha256sum < /tmp/pat | cut -d' ' -f1)"
+	else
+		notok "raw 2 MiB at 256 MiB written and read back"
+	fi
 	kernel_log_check
 	exit $FAILS
 fi
