@@ -76,6 +76,8 @@ typedef struct VNQueue {
     int virq;               /* KVM MSI route, or -1 */
     bool irqfd;
     bool handler;
+    bool pending;           /* pin-based: counted in NvmeCtrl.cq_pending */
+    uint16_t db_head;       /* last head the guest wrote to the doorbell */
     uint64_t mainloop_irqs;
     /* SQ only */
     uint16_t cqid;
@@ -116,6 +118,8 @@ struct VhostNvmeClass {
     PCIDeviceClass parent_class;
     void (*parent_realize)(PCIDevice *pdev, Error **errp);
     void (*parent_exit)(PCIDevice *pdev);
+    void (*parent_config_write)(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                                int len);
 };
 
 static VhostNvmeCtrl *vn_of(NvmeCtrl *n)
@@ -222,14 +226,54 @@ static void vn_mem_commit(MemoryListener *l)
 /* ------------------------------------------------------------------------ */
 /* Interrupts */
 
+/*
+ * Pin-based interrupts (MSI-X disabled): the line is asserted while a CQ
+ * with interrupts enabled holds entries the guest has not consumed, as
+ * hw/nvme does for its own CQs (NvmeCtrl.cq_pending counts them, the admin
+ * CQ included).  The module knows the tail; the head is the last value
+ * the guest wrote to the doorbell, which QEMU sees while MSI-X is off
+ * (vn_cq_update_mode()).
+ */
+static void vn_cq_intx_update(VhostNvmeCtrl *v, VNQueue *cq)
+{
+    struct vhost_nvme_queue_state st = {
+        .qid = cq->qid, .type = VHOST_NVME_QTYPE_CQ,
+    };
+    NvmeCtrl *n = NVME(v);
+    bool posted;
+
+    posted = cq->exists && cq->ien && !msix_enabled(PCI_DEVICE(v)) &&
+             !vn_ioctl(v, VHOST_NVME_GET_QUEUE_STATE, &st) &&
+             st.tail != cq->db_head;
+    if (posted != cq->pending) {
+        cq->pending = posted;
+        if (posted) {
+            n->cq_pending++;
+        } else {
+            n->cq_pending--;
+        }
+    }
+    if (posted) {
+        n->irq_status |= 1u << cq->iv;
+    } else if (!n->cq_pending) {
+        n->irq_status &= ~(1u << cq->iv);
+    }
+    nvme_offload_irq_update(n);
+}
+
 static void vn_cq_irq_read(EventNotifier *e)
 {
     VNQueue *cq = container_of(e, VNQueue, irq);
     PCIDevice *pdev = PCI_DEVICE(cq->v);
 
-    if (event_notifier_test_and_clear(e) && msix_enabled(pdev)) {
-        cq->mainloop_irqs++;
+    if (!event_notifier_test_and_clear(e)) {
+        return;
+    }
+    cq->mainloop_irqs++;
+    if (msix_enabled(pdev)) {
         msix_notify(pdev, cq->iv);
+    } else {
+        vn_cq_intx_update(cq->v, cq);
     }
 }
 
@@ -360,6 +404,32 @@ static void vn_queue_ioeventfd(VhostNvmeCtrl *v, VNQueue *q, bool cq, bool on)
     q->ioeventfd = on;
 }
 
+/*
+ * MSI-X on: the CQ's interrupts through its vector (an irqfd where KVM
+ * can) and its head doorbell an ioeventfd once shadow doorbells are on.
+ * Off: the pin-based interrupt, and QEMU sees every head the guest writes.
+ */
+static void vn_cq_update_mode(VhostNvmeCtrl *v, VNQueue *cq)
+{
+    bool msix = msix_enabled(PCI_DEVICE(v));
+
+    if (!cq->exists) {
+        return;
+    }
+    if (cq->ien) {
+        if (msix) {
+            vn_cq_intx_update(v, cq);   /* no longer pending */
+            vn_cq_irq_setup(v, cq);
+        } else {
+            vn_cq_irqfd_off(cq);
+            vn_cq_set_handler(cq, true);
+            trace_vhost_nvme_cq_irq_mainloop(cq->qid, cq->iv);
+            vn_cq_intx_update(v, cq);
+        }
+    }
+    vn_queue_ioeventfd(v, cq, true, v->shadow && (msix || !cq->ien));
+}
+
 static int vn_set_doorbells(VhostNvmeCtrl *v, bool shadow, uint64_t dbs,
                             uint64_t eis)
 {
@@ -418,6 +488,8 @@ static void vn_queue_free(VhostNvmeCtrl *v, VNQueue *q, bool cq)
         /* With irqfds, KVM raised the others: this stays 0. */
         trace_vhost_nvme_cq_mainloop_irqs(q->qid, q->mainloop_irqs);
         vn_cq_irq_teardown(q);
+        q->exists = false;
+        vn_cq_intx_update(v, q);        /* its pin-based share goes */
     }
     vn_queue_uninit(q, cq);
 }
@@ -484,12 +556,6 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     if (cqid >= v->nr_q || v->cq[cqid].exists) {
         return NVME_INVALID_QID | NVME_DNR;
     }
-    if (ien && !msix_enabled(PCI_DEVICE(v))) {
-        /* No pin-based interrupts for I/O queues yet. */
-        qemu_log_mask(LOG_UNIMP, "vhost-nvme: CQ %u with interrupts but "
-                      "MSI-X disabled\n", cqid);
-        return NVME_INVALID_IRQ_VECTOR | NVME_DNR;
-    }
     cq = &v->cq[cqid];
     if (!vn_queue_init(cq, v, cqid, size, addr, true)) {
         return NVME_INTERNAL_DEV_ERROR;
@@ -513,10 +579,7 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     cq->exists = true;
     event_notifier_set_handler(&cq->err, vn_cq_err_read);
     trace_vhost_nvme_create_cq(cqid, size, addr, vector, ien, arg.worker);
-    vn_cq_irq_setup(v, cq);
-    if (v->shadow) {
-        vn_queue_ioeventfd(v, cq, true, true);
-    }
+    vn_cq_update_mode(v, cq);
     return NVME_SUCCESS;
 }
 
@@ -635,9 +698,7 @@ static uint16_t vn_dbbuf_config(NvmeCtrl *n, uint64_t dbs, uint64_t eis)
         if (v->sq[qid].exists) {
             vn_queue_ioeventfd(v, &v->sq[qid], false, true);
         }
-        if (v->cq[qid].exists) {
-            vn_queue_ioeventfd(v, &v->cq[qid], true, true);
-        }
+        vn_cq_update_mode(v, &v->cq[qid]);
     }
     return NVME_SUCCESS;
 }
@@ -659,6 +720,37 @@ static void vn_doorbell(NvmeCtrl *n, uint16_t qid, bool cq, uint16_t val)
     /* The value before the kick: pairs with the worker's read after it. */
     smp_wmb();
     event_notifier_set(&q->kick);
+    if (cq) {
+        q->db_head = val;
+        if (q->ien && !msix_enabled(PCI_DEVICE(v))) {
+            if (v->shadow) {
+                /* EventIdx at the head: the next update writes again. */
+                stl_le_pci_dma(PCI_DEVICE(v),
+                               n->dbbuf_eis + (2 * qid + 1) * 4, val,
+                               MEMTXATTRS_UNSPECIFIED);
+            }
+            vn_cq_intx_update(v, q);
+        }
+    }
+}
+
+/* The guest turned MSI-X on or off (hw/msix.c calls no vector notifier). */
+static void vn_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                            int len)
+{
+    VhostNvmeCtrl *v = VHOST_NVME(pdev);
+    VhostNvmeClass *vc = VHOST_NVME_GET_CLASS(pdev);
+    bool msix = msix_enabled(pdev);
+    unsigned int qid;
+
+    vc->parent_config_write(pdev, addr, val, len);
+    if (msix_enabled(pdev) == msix || v->vfd < 0) {
+        return;
+    }
+    trace_vhost_nvme_msix(msix_enabled(pdev));
+    for (qid = 1; qid < v->nr_q; qid++) {
+        vn_cq_update_mode(v, &v->cq[qid]);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1284,8 +1376,10 @@ static void vn_class_init(ObjectClass *oc, void *data)
 
     vc->parent_realize = pc->realize;
     vc->parent_exit = pc->exit;
+    vc->parent_config_write = pc->config_write;
     pc->realize = vn_realize;
     pc->exit = vn_exit;
+    pc->config_write = vn_config_write;
     dc->desc = "NVMe controller with its I/O queues in the kernel "
                "(/dev/vhost-nvme)";
     device_class_set_props(dc, vn_props);

@@ -203,6 +203,10 @@ if [ "$MODE" = config ]; then
 			notok "io_queue_depth=$QDEPTH: every hardware queue has $((QDEPTH - 1)) tags: $tags"
 		fi
 	fi
+	# pci=nomsi: the controller's interrupts come on a pin, shared by the
+	# admin and I/O queues (checked once the I/O below is done).
+	intx=0
+	grep -q 'pci=nomsi' /proc/cmdline && intx=1
 	# One job per vCPU, each pinned, each on its own 8 MiB.
 	name=percpu
 	if fio_run $name --rw=randwrite --bs=4k --iodepth=8 --size=4M --offset=512M \
@@ -226,6 +230,16 @@ if [ "$MODE" = config ]; then
 		else
 			show /tmp/fio.$name 30
 			notok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
+		fi
+	fi
+	if [ $intx = 1 ]; then
+		grep nvme /proc/interrupts > /tmp/irqs
+		show /tmp/irqs
+		if grep -q 'IO-APIC.*nvme0q1' /tmp/irqs && ! grep -q 'MSI' /tmp/irqs &&
+		   [ "$(awk '/nvme0q1/ { print $2 }' /tmp/irqs)" -gt 0 ]; then
+			ok "pin-based interrupts (no MSI-X): the I/O queue's line fired"
+		else
+			notok "pin-based interrupts (no MSI-X): the I/O queue's line fired"
 		fi
 	fi
 	dd if=/dev/urandom of=/tmp/pat bs=1M count=2 2>/dev/null
