@@ -104,7 +104,7 @@ struct VhostNvmeCtrl {
     bool shadow;
     uint32_t *vmm_db;       /* VHOST_NVME_DB_VMM page */
     unsigned int nr_q;      /* max_ioqpairs + 1 */
-    uint32_t *worker_ids;   /* CQ n is served by worker_ids[(n - 1) % workers] */
+    uint32_t *worker_ids;   /* CQ n: worker_ids[(n - 1) % workers] */
     VNQueue *sq;
     VNQueue *cq;
 
