@@ -37,6 +37,7 @@
 #include "qemu/memalign.h"
 #include "qemu/event_notifier.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "qemu/log.h"
 #include "qapi/error.h"
 #include "qobject/qdict.h"
@@ -81,6 +82,10 @@ typedef struct VNQueue {
     uint64_t mainloop_irqs;
     /* SQ only */
     uint16_t cqid;
+    bool counted;           /* its commands were traced */
+    bool draining;          /* a Delete I/O SQ waits for @drain */
+    EventNotifier drain;    /* the module's drain of this SQ is over */
+    NvmeRequest *del_req;
 } VNQueue;
 
 struct VhostNvmeCtrl {
@@ -100,6 +105,9 @@ struct VhostNvmeCtrl {
     uint64_t features;
     bool ns_attached;       /* namespace 1 attached in the module */
     bool quiesced;
+    bool disabling;         /* CC.EN 1 to 0 waits for @quiesce_done */
+    QEMUTimer *intx_timer;  /* pin asserted: re-read the shadow CQ heads */
+    EventNotifier quiesce_done;
     bool use_irqfd;
     bool shadow;
     uint32_t *vmm_db;       /* VHOST_NVME_DB_VMM page */
@@ -232,19 +240,34 @@ static void vn_mem_commit(MemoryListener *l)
  * hw/nvme does for its own CQs (NvmeCtrl.cq_pending counts them, the admin
  * CQ included).  The module knows the tail; the head is the last value
  * the guest wrote to the doorbell, which QEMU sees while MSI-X is off
- * (vn_cq_update_mode()).
+ * (vn_cq_update_mode()), or with shadow doorbells the shadow head: the
+ * guest need not write the register for every head (the module moves
+ * the CQ's EventIdx too), so while the pin is asserted a timer reads it
+ * again, or a guest that consumed everything would see the line stay up.
  */
 static void vn_cq_intx_update(VhostNvmeCtrl *v, VNQueue *cq)
 {
     struct vhost_nvme_queue_state st = {
         .qid = cq->qid, .type = VHOST_NVME_QTYPE_CQ,
     };
+    PCIDevice *pdev = PCI_DEVICE(v);
     NvmeCtrl *n = NVME(v);
+    uint32_t head;
     bool posted;
 
-    posted = cq->exists && cq->ien && !msix_enabled(PCI_DEVICE(v)) &&
+    if (cq->exists && v->shadow &&
+        ldl_le_pci_dma(pdev, n->dbbuf_dbs + (2 * cq->qid + 1) * 4, &head,
+                       MEMTXATTRS_UNSPECIFIED) == MEMTX_OK &&
+        head < cq->size) {
+        cq->db_head = head;
+    }
+    posted = cq->exists && cq->ien && !msix_enabled(pdev) &&
              !vn_ioctl(v, VHOST_NVME_GET_QUEUE_STATE, &st) &&
              st.tail != cq->db_head;
+    if (posted && v->shadow) {
+        timer_mod(v->intx_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) + 1);
+    }
     if (posted != cq->pending) {
         cq->pending = posted;
         if (posted) {
@@ -259,6 +282,18 @@ static void vn_cq_intx_update(VhostNvmeCtrl *v, VNQueue *cq)
         n->irq_status &= ~(1u << cq->iv);
     }
     nvme_offload_irq_update(n);
+}
+
+static void vn_intx_timer_cb(void *opaque)
+{
+    VhostNvmeCtrl *v = opaque;
+    unsigned int qid;
+
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->cq[qid].pending) {
+            vn_cq_intx_update(v, &v->cq[qid]);
+        }
+    }
 }
 
 static void vn_cq_irq_read(EventNotifier *e)
@@ -481,6 +516,17 @@ static void vn_queue_uninit(VNQueue *q, bool cq)
     q->exists = false;
 }
 
+/* A pending Delete I/O SQ is over or forgotten (a reset frees its request). */
+static void vn_sq_drain_stop(VNQueue *sq)
+{
+    if (sq->draining) {
+        event_notifier_set_handler(&sq->drain, NULL);
+        event_notifier_cleanup(&sq->drain);
+        sq->draining = false;
+        sq->del_req = NULL;
+    }
+}
+
 static void vn_queue_free(VhostNvmeCtrl *v, VNQueue *q, bool cq)
 {
     vn_queue_ioeventfd(v, q, cq, false);
@@ -490,6 +536,8 @@ static void vn_queue_free(VhostNvmeCtrl *v, VNQueue *q, bool cq)
         vn_cq_irq_teardown(q);
         q->exists = false;
         vn_cq_intx_update(v, q);        /* its pin-based share goes */
+    } else {
+        vn_sq_drain_stop(q);
     }
     vn_queue_uninit(q, cq);
 }
@@ -623,7 +671,9 @@ static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
 
 /*
  * Without VHOST_NVME_DELETE_F_DISCARD the entries the module had not
- * fetched complete with Command Aborted due to SQ Deletion.
+ * fetched complete with Command Aborted due to SQ Deletion.  With
+ * VHOST_NVME_DRAIN_F_ASYNC, -EINPROGRESS while commands are in flight:
+ * the SQ's drain notifier fires when they are done.  0: the SQ is gone.
  */
 static int vn_delete_sq_q(VhostNvmeCtrl *v, VNQueue *sq, uint16_t flags)
 {
@@ -633,8 +683,13 @@ static int vn_delete_sq_q(VhostNvmeCtrl *v, VNQueue *sq, uint16_t flags)
     };
     int ret;
 
-    if (trace_event_get_state_backends(TRACE_VHOST_NVME_SQ_COMMANDS) &&
+    if (flags & VHOST_NVME_DRAIN_F_ASYNC) {
+        arg.eventfd = event_notifier_get_fd(&sq->drain);
+    }
+    if (!sq->counted &&
+        trace_event_get_state_backends(TRACE_VHOST_NVME_SQ_COMMANDS) &&
         !vn_ioctl(v, VHOST_NVME_GET_QUEUE_STATE, &st)) {
+        sq->counted = true;
         trace_vhost_nvme_sq_commands(sq->qid, sq->cqid,
                                      vn_cq_worker(v, sq->cqid), st.commands);
     }
@@ -659,16 +714,62 @@ static int vn_delete_cq_q(VhostNvmeCtrl *v, VNQueue *cq)
     return 0;
 }
 
+static void vn_sq_drain_read(EventNotifier *e)
+{
+    VNQueue *sq = container_of(e, VNQueue, drain);
+    VhostNvmeCtrl *v = sq->v;
+    NvmeRequest *req = sq->del_req;
+    uint16_t sqid = sq->qid;
+    int ret;
+
+    if (!event_notifier_test_and_clear(e)) {
+        return;
+    }
+    ret = vn_delete_sq_q(v, sq, VHOST_NVME_DRAIN_F_ASYNC);
+    if (ret == -EINPROGRESS) {
+        return;
+    }
+    if (ret) {
+        vn_sq_drain_stop(sq);
+    }
+    trace_vhost_nvme_delete_sq_done(sqid, ret);
+    nvme_offload_del_sq_done(NVME(v), req,
+                             ret ? vn_errno_status(ret) : NVME_SUCCESS);
+}
+
+/*
+ * Delete I/O SQ: the module stops fetching, aborts what it had not
+ * fetched, and the command completes once the commands in flight have,
+ * from the main loop: neither the admin queue's bottom half nor a vCPU
+ * waits for a slow backend.
+ */
 static uint16_t vn_delete_sq(NvmeCtrl *n, uint16_t sqid, NvmeRequest *req)
 {
     VhostNvmeCtrl *v = vn_of(n);
+    VNQueue *sq;
     int ret;
 
     if (sqid >= v->nr_q || !v->sq[sqid].exists) {
         return NVME_SUCCESS;
     }
-    /* Synchronous for now: waits for the commands in flight. */
-    ret = vn_delete_sq_q(v, &v->sq[sqid], 0);
+    sq = &v->sq[sqid];
+    if (sq->draining) {
+        return NVME_INVALID_QID | NVME_DNR;     /* being deleted */
+    }
+    if (event_notifier_init(&sq->drain, 0) < 0) {
+        return NVME_INTERNAL_DEV_ERROR;
+    }
+    sq->draining = true;
+    sq->del_req = req;
+    ret = vn_delete_sq_q(v, sq, VHOST_NVME_DRAIN_F_ASYNC);
+    if (ret == -EINPROGRESS) {
+        trace_vhost_nvme_delete_sq_async(sqid);
+        event_notifier_set_handler(&sq->drain, vn_sq_drain_read);
+        return NVME_NO_COMPLETE;
+    }
+    if (ret) {
+        vn_sq_drain_stop(sq);
+    }
     return ret ? vn_errno_status(ret) : NVME_SUCCESS;
 }
 
@@ -762,6 +863,10 @@ static int vn_start(NvmeCtrl *n)
     struct vhost_nvme_quiesce q = { 0 };
     int ret;
 
+    if (v->disabling) {
+        /* CC.EN set again before CSTS.RDY cleared. */
+        return -1;
+    }
     if (v->quiesced) {
         ret = vn_ioctl(v, VHOST_NVME_RESUME, &q);
         if (ret) {
@@ -773,8 +878,76 @@ static int vn_start(NvmeCtrl *n)
     return 0;
 }
 
+/* QUIESCE without waiting: -EINPROGRESS until @quiesce_done fires. */
+static int vn_quiesce_async(VhostNvmeCtrl *v)
+{
+    struct vhost_nvme_quiesce q = {
+        .flags = VHOST_NVME_DRAIN_F_ASYNC,
+        .eventfd = event_notifier_get_fd(&v->quiesce_done),
+    };
+
+    return vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
+}
+
+static void vn_disable_stop(VhostNvmeCtrl *v)
+{
+    if (v->disabling) {
+        event_notifier_set_handler(&v->quiesce_done, NULL);
+        event_notifier_cleanup(&v->quiesce_done);
+        v->disabling = false;
+    }
+}
+
+static void vn_quiesce_done_read(EventNotifier *e)
+{
+    VhostNvmeCtrl *v = container_of(e, VhostNvmeCtrl, quiesce_done);
+    int ret;
+
+    if (!event_notifier_test_and_clear(e)) {
+        return;
+    }
+    ret = vn_quiesce_async(v);
+    if (ret == -EINPROGRESS) {
+        return;
+    }
+    if (ret) {
+        error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
+    }
+    vn_disable_stop(v);
+    trace_vhost_nvme_disable_done(ret);
+    nvme_offload_reset_done(NVME(v));   /* vn_reset(): queues deleted */
+}
+
+/*
+ * CC.EN 1 to 0: the module stops fetching; CSTS.RDY clears once the
+ * commands in flight have completed, from the main loop, not in the vCPU
+ * that wrote CC.
+ */
 static bool vn_disable_async(NvmeCtrl *n)
 {
+    VhostNvmeCtrl *v = vn_of(n);
+    int ret;
+
+    if (v->vfd < 0 || v->quiesced) {
+        return false;
+    }
+    if (event_notifier_init(&v->quiesce_done, 0) < 0) {
+        return false;
+    }
+    v->disabling = true;
+    ret = vn_quiesce_async(v);
+    if (ret == -EINPROGRESS) {
+        v->quiesced = true;
+        trace_vhost_nvme_disable_async();
+        event_notifier_set_handler(&v->quiesce_done, vn_quiesce_done_read);
+        return true;
+    }
+    vn_disable_stop(v);
+    if (ret) {
+        error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
+        return false;   /* vn_reset() quiesces, waiting */
+    }
+    v->quiesced = true;
     return false;
 }
 
@@ -790,6 +963,7 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
         return;
     }
     trace_vhost_nvme_reset();
+    vn_disable_stop(v);         /* a pending disable is forgotten */
     if (!v->quiesced) {
         ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
         if (ret) {
@@ -1232,6 +1406,10 @@ static void vn_fixup_identify(VhostNvmeCtrl *v)
 
 static void vn_cleanup(VhostNvmeCtrl *v)
 {
+    if (v->intx_timer) {
+        timer_free(v->intx_timer);
+        v->intx_timer = NULL;
+    }
     if (v->bfd >= 0) {
         close(v->bfd);
         v->bfd = -1;
@@ -1307,6 +1485,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
         msix_set_vector_notifiers(pdev, vn_vector_use, vn_vector_release,
                                   NULL);
     }
+    v->intx_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, vn_intx_timer_cb, v);
     v->sections = g_array_new(false, true, sizeof(struct vhost_memory_region));
     v->listener = (MemoryListener) {
         .name = "vhost-nvme",

@@ -157,6 +157,7 @@ if [ "${NEGATIVE:-1}" != 0 ] && [ "$built" = 1 ]; then
 	while IFS= read -r line; do
 		case $line in
 		"negative "*": red as it must be"*) item pass "${line%% (*}" ;;
+		"negative "*": SKIP infrastructure"*) item skip "${line%%:*}" "${line#*: }" ;;
 		"negative "*) item fail "${line%%:*}" "${line#*: }" ;;
 		esac
 	done < "$RES/negative.log"

@@ -135,11 +135,24 @@ keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
 # pass on hw/nvme as patched, after the vhost-nvme pass ran to the end) has
 # its control already: the vhost-nvme pass that ran before it in the same VM.
 hung_in=
-if [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ]; then
+if [ "$VM_HUNG" = 1 ] && { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; }; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
-if [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ] && [ "$hung_in" = kvm-hwnvme ]; then
+# The passes at the end of the check plan (SeaBIOS, the driver
+# configuration, the slow backend) run after the full vhost-nvme pass ran
+# to the end in the same VM: a freeze of the whole test VM there is the
+# nested KVM's (a device bug hangs the nested guest, which guest-e2e.sh's
+# watchdog catches in a living test VM, with its control). Their items are
+# a SKIP; what ran before stays.
+late_hang=0
+case $hung_in in
+kvm-config*|kvm-slow*|seabios) [ "$VM_HUNG" = 1 ] && late_hang=1 ;;
+esac
+if [ $late_hang = 1 ]; then
+	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"
+	tap "not ok" "test VM with nested KVM guests ran to the end # SKIP infrastructure: $vm_note"
+elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ] && [ "$hung_in" = kvm-hwnvme ]; then
 	keep_attempt hung
 	echo "e2e: the test VM hung while the nested guest ran on -device nvme; the tests run again without nested KVM"
 	run_vm check-nokvm
@@ -177,14 +190,16 @@ if [ -f "$RES/vm/e2e.tap" ]; then
 		fi
 	done < "$RES/vm/e2e.tap"
 fi
-if [ ! -f "$RES/vm/status" ]; then
+if [ $late_hang = 1 ]; then
+	:	# said above
+elif [ ! -f "$RES/vm/status" ]; then
 	tap "not ok" "test VM ran guest-e2e.sh to the end (see $RES/vm/console.log)"
 elif [ -s "$RES/vm/warnings.txt" ]; then
 	tap "not ok" "no kernel warnings in the test VM (see $RES/vm/warnings.txt)"
 else
 	tap ok "no kernel warnings in the test VM"
 fi
-if [ "$(cat "$RES/vm/status" 2>/dev/null)" != 0 ] && [ "$FAIL" -eq 0 ]; then
+if [ $late_hang = 0 ] && [ "$(cat "$RES/vm/status" 2>/dev/null)" != 0 ] && [ "$FAIL" -eq 0 ]; then
 	tap "not ok" "guest-e2e.sh exit status $(cat "$RES/vm/status" 2>/dev/null || echo none)"
 fi
 if [ "$PLAN" = bench ]; then

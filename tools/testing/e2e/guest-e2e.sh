@@ -211,8 +211,23 @@ irqs_by_main_loop() {	# irqs_by_main_loop GUEST MAINLOOP QEMU-STDERR
 	[ "$1" -gt 0 ] && [ "$2" -gt 0 ] && ! grep -q 'via KVM irqfd' "$3"
 }
 
-collect() {	# collect PREFIX [KEEP]: KEEP, an ERE, keeps only the items it matches
-	local pfx=$1 keep=${2:-} line res desc off mb sum got
+# workers_share STDERR N: the device started N workers and each served
+# commands (its vhost_nvme_sq_commands trace events, at queue deletion).
+workers_share() {
+	local err=$1 n=$2
+	grep -q "vhost_nvme_workers $n worker threads" "$err" || return 1
+	sed -n 's/.*vhost_nvme_sq_commands SQ [0-9]* (CQ [0-9]*, worker \([0-9]*\)): \([0-9]*\) commands.*/\1 \2/p' "$err" |
+		awk -v n="$n" '{ c[$1] += $2 } END {
+			for (w = 0; w < n; w++) {
+				printf "    worker %d: %d commands\n", w, c[w]
+				if (c[w] == 0) bad = 1
+			}
+			exit bad }'
+}
+
+collect() {	# collect PREFIX [KEEP [noraw]]: KEEP, an ERE, keeps only the items it
+	# matches; noraw: the pass wrote no raw data to check
+	local pfx=$1 keep=${2:-} raw=${3:-raw} line res desc off mb sum got
 	while IFS= read -r line; do
 		line=${line%$'\r'}
 		res=${line#E2E-TAP }
@@ -236,7 +251,9 @@ collect() {	# collect PREFIX [KEEP]: KEEP, an ERE, keeps only the items it match
 
 	# After power-off the backend must hold what the guest wrote.
 	read -r _ off mb sum < <(grep -a '^E2E-RAW ' "$L2_CON" | tr -d '\r' | tail -n1) || true
-	if [ -n "${sum:-}" ]; then
+	if [ "$raw" = noraw ]; then
+		:
+	elif [ -n "${sum:-}" ]; then
 		got=$(dd if=/dev/nullb0 bs=1M skip="$off" count="$mb" iflag=direct 2>/dev/null |
 		      sha256sum | cut -d' ' -f1)
 		check "$pfx after power-off the backend holds the ${mb} MiB the guest wrote" \
@@ -285,7 +302,11 @@ if [ "$PLAN" = bench ]; then
 	exit $brc
 fi
 
-# Full pass under KVM; on a crash or hang, the control decides.
+# Full pass under KVM; on a crash or hang, the control decides. Two
+# workers, and the nvme driver with a write queue, a poll queue and SGLs
+# for every transfer (l2-tests.sh checks the 1/1/1 split).
+L2_DEVICE=("${L2_DEVICE[@]/#vhost-nvme,/vhost-nvme,workers=2,}")
+L2_APPEND="nvme.write_queues=1 nvme.poll_queues=1 nvme.sgl_threshold=1 e2e.queues=1/1/1"
 if [ "$PLAN" = check-config ]; then
 	L2_STATUS=skip
 elif [ "$PLAN" = check-nokvm ]; then
@@ -312,6 +333,8 @@ done)
 		irqs_by_irqfd "$g_irqs" "$ml_irqs" "$ncqs"
 	check "[kvm] shadow doorbells (Doorbell Buffer Config) were used" \
 		grep -q 'Doorbell Buffer Config' "${L2_CON%.console}.stderr"
+	check "[kvm] each of the device's 2 workers served commands" \
+		workers_share "${L2_CON%.console}.stderr" 2
 	tap ok "nested guest under KVM ran to the end"
 	;;
 failed)
@@ -339,25 +362,71 @@ infra)
 	;;
 esac
 
+L2_DEVICE=(-device "vhost-nvme,backend=/dev/nullb0,serial=$SERIAL" -trace 'vhost_nvme_*')
+L2_APPEND=
 if [ "$PLAN" = check-kvm ]; then
 	vn_unload_module || log "rmmod vhost_nvme failed"
 	failed && exit 1
 	exit 0
 fi
 
-# workers_share STDERR N: the device started N workers and each served
-# commands (its vhost_nvme_sq_commands trace events, at queue deletion).
-workers_share() {
-	local err=$1 n=$2
-	grep -q "vhost_nvme_workers $n worker threads" "$err" || return 1
-	sed -n 's/.*vhost_nvme_sq_commands SQ [0-9]* (CQ [0-9]*, worker \([0-9]*\)): \([0-9]*\) commands.*/\1 \2/p' "$err" |
-		awk -v n="$n" '{ c[$1] += $2 } END {
-			for (w = 0; w < n; w++) {
-				printf "    worker %d: %d commands\n", w, c[w]
-				if (c[w] == 0) bad = 1
-			}
-			exit bad }'
-}
+
+# hw/nvme as tools/qemu/patches leaves it (with the I/O-queue offload
+# hooks) still serves QEMU's own controller: the short pass (fio verify,
+# raw data, kernel log) on -device nvme with ioeventfd=on and shadow
+# doorbells, under KVM. (The full pass's resets under fio froze the test
+# VM once here; each nested KVM boot is a chance of that.) If it does not
+# run to the end, the same short pass on vhost-nvme is the control.
+if [ "$PLAN" = check ] && [ $KVM = 1 ]; then
+	dev=("${L2_DEVICE[@]}")
+	L2_DEVICE=(-drive "file=/dev/nullb0,if=none,id=h0,format=raw,cache=none,aio=native"
+		   -device "nvme,drive=h0,serial=$SERIAL,ioeventfd=on"
+		   -trace pci_nvme_dbbuf_config)
+	run_l2 kvm-hwnvme kvm tcg 300 150
+	L2_DEVICE=("${dev[@]}")
+	pfx="[kvm, -device nvme]"
+	if [ "$L2_STATUS" = done ]; then
+		collect "$pfx" '(appears|smart-log|fio verify|raw [0-9]+ MiB|kernel log)'
+		check "$pfx shadow doorbells were used" \
+			grep -q 'pci_nvme_dbbuf_config' "${L2_CON%.console}.stderr"
+		tap ok "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end"
+	else
+		why=${L2_REASON:-QEMU refused -device nvme}
+		log "$pfx failed ($why): control, the vhost-nvme boot again"
+		run_l2 kvm-hwnvme-control kvm tcg 300 150
+		if [ "$L2_STATUS" = done ]; then
+			tap "not ok" "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end: $why, while the same boot on vhost-nvme did"
+		else
+			tap "not ok" "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end # SKIP infrastructure: $why; the vhost-nvme boot failed too: ${L2_REASON:-}"
+		fi
+	fi
+fi
+
+# The rest of the passes are nested KVM boots too (each one a chance of the
+# TCG test VM freezing, see e2e.sh): last, so that the passes above are not
+# lost when it does.
+if [ "$PLAN" != check-config ]; then
+# A short pass without KVM: interrupts through the main-loop eventfd handler,
+# doorbells through QEMU-dispatched ioeventfds. Nested TCG does not have
+# KVM's flakiness: a failure here is a failure, control or not; the control
+# only tells the reader whether QEMU's own device fails the same way.
+run_l2 tcg tcg tcg 1200 400
+if [ "$L2_STATUS" = "done" ]; then
+	collect "[tcg]"
+	read -r g_irqs ml_irqs ncqs < <(irq_counts)
+	check "[tcg] interrupts went through the main-loop eventfd handler, no irqfd: the guest took $g_irqs on its I/O queues, the main loop raised $ml_irqs ($ncqs CQs)" \
+		irqs_by_main_loop "$g_irqs" "$ml_irqs" "${L2_CON%.console}.stderr"
+	tap ok "nested guest under TCG ran to the end"
+else
+	why=${L2_REASON:-QEMU refused}
+	if [ "$L2_STATUS" = infra ]; then
+		control_l2 tcg-control tcg tcg 1200 400
+		why+="; the control on -device nvme: ${CTL_STATUS/done/ran to the end}"
+		[ "$CTL_STATUS" = done ] || why+=" ($CTL_REASON)"
+	fi
+	tap "not ok" "nested guest under TCG ran to the end: $why"
+fi
+fi
 
 # config_pass ID DESCRIPTION WORKERS APPEND: the nested guest under KVM
 # with the nvme driver configured by APPEND (l2-tests.sh's config mode),
@@ -422,6 +491,7 @@ fw_boot() {	# fw_boot ACCEL LOG DEVICE-OPTIONS...: 0 if the boot sector ran
 if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
 	img=/tmp/e2e-boot.img
 	blog=$VM_OUT/l2-seabios.console
+	log "[seabios] booting the boot sector on vhost-nvme (kvm)"
 	if ! bootsector "$img"; then
 		tap "not ok" "[kvm, SeaBIOS] boot sector written"
 	elif fw_boot kvm "$blog" -device "vhost-nvme,backend=$img,serial=boot,bootindex=1" \
@@ -437,71 +507,87 @@ if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
 	rm -f "$img"
 fi
 
-# Linux driver configurations under KVM: a write queue, a poll queue and
-# SGLs for every transfer, on two workers; queues of two entries (one
-# command in flight per queue); no MSI-X (INTx).
+# The Linux driver configuration the full pass does not use: no MSI-X
+# (INTx), queues of two entries (one command in flight per queue).
 if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
-	config_pass config-queues "write and poll queues, SGLs, 2 workers" 2 \
-		"nvme.write_queues=1 nvme.poll_queues=1 nvme.sgl_threshold=1 e2e.queues=1/1/1"
-	config_pass config-qd2 "io_queue_depth=2" 1 "nvme.io_queue_depth=2 e2e.qdepth=2 e2e.queues=1/0/0"
-	config_pass config-intx "pin-based interrupts (pci=nomsi)" 1 "pci=nomsi e2e.queues=1/0/0"
+	config_pass config "pci=nomsi, io_queue_depth=2" 1 \
+		"pci=nomsi nvme.io_queue_depth=2 e2e.qdepth=2 e2e.queues=1/0/0"
 fi
-if [ "$PLAN" = check-config ]; then
-	vn_unload_module || log "rmmod vhost_nvme failed"
-	failed && exit 1
-	exit 0
-fi
-
-# hw/nvme as tools/qemu/patches leaves it (with the I/O-queue offload
-# hooks) still serves QEMU's own controller: the short pass (fio verify,
-# raw data, kernel log) on -device nvme with ioeventfd=on and shadow
-# doorbells, under KVM. (The full pass's resets under fio froze the test
-# VM once here; each nested KVM boot is a chance of that.) If it does not
-# run to the end, the same short pass on vhost-nvme is the control.
-if [ "$PLAN" = check ] && [ $KVM = 1 ]; then
-	dev=("${L2_DEVICE[@]}")
-	L2_DEVICE=(-drive "file=/dev/nullb0,if=none,id=h0,format=raw,cache=none,aio=native"
-		   -device "nvme,drive=h0,serial=$SERIAL,ioeventfd=on"
-		   -trace pci_nvme_dbbuf_config)
-	run_l2 kvm-hwnvme kvm tcg 300 150
-	L2_DEVICE=("${dev[@]}")
-	pfx="[kvm, -device nvme]"
-	if [ "$L2_STATUS" = done ]; then
-		collect "$pfx" '(appears|smart-log|fio verify|raw [0-9]+ MiB|kernel log)'
-		check "$pfx shadow doorbells were used" \
-			grep -q 'pci_nvme_dbbuf_config' "${L2_CON%.console}.stderr"
-		tap ok "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end"
-	else
-		why=${L2_REASON:-QEMU refused -device nvme}
-		log "$pfx failed ($why): control, the vhost-nvme boot again"
-		run_l2 kvm-hwnvme-control kvm tcg 300 150
-		if [ "$L2_STATUS" = done ]; then
-			tap "not ok" "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end: $why, while the same boot on vhost-nvme did"
+# A controller reset behind a slow backend: every I/O 2 s behind dm-delay;
+# while the reset drains what is in flight, QEMU's monitor keeps answering
+# (Delete I/O SQ and CC.EN 1 to 0 complete from the main loop when the
+# module's drain is over, instead of blocking it).
+HMP_PORT=4555
+# monitor_max_ms N: N "info status" round trips on QEMU's monitor, 100 ms
+# apart; prints the longest in ms (10000 if one did not answer).
+monitor_max_ms() {
+	local n=$1 fd max=0 t0 t1 ms line i got
+	exec {fd}<>/dev/tcp/127.0.0.1/$HMP_PORT 2>/dev/null || { echo 10000; return; }
+	for ((i = 0; i < n; i++)); do
+		t0=${EPOCHREALTIME/./}
+		printf 'info status\n' >&$fd
+		got=0
+		while IFS= read -r -t 10 -u "$fd" line; do
+			[[ $line == *"VM status"* ]] && { got=1; break; }
+		done
+		t1=${EPOCHREALTIME/./}
+		ms=$(( (t1 - t0) / 1000 ))
+		[ $got = 1 ] || ms=10000
+		[ $ms -gt $max ] && max=$ms
+		[ $got = 1 ] || break
+		sleep 0.1
+	done
+	exec {fd}>&-
+	echo $max
+}
+monitor_was_responsive() {
+	[ -n "$SLOW_MAX_MS" ] && [ "$SLOW_MAX_MS" -le 500 ]
+}
+l2_on_line() {
+	[[ $1 == E2E-SLOW-RESET* ]] || return 0
+	SLOW_MAX_MS=$(monitor_max_ms 40)
+	log "monitor during the reset: longest round trip ${SLOW_MAX_MS} ms"
+}
+slow_pass() {
+	local pfx="[kvm, slow backend]" dev=("${L2_DEVICE[@]}") sz
+	sz=$(blockdev --getsz /dev/nullb0)
+	modprobe dm-delay 2>/dev/null
+	if ! { dmsetup create --noudevsync vn-slow --table "0 $sz delay /dev/nullb0 0 2000" &&
+	       dmsetup mknodes vn-slow; }; then
+		tap "not ok" "$pfx dm-delay over /dev/nullb0"
+		return
+	fi
+	SLOW_MAX_MS=
+	L2_DEVICE=(-device "vhost-nvme,backend=/dev/mapper/vn-slow,serial=$SERIAL"
+		   -trace 'vhost_nvme_*' -monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off")
+	run_l2 kvm-slow kvm slow 300 150
+	case $L2_STATUS in
+	done)
+		collect "$pfx" '(appears|reset_controller|kernel log)' noraw
+		check "$pfx QEMU's monitor answered within 500 ms throughout the reset (longest: ${SLOW_MAX_MS:-none} ms)" \
+			monitor_was_responsive
+		check "$pfx Delete I/O SQ completed asynchronously" \
+			grep -q 'vhost_nvme_delete_sq_async' "${L2_CON%.console}.stderr"
+		tap ok "$pfx nested guest under KVM ran to the end"
+		;;
+	error)
+		tap "not ok" "$pfx nested guest under KVM: QEMU refused to start the device"
+		;;
+	*)
+		why=${L2_REASON:-}
+		control_l2 kvm-slow-control kvm slow 300 150
+		if [ "$CTL_STATUS" = done ]; then
+			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on -device nvme ran to the end"
 		else
-			tap "not ok" "$pfx hw/nvme with the offload hooks: nested guest under KVM ran to the end # SKIP infrastructure: $why; the vhost-nvme boot failed too: ${L2_REASON:-}"
+			tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on -device nvme failed too: $CTL_REASON"
 		fi
-	fi
-fi
-
-# A short pass without KVM: interrupts through the main-loop eventfd handler,
-# doorbells through QEMU-dispatched ioeventfds. Nested TCG does not have
-# KVM's flakiness: a failure here is a failure, control or not; the control
-# only tells the reader whether QEMU's own device fails the same way.
-run_l2 tcg tcg tcg 1200 400
-if [ "$L2_STATUS" = "done" ]; then
-	collect "[tcg]"
-	read -r g_irqs ml_irqs ncqs < <(irq_counts)
-	check "[tcg] interrupts went through the main-loop eventfd handler, no irqfd: the guest took $g_irqs on its I/O queues, the main loop raised $ml_irqs ($ncqs CQs)" \
-		irqs_by_main_loop "$g_irqs" "$ml_irqs" "${L2_CON%.console}.stderr"
-	tap ok "nested guest under TCG ran to the end"
-else
-	why=${L2_REASON:-QEMU refused}
-	if [ "$L2_STATUS" = infra ]; then
-		control_l2 tcg-control tcg tcg 1200 400
-		why+="; the control on -device nvme: ${CTL_STATUS/done/ran to the end}"
-		[ "$CTL_STATUS" = done ] || why+=" ($CTL_REASON)"
-	fi
-	tap "not ok" "nested guest under TCG ran to the end: $why"
+		;;
+	esac
+	L2_DEVICE=("${dev[@]}")
+	dmsetup remove --noudevsync vn-slow 2>/dev/null
+}
+if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
+	slow_pass
 fi
 
 vn_unload_module || log "rmmod vhost_nvme failed"

@@ -64,7 +64,11 @@ run_l2() {
 			printf '%s\n' "$line" >&$cfd
 			last=$SECONDS
 			# progress for the log
-			[[ $line == E2E-* ]] && echo "e2e: [$name] ${line%$'\r'}"
+			if [[ $line == E2E-* ]]; then
+				echo "e2e: [$name] ${line%$'\r'}"
+				# the caller's hook, if it has one
+				declare -F l2_on_line > /dev/null && l2_on_line "${line%$'\r'}"
+			fi
 		elif [ $r -gt 128 ]; then
 			part+=$line	# timed out in the middle of a line
 			[ -n "$line" ] && last=$SECONDS

@@ -174,26 +174,28 @@ if [ "$MODE" = bench ]; then
 	exit $FAILS
 fi
 
-# --- Linux driver configurations (e2e.mode=config) ---------------------------------
+# --- Linux driver configurations -----------------------------------------------------
 # The nvme driver as the kernel command line configures it (nvme.poll_queues,
 # nvme.write_queues, nvme.sgl_threshold=1: SGLs for every transfer,
-# nvme.io_queue_depth); e2e.queues=D/R/P is the default/read/poll queue
-# split the driver must report, e2e.qdepth=N the I/O queue depth.
-if [ "$MODE" = config ]; then
-	QUEUES= QDEPTH=
-	for a in $(cat /proc/cmdline); do
-		case $a in
-		e2e.queues=*) QUEUES=${a#e2e.queues=} ;;
-		e2e.qdepth=*) QDEPTH=${a#e2e.qdepth=} ;;
-		esac
-	done
-	ncpu=$(grep -c ^processor /proc/cpuinfo)
-	split=$(dmesg | sed -n 's|.*nvme0: \([0-9]*/[0-9]*/[0-9]*\) default/read/poll queues.*|\1|p' | tail -n1)
-	info "config: $ncpu vCPUs, queues $split (default/read/poll), $(cat /proc/cmdline)"
-	if [ -n "$split" ] && { [ -z "$QUEUES" ] || [ "$split" = "$QUEUES" ]; }; then
-		ok "driver configuration: $split default/read/poll queues on $ncpu vCPUs"
+# nvme.io_queue_depth, pci=nomsi); e2e.queues=D/R/P is the default/read/poll
+# queue split the driver must report, e2e.qdepth=N the I/O queue depth.
+# The full pass checks the split and polled I/O; e2e.mode=config runs only
+# these checks and a little I/O.
+QUEUES= QDEPTH=
+for a in $(cat /proc/cmdline); do
+	case $a in
+	e2e.queues=*) QUEUES=${a#e2e.queues=} ;;
+	e2e.qdepth=*) QDEPTH=${a#e2e.qdepth=} ;;
+	esac
+done
+SPLIT=$(dmesg | sed -n 's|.*nvme0: \([0-9]*/[0-9]*/[0-9]*\) default/read/poll queues.*|\1|p' | tail -n1)
+NCPU=$(grep -c ^processor /proc/cpuinfo)
+config_checks() {
+	info "config: $NCPU vCPUs, queues $SPLIT (default/read/poll), $(cat /proc/cmdline)"
+	if [ -n "$SPLIT" ] && { [ -z "$QUEUES" ] || [ "$SPLIT" = "$QUEUES" ]; }; then
+		ok "driver configuration: $SPLIT default/read/poll queues on $NCPU vCPUs"
 	else
-		notok "driver configuration: ${QUEUES:-?} default/read/poll queues on $ncpu vCPUs: driver reports '$split'"
+		notok "driver configuration: ${QUEUES:-?} default/read/poll queues on $NCPU vCPUs: driver reports '$SPLIT'"
 	fi
 	if [ -n "$QDEPTH" ]; then
 		tags=$(cat /sys/block/nvme0n1/mq/*/nr_tags | sort -u | tr '\n' ' ')
@@ -203,45 +205,48 @@ if [ "$MODE" = config ]; then
 			notok "io_queue_depth=$QDEPTH: every hardware queue has $((QDEPTH - 1)) tags: $tags"
 		fi
 	fi
-	# pci=nomsi: the controller's interrupts come on a pin, shared by the
-	# admin and I/O queues (checked once the I/O below is done).
-	intx=0
-	grep -q 'pci=nomsi' /proc/cmdline && intx=1
+}
+polled_check() {	# polled I/O, if the driver has poll queues
+	poll=${SPLIT##*/}
+	[ "${poll:-0}" -gt 0 ] || return 0
+	name=polled
+	if fio_run $name --hipri=1 --rw=randwrite --bs=4k --iodepth=4 --size=2M \
+			--offset=704M --verify=crc32c --do_verify=1 --verify_fatal=1; then
+		info "fio $name: $(fio_figures $name)"
+		ok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
+	else
+		show /tmp/fio.$name 30
+		notok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
+	fi
+}
+intx_check() {	# pci=nomsi: interrupts on a pin shared by every queue
+	grep -q 'pci=nomsi' /proc/cmdline || return 0
+	grep nvme /proc/interrupts > /tmp/irqs
+	show /tmp/irqs
+	if grep -q 'IO-APIC.*nvme0q1' /tmp/irqs && ! grep -q 'MSI' /tmp/irqs &&
+	   [ "$(awk '/nvme0q1/ { print $2 }' /tmp/irqs)" -gt 0 ]; then
+		ok "pin-based interrupts (no MSI-X): the I/O queue's line fired"
+	else
+		notok "pin-based interrupts (no MSI-X): the I/O queue's line fired"
+	fi
+}
+if [ "$MODE" = config ]; then
+	config_checks
 	# One job per vCPU, each pinned, each on its own 8 MiB.
 	name=percpu
 	if fio_run $name --rw=randwrite --bs=4k --iodepth=8 --size=4M --offset=512M \
-			--offset_increment=8M --numjobs="$ncpu" --cpus_allowed=0-$((ncpu - 1)) \
+			--offset_increment=8M --numjobs="$NCPU" --cpus_allowed=0-$((NCPU - 1)) \
 			--cpus_allowed_policy=split --verify=crc32c --do_verify=1 \
 			--verify_fatal=1; then
 		info "fio $name: $(fio_figures $name)"
-		ok "fio verify randwrite+verify bs=4k iodepth=8, one job pinned to each of $ncpu vCPUs"
+		ok "fio verify randwrite+verify bs=4k iodepth=8, one job pinned to each of $NCPU vCPUs"
 	else
 		show /tmp/fio.$name 30
-		notok "fio verify randwrite+verify bs=4k iodepth=8, one job pinned to each of $ncpu vCPUs"
+		notok "fio verify randwrite+verify bs=4k iodepth=8, one job pinned to each of $NCPU vCPUs"
 	fi
 	fio_verify 128k 4 8M 640M
-	poll=${split##*/}
-	if [ "${poll:-0}" -gt 0 ]; then
-		name=polled
-		if fio_run $name --hipri=1 --rw=randwrite --bs=4k --iodepth=4 --size=2M \
-				--offset=704M --verify=crc32c --do_verify=1 --verify_fatal=1; then
-			info "fio $name: $(fio_figures $name)"
-			ok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
-		else
-			show /tmp/fio.$name 30
-			notok "fio verify on polled queues (io_uring IOPOLL, CQs without interrupts)"
-		fi
-	fi
-	if [ $intx = 1 ]; then
-		grep nvme /proc/interrupts > /tmp/irqs
-		show /tmp/irqs
-		if grep -q 'IO-APIC.*nvme0q1' /tmp/irqs && ! grep -q 'MSI' /tmp/irqs &&
-		   [ "$(awk '/nvme0q1/ { print $2 }' /tmp/irqs)" -gt 0 ]; then
-			ok "pin-based interrupts (no MSI-X): the I/O queue's line fired"
-		else
-			notok "pin-based interrupts (no MSI-X): the I/O queue's line fired"
-		fi
-	fi
+	polled_check
+	intx_check
 	dd if=/dev/urandom of=/tmp/pat bs=1M count=2 2>/dev/null
 	if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
 	   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count=2 iflag=direct 2>/dev/null &&
@@ -250,6 +255,37 @@ if [ "$MODE" = config ]; then
 		echo "E2E-RAW 256 2 $(sha256sum < /tmp/pat | cut -d' ' -f1)"
 	else
 		notok "raw 2 MiB at 256 MiB written and read back"
+	fi
+	kernel_log_check
+	exit $FAILS
+fi
+
+# --- a controller reset behind a slow backend (e2e.mode=slow) ----------------------
+# The test VM puts every I/O 2 s behind dm-delay and, when E2E-SLOW-RESET is
+# printed, times QEMU's monitor while the reset drains the I/O in flight.
+if [ "$MODE" = slow ]; then
+	fio_run slow --rw=randread --bs=4k --iodepth=16 --size=16M --offset=512M \
+		--time_based --runtime=12 &
+	fpid=$!
+	sleep 4
+	echo "E2E-SLOW-RESET"
+	echo 1 > /sys/class/nvme/nvme0/reset_controller
+	i=0
+	state=
+	while [ $i -lt 120 ]; do
+		state=$(cat /sys/class/nvme/nvme0/state)
+		[ "$state" = live ] && break
+		sleep 0.5
+		i=$((i + 1))
+	done
+	wait $fpid
+	frc=$?
+	info "slow reset: state=$state, fio status $frc: $(fio_figures slow)"
+	if [ "$state" = live ] && [ $frc = 0 ]; then
+		ok "reset_controller with 2 s I/O in flight: controller live again, fio completes"
+	else
+		show /tmp/fio.slow 20
+		notok "reset_controller with 2 s I/O in flight: controller live again, fio completes"
 	fi
 	kernel_log_check
 	exit $FAILS
@@ -364,6 +400,8 @@ fio_verify 4k 1 2M 512M
 fio_verify 4k 32 4M 576M
 fio_verify 128k 1 8M 640M
 fio_verify 128k 32 16M 704M
+[ -n "$QUEUES" ] && config_checks
+polled_check
 
 # Write Zeroes and Deallocate (ONCS), checked by reading back.
 wz_ok=1

@@ -51,6 +51,11 @@ neg_e2e() {
 		grep -qF -- "- $d" <(grep '^not ok' "$dst/e2e/e2e.tap" | grep -v '# SKIP') ||
 			missed+=("$d")
 	done < <(sed -n 's/^Expect-fail-item: *//p' "$patch")
+	if [ ${#missed[@]} -gt 0 ] && grep -q '^not ok.*# SKIP infrastructure' "$dst/e2e/e2e.tap"; then
+		# The nested KVM boot it needed did not run (KVM in TCG): no verdict.
+		echo "negative $name: SKIP infrastructure: $(grep -m1 '^not ok.*# SKIP infrastructure' "$dst/e2e/e2e.tap" | sed 's/.*# SKIP infrastructure: *//')"
+		return 0
+	fi
 	if [ ${#missed[@]} -gt 0 ]; then
 		echo "negative $name: GREEN where it must fail: ${missed[*]} ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed)"
 		return 1
