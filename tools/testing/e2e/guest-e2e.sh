@@ -545,7 +545,7 @@ monitor_was_responsive() {
 }
 l2_on_line() {
 	[[ $1 == E2E-SLOW-RESET* ]] || return 0
-	SLOW_MAX_MS=$(monitor_max_ms 40)
+	SLOW_MAX_MS=$(monitor_max_ms 60)
 	log "monitor during the reset: longest round trip ${SLOW_MAX_MS} ms"
 }
 slow_pass() {

@@ -261,14 +261,18 @@ if [ "$MODE" = config ]; then
 fi
 
 # --- a controller reset behind a slow backend (e2e.mode=slow) ----------------------
-# The test VM puts every I/O 2 s behind dm-delay and, when E2E-SLOW-RESET is
-# printed, times QEMU's monitor while the reset drains the I/O in flight.
+# The test VM puts every I/O 2 s behind dm-delay and, from E2E-SLOW-RESET on
+# (a second before the reset), times QEMU's monitor while the reset drains
+# the I/O in flight.
 if [ "$MODE" = slow ]; then
 	fio_run slow --rw=randread --bs=4k --iodepth=16 --size=16M --offset=512M \
 		--time_based --runtime=12 &
 	fpid=$!
 	sleep 4
+	# The marker first: while QEMU's main loop is blocked, this console
+	# is too, and the test VM must be timing the monitor before that.
 	echo "E2E-SLOW-RESET"
+	sleep 1
 	echo 1 > /sys/class/nvme/nvme0/reset_controller
 	i=0
 	state=
