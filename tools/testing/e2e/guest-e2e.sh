@@ -521,20 +521,27 @@ HMP_PORT=4555
 # monitor_max_ms N: N "info status" round trips on QEMU's monitor, 100 ms
 # apart; prints the longest in ms (10000 if one did not answer).
 monitor_max_ms() {
-	local n=$1 fd max=0 t0 t1 ms line i got
+	local n=$1 fd max=0 t0 t1 ms line i r got done=0
 	exec {fd}<>/dev/tcp/127.0.0.1/$HMP_PORT 2>/dev/null || { echo 10000; return; }
 	for ((i = 0; i < n; i++)); do
 		t0=${EPOCHREALTIME/./}
-		printf 'info status\n' >&$fd
+		printf 'info status\n' >&$fd 2>/dev/null
 		got=0
-		while IFS= read -r -t 10 -u "$fd" line; do
+		while :; do
+			IFS= read -r -t 10 -u "$fd" line
+			r=$?
+			[ $r = 0 ] || break
 			[[ $line == *"VM status"* ]] && { got=1; break; }
 		done
 		t1=${EPOCHREALTIME/./}
+		# End of file: QEMU exited (the guest powered off) after the
+		# rounds that answered; nothing to time.
+		[ $got = 0 ] && [ $r = 1 ] && [ $done -gt 0 ] && break
 		ms=$(( (t1 - t0) / 1000 ))
 		[ $got = 1 ] || ms=10000
 		[ $ms -gt $max ] && max=$ms
 		[ $got = 1 ] || break
+		done=$((done + 1))
 		sleep 0.1
 	done
 	exec {fd}>&-
