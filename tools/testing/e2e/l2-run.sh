@@ -8,7 +8,6 @@
 # Inputs (variables of the caller): QEMU, KERNEL, INITRD, INITRD_MIN (the
 # small initramfs of the nested TCG pass), VM_OUT, SERIAL, NSZE, L2_DEVICE
 # (array: the disk's QEMU options), L2_APPEND (extra kernel command line),
-# L2_SMP (the nested guest's vCPUs, default 1),
 # and a function log.
 
 # shellcheck disable=SC2034  # L2_* are outputs for the caller
@@ -47,7 +46,7 @@ run_l2() {
 	# hpet=off: QEMU emulates the HPET in its main loop, on the test VM's
 	# vCPU; the guest's clocks and timers do not need it.
 	exec {fd}< <(exec "$QEMU" -name "l2-$name" -machine pc,hpet=off -accel "$accel" \
-		-cpu "$cpu" -smp "${L2_SMP:-1}" -m "$mem" \
+		-cpu "$cpu" -smp 1 -m "$mem" \
 		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
 		-chardev stdio,id=con,signal=off -serial chardev:con \
 		-kernel "$KERNEL" -initrd "$initrd" \

@@ -97,6 +97,33 @@ else
 fi
 info "$(cat /sys/class/nvme/nvme0/model 2>/dev/null) queues: $(ls "/sys/block/${DEV#/dev/}/mq" | wc -l)"
 
+# raw_check MB: MB MiB of random data at 256 MiB, written and read back;
+# E2E-RAW tells the test VM what to find on the backend after power-off.
+raw_check() {
+	dd if=/dev/urandom of=/tmp/pat bs=1M count="$1" 2>/dev/null
+	if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
+	   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count="$1" iflag=direct 2>/dev/null &&
+	   cmp -s /tmp/pat /tmp/pat.back; then
+		ok "raw $1 MiB at 256 MiB written and read back"
+		echo "E2E-RAW 256 $1 $(sha256sum < /tmp/pat | cut -d' ' -f1)"
+	else
+		notok "raw $1 MiB at 256 MiB written and read back"
+	fi
+}
+
+# wait_live N: wait up to N half-seconds for the controller to be live
+# again after a reset; leaves its state in $state.
+wait_live() {
+	i=0
+	state=
+	while [ $i -lt "$1" ]; do
+		state=$(cat /sys/class/nvme/nvme0/state)
+		[ "$state" = live ] && break
+		sleep 0.5
+		i=$((i + 1))
+	done
+}
+
 # Under nested TCG every nvme-cli call takes ~30 s: the short pass keeps
 # one admin command (smart-log), one fio verify job and the raw data.
 full() { [ "$MODE" != tcg ]; }
@@ -247,15 +274,7 @@ if [ "$MODE" = config ]; then
 	fio_verify 128k 4 8M 640M
 	polled_check
 	intx_check
-	dd if=/dev/urandom of=/tmp/pat bs=1M count=2 2>/dev/null
-	if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
-	   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count=2 iflag=direct 2>/dev/null &&
-	   cmp -s /tmp/pat /tmp/pat.back; then
-		ok "raw 2 MiB at 256 MiB written and read back"
-		echo "E2E-RAW 256 2 $(sha256sum < /tmp/pat | cut -d' ' -f1)"
-	else
-		notok "raw 2 MiB at 256 MiB written and read back"
-	fi
+	raw_check 2
 	kernel_log_check
 	exit $FAILS
 fi
@@ -274,14 +293,7 @@ if [ "$MODE" = slow ]; then
 	echo "E2E-SLOW-RESET"
 	sleep 1
 	echo 1 > /sys/class/nvme/nvme0/reset_controller
-	i=0
-	state=
-	while [ $i -lt 120 ]; do
-		state=$(cat /sys/class/nvme/nvme0/state)
-		[ "$state" = live ] && break
-		sleep 0.5
-		i=$((i + 1))
-	done
+	wait_live 120
 	wait $fpid
 	frc=$?
 	info "slow reset: state=$state, fio status $frc: $(fio_figures slow)"
@@ -437,14 +449,7 @@ if full; then
 	was_running=0
 	kill -0 $fpid 2>/dev/null && was_running=1
 	echo 1 > /sys/class/nvme/nvme0/reset_controller
-	i=0
-	state=
-	while [ $i -lt 60 ]; do
-		state=$(cat /sys/class/nvme/nvme0/state)
-		[ "$state" = live ] && break
-		sleep 0.5
-		i=$((i + 1))
-	done
+	wait_live 60
 	wait $fpid
 	frc=$?
 	info "reset: fio running at reset=$was_running, state=$state, fio status $frc: $(fio_figures reset)"
@@ -522,15 +527,7 @@ fi
 # --- raw data the test VM compares with the backend after power-off ---------------------
 raw_mb=8
 full || raw_mb=1
-dd if=/dev/urandom of=/tmp/pat bs=1M count=$raw_mb 2>/dev/null
-if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
-   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count=$raw_mb iflag=direct 2>/dev/null &&
-   cmp -s /tmp/pat /tmp/pat.back; then
-	ok "raw ${raw_mb} MiB at 256 MiB written and read back"
-	echo "E2E-RAW 256 $raw_mb $(sha256sum < /tmp/pat | cut -d' ' -f1)"
-else
-	notok "raw ${raw_mb} MiB at 256 MiB written and read back"
-fi
+raw_check $raw_mb
 # Interrupts the guest took on its I/O queues' vectors, for the test VM to
 # hold against what QEMU's main-loop handler raised.
 echo "E2E-IRQS io=$(awk '/nvme[0-9]+q[1-9]/ {
