@@ -16,18 +16,21 @@
  *   queue) and, per CQ with interrupts, an irqfd routed to its MSI-X
  *   vector, or a main-loop handler while the vector is masked or without
  *   KVM;
- * - the namespace: backend= is opened twice, as a BlockBackend that
- *   hw/nvme uses for its size, block sizes, image locking and the flush at
- *   shutdown, and as the fd the module does the I/O on.
+ * - the namespaces: each backend= (of a vhost-nvme-ns, or the
+ *   controller's own for namespace 1) is opened twice, as a BlockBackend
+ *   that hw/nvme uses for its size, block sizes, image locking and the
+ *   flush at shutdown, and as the fd the module does the I/O on.  The
+ *   controller is the hotplug handler of its NVMe bus (hw/nvme's, with
+ *   patch 0003) and takes vhost-nvme-ns devices only.
  *
- * What it does not do yet (tools/qemu/OFFLOAD-DESIGN.md): more than one
- * namespace, pin-based interrupts for I/O queues, asynchronous queue
- * deletion and reset.  Everything runs under the BQL.
+ * Everything runs under the BQL.
  *
  * Usage:
- *   -device vhost-nvme,backend=/dev/nullb0,serial=SERIAL[,vhostfd=N]
+ *   -device vhost-nvme,id=ID,serial=SERIAL[,backend=PATH][,vhostfd=N]
  *           [,poll-us=N][,workers=N][,x-allow-tcg=on][,x-irqfd=off]
- * and hw/nvme's controller properties; trace events vhost_nvme_*.
+ *   -device vhost-nvme-ns,bus=ID,backend=PATH[,nsid=N]
+ * and hw/nvme's controller and namespace properties; trace events
+ * vhost_nvme_*.
  */
 
 #include "qemu/osdep.h"
@@ -49,6 +52,7 @@
 #include "exec/memory.h"
 #include "exec/address-spaces.h"
 #include "system/kvm.h"
+#include "system/runstate.h"
 #include "system/block-backend.h"
 #include "block/block.h"
 #include "nvme.h"
@@ -57,8 +61,12 @@
 
 #define TYPE_VHOST_NVME "vhost-nvme"
 OBJECT_DECLARE_TYPE(VhostNvmeCtrl, VhostNvmeClass, VHOST_NVME)
+#define TYPE_VHOST_NVME_NS "vhost-nvme-ns"
+OBJECT_DECLARE_TYPE(VhostNvmeNs, VhostNvmeNsClass, VHOST_NVME_NS)
 
 #define VN_PAGE                 4096u
+#define VN_PAUSE_VM             1u      /* the VM is stopped */
+#define VN_PAUSE_BME            2u      /* Bus Master Enable is 0 */
 #define VN_DB_BASE              0x1000
 
 typedef struct VNQueue {
@@ -88,10 +96,27 @@ typedef struct VNQueue {
     NvmeRequest *del_req;
 } VNQueue;
 
+/* A namespace's backend= */
+typedef struct VNBackend {
+    char *path;
+    int fd;                 /* what the module does the I/O on, or -1 */
+} VNBackend;
+
+struct VhostNvmeNs {
+    NvmeNamespace parent_obj;
+    VNBackend b;
+};
+
+struct VhostNvmeNsClass {
+    DeviceClass parent_class;
+    DeviceRealize parent_realize;
+    DeviceUnrealize parent_unrealize;
+};
+
 struct VhostNvmeCtrl {
     NvmeCtrl parent_obj;
 
-    char *backend;
+    VNBackend b;            /* backend=: namespace 1, or no path */
     char *vhostfd_str;
     int32_t poll_us;
     uint32_t workers;       /* worker threads; 0: one per vCPU */
@@ -99,12 +124,13 @@ struct VhostNvmeCtrl {
     bool irqfd_allowed;     /* x-irqfd=off: the main loop raises them all */
 
     int vfd;
-    int bfd;
-    bool direct;
     struct vhost_nvme_info info;
     uint64_t features;
-    bool ns_attached;       /* namespace 1 attached in the module */
-    bool quiesced;
+    DECLARE_BITMAP(attached, NVME_MAX_NAMESPACES + 1);  /* in the module */
+    bool quiesced;          /* the module does not fetch (QUIESCE) */
+    unsigned int paused;    /* VN_PAUSE_*: no DMA now, whatever CC says */
+    bool pause_quiesced;    /* quiesced by vn_pause(): vn_unpause resumes */
+    VMChangeStateEntry *vmstate;
     bool disabling;         /* CC.EN 1 to 0 waits for @quiesce_done */
     QEMUTimer *intx_timer;  /* pin asserted: re-read the shadow CQ heads */
     EventNotifier quiesce_done;
@@ -836,15 +862,80 @@ static void vn_doorbell(NvmeCtrl *n, uint16_t qid, bool cq, uint16_t val)
 }
 
 /* The guest turned MSI-X on or off (hw/msix.c calls no vector notifier). */
+/*
+ * The VM stopped, or the guest cleared Bus Master Enable: the module stops
+ * fetching and this returns once what it fetched is posted (as vm_stop()
+ * drains the block layer's requests), so that nothing writes to guest
+ * memory until vn_unpause().  A controller already quiesced (disabled, or
+ * its drain under way) stays as it is.
+ */
+static void vn_pause(VhostNvmeCtrl *v, unsigned int why)
+{
+    struct vhost_nvme_quiesce q = { 0 };
+    int ret;
+
+    v->paused |= why;
+    trace_vhost_nvme_pause(v->paused, v->quiesced);
+    if (v->quiesced || v->vfd < 0) {
+        return;
+    }
+    ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
+    if (ret) {
+        error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
+        return;
+    }
+    v->quiesced = v->pause_quiesced = true;
+}
+
+static void vn_unpause(VhostNvmeCtrl *v, unsigned int why)
+{
+    struct vhost_nvme_quiesce q = { 0 };
+    int ret;
+
+    v->paused &= ~why;
+    trace_vhost_nvme_unpause(v->paused, v->pause_quiesced);
+    if (v->paused || !v->pause_quiesced) {
+        return;
+    }
+    ret = vn_ioctl(v, VHOST_NVME_RESUME, &q);
+    if (ret) {
+        error_report("vhost-nvme: VHOST_NVME_RESUME: %s", strerror(-ret));
+        nvme_offload_fatal(NVME(v));
+        return;
+    }
+    v->quiesced = v->pause_quiesced = false;
+}
+
+static void vn_vm_state_change(void *opaque, bool running, RunState state)
+{
+    VhostNvmeCtrl *v = opaque;
+
+    if (running) {
+        vn_unpause(v, VN_PAUSE_VM);
+    } else {
+        vn_pause(v, VN_PAUSE_VM);
+    }
+}
+
 static void vn_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
                             int len)
 {
     VhostNvmeCtrl *v = VHOST_NVME(pdev);
     VhostNvmeClass *vc = VHOST_NVME_GET_CLASS(pdev);
     bool msix = msix_enabled(pdev);
+    bool bme = pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER;
+    bool bme_now;
     unsigned int qid;
 
     vc->parent_config_write(pdev, addr, val, len);
+    bme_now = pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER;
+    if (bme != bme_now && v->vfd >= 0) {
+        if (bme_now) {
+            vn_unpause(v, VN_PAUSE_BME);
+        } else {
+            vn_pause(v, VN_PAUSE_BME);
+        }
+    }
     if (msix_enabled(pdev) == msix || v->vfd < 0) {
         return;
     }
@@ -867,7 +958,9 @@ static int vn_start(NvmeCtrl *n)
         /* CC.EN set again before CSTS.RDY cleared. */
         return -1;
     }
-    if (v->quiesced) {
+    if (v->quiesced && v->paused) {
+        v->pause_quiesced = true;       /* vn_unpause() resumes */
+    } else if (v->quiesced) {
         ret = vn_ioctl(v, VHOST_NVME_RESUME, &q);
         if (ret) {
             error_report("vhost-nvme: VHOST_NVME_RESUME: %s", strerror(-ret));
@@ -964,6 +1057,7 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
     }
     trace_vhost_nvme_reset();
     vn_disable_stop(v);         /* a pending disable is forgotten */
+    v->pause_quiesced = false;  /* quiesced until the next CC.EN 0 to 1 */
     if (!v->quiesced) {
         ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
         if (ret) {
@@ -1021,30 +1115,48 @@ static bool vn_set_feature(NvmeCtrl *n, uint8_t fid, uint32_t dw11,
     return false;
 }
 
+/* The backend of one of this controller's namespaces */
+static VNBackend *vn_ns_backend(VhostNvmeCtrl *v, NvmeNamespace *ns)
+{
+    VhostNvmeNs *vns;
+
+    if (ns == &NVME(v)->namespace) {
+        return &v->b;
+    }
+    vns = (VhostNvmeNs *)object_dynamic_cast(OBJECT(ns), TYPE_VHOST_NVME_NS);
+    return vns ? &vns->b : NULL;
+}
+
 static int vn_attach(VhostNvmeCtrl *v, NvmeNamespace *ns, Error **errp)
 {
     struct vhost_nvme_limits l = { .size = sizeof(l) };
     struct vhost_nvme_ns arg = { 0 };
+    VNBackend *b = vn_ns_backend(v, ns);
     NvmeCtrl *n = NVME(v);
     int ret;
 
     arg.nsid = ns->params.nsid;
-    arg.fd = v->bfd;
+    if (!b || b->fd < 0) {
+        error_setg(errp, "namespace %u is not a vhost-nvme-ns", arg.nsid);
+        return -EINVAL;
+    }
+    arg.fd = b->fd;
     arg.lba_shift = ns->lbaf.ds;
     /* write-cache=off: no volatile write cache, every write durable. */
-    if (n->namespace.blkconf.wce == ON_OFF_AUTO_OFF) {
+    if (ns->blkconf.wce == ON_OFF_AUTO_OFF) {
         arg.flags |= VHOST_NVME_NS_F_WRITE_THROUGH;
     }
     ret = vn_ioctl(v, VHOST_NVME_ATTACH_NS, &arg);
     if (ret) {
         error_setg_errno(errp, -ret, "VHOST_NVME_ATTACH_NS %s, %u-byte blocks",
-                         v->backend, 1u << ns->lbaf.ds);
+                         b->path, 1u << ns->lbaf.ds);
         return ret;
     }
-    v->ns_attached = true;
+    set_bit(arg.nsid, v->attached);
+    trace_vhost_nvme_ns_attach(arg.nsid, b->path);
     if (arg.nsze != le64_to_cpu(ns->id_ns.nsze)) {
         error_setg(errp, "backend %s: the module sees %" PRIu64 " blocks, "
-                   "QEMU %" PRIu64, v->backend, (uint64_t)arg.nsze,
+                   "QEMU %" PRIu64, b->path, (uint64_t)arg.nsze,
                    le64_to_cpu(ns->id_ns.nsze));
         return -EINVAL;
     }
@@ -1063,10 +1175,7 @@ static uint16_t vn_ns_attach(NvmeCtrl *n, NvmeNamespace *ns)
     VhostNvmeCtrl *v = vn_of(n);
     Error *err = NULL;
 
-    if (ns->params.nsid != 1) {
-        return NVME_INVALID_FIELD | NVME_DNR;
-    }
-    if (v->ns_attached) {
+    if (test_bit(ns->params.nsid, v->attached)) {
         return NVME_SUCCESS;
     }
     if (vn_attach(v, ns, &err)) {
@@ -1082,7 +1191,7 @@ static void vn_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
     struct vhost_nvme_nsid arg = { .nsid = ns->params.nsid };
     int ret;
 
-    if (ns->params.nsid != 1 || !v->ns_attached) {
+    if (!test_bit(arg.nsid, v->attached)) {
         return;
     }
     ret = vn_ioctl(v, VHOST_NVME_DETACH_NS, &arg);
@@ -1090,7 +1199,8 @@ static void vn_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
         error_report("vhost-nvme: VHOST_NVME_DETACH_NS %u: %s", arg.nsid,
                      strerror(-ret));
     }
-    v->ns_attached = false;
+    clear_bit(arg.nsid, v->attached);
+    trace_vhost_nvme_ns_detach(arg.nsid);
 }
 
 static const NvmeOffloadOps vn_offload_ops = {
@@ -1286,58 +1396,101 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
  * backend=: the fd the module does the I/O on, and a BlockBackend on the
  * same file for hw/nvme (size, block sizes, image locking, flush).
  */
-static bool vn_open_backend(VhostNvmeCtrl *v, Error **errp)
+static bool vn_open_backend(DeviceState *dev, VNBackend *b, BlockConf *conf,
+                            Error **errp)
 {
-    NvmeCtrl *n = NVME(v);
     BlockBackend *blk;
     QDict *opts;
     struct stat st;
+    bool direct = true;
     int ret;
 
-    if (!v->backend) {
-        error_setg(errp, "backend=PATH (a block device or a file) is required");
-        return false;
-    }
-    if (n->namespace.blkconf.blk) {
+    if (conf->blk) {
         error_setg(errp, "the namespace is backend=, not drive=");
         return false;
     }
-    v->direct = true;
-    v->bfd = qemu_open(v->backend, O_RDWR | O_DIRECT, NULL);
-    if (v->bfd < 0 && errno == EINVAL) {
-        v->direct = false;
-        v->bfd = qemu_open(v->backend, O_RDWR, NULL);
+    b->fd = qemu_open(b->path, O_RDWR | O_DIRECT, NULL);
+    if (b->fd < 0 && errno == EINVAL) {
+        direct = false;
+        b->fd = qemu_open(b->path, O_RDWR, NULL);
     }
-    if (v->bfd < 0) {
-        error_setg_errno(errp, errno, "backend %s %s", v->backend,
+    if (b->fd < 0) {
+        error_setg_errno(errp, errno, "backend %s %s", b->path,
                          errno == ENOENT ? "does not exist" :
                          errno == EACCES || errno == EPERM ?
                          "cannot be opened: no permission" :
                          "cannot be opened");
         return false;
     }
-    if (fstat(v->bfd, &st) < 0 || (!S_ISBLK(st.st_mode) &&
-                                   !S_ISREG(st.st_mode))) {
+    if (fstat(b->fd, &st) < 0 || (!S_ISBLK(st.st_mode) &&
+                                  !S_ISREG(st.st_mode))) {
         error_setg(errp, "backend %s is neither a block device nor a regular "
-                   "file", v->backend);
+                   "file", b->path);
         return false;
     }
     opts = qdict_new();
     qdict_put_str(opts, "driver", S_ISBLK(st.st_mode) ? "host_device" : "file");
-    blk = blk_new_open(v->backend, NULL, opts,
-                       BDRV_O_RDWR | (v->direct ? BDRV_O_NOCACHE : 0), errp);
+    blk = blk_new_open(b->path, NULL, opts,
+                       BDRV_O_RDWR | (direct ? BDRV_O_NOCACHE : 0), errp);
     if (!blk) {
         return false;
     }
-    ret = blk_attach_dev(blk, DEVICE(v));
+    ret = blk_attach_dev(blk, dev);
     blk_unref(blk);     /* the device's reference stays */
     if (ret) {
         error_setg(errp, "backend %s: cannot attach its BlockBackend",
-                   v->backend);
+                   b->path);
         return false;
     }
-    n->namespace.blkconf.blk = blk;
+    conf->blk = blk;
     return true;
+}
+
+static void vn_close_backend(VNBackend *b)
+{
+    if (b->fd >= 0) {
+        close(b->fd);
+        b->fd = -1;
+    }
+}
+
+/* The controller's backend=, namespace 1; a controller may have none. */
+static bool vn_ctrl_backend(VhostNvmeCtrl *v, Error **errp)
+{
+    BlockConf *conf = &NVME(v)->namespace.blkconf;
+
+    if (v->b.path) {
+        return vn_open_backend(DEVICE(v), &v->b, conf, errp);
+    }
+    if (conf->blk) {
+        error_setg(errp, "the namespace is backend=, not drive=");
+        return false;
+    }
+    return true;
+}
+
+/* What a namespace on the module does not have, and a stable NGUID. */
+static void vn_fixup_ns(NvmeNamespace *ns, const char *serial, uint32_t nsid)
+{
+    /* The guest names the disk by it: from the serial (and nsid). */
+    if (nvme_nguid_is_null(&ns->params.nguid)) {
+        g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+        g_autofree char *ids = nsid ? g_strdup_printf("%s/%u", serial, nsid) :
+                                      g_strdup(serial);
+        uint8_t digest[32];
+        gsize len = sizeof(digest);
+
+        g_checksum_update(sum, (const guchar *)"vhost-nvme ", -1);
+        g_checksum_update(sum, (const guchar *)ids, -1);
+        g_checksum_get_digest(sum, digest, &len);
+        memcpy(ns->params.nguid.data, digest, sizeof(ns->params.nguid.data));
+        memcpy(ns->id_ns.nguid, digest, sizeof(ns->id_ns.nguid));
+    }
+    /* No Copy, no deallocated-block guarantees. */
+    ns->id_ns.dlfeat = 0;
+    ns->id_ns.mssrl = 0;
+    ns->id_ns.mcl = 0;
+    ns->id_ns.msrc = 0;
 }
 
 /* What hw/nvme advertises for an I/O path it no longer runs. */
@@ -1385,23 +1538,9 @@ static void vn_fixup_identify(VhostNvmeCtrl *v)
     }
     NVME_CAP_SET_MPSMAX(cap, 0);
     stq_le_p(&n->bar.cap, cap);
-    /* A stable NGUID from the serial: the guest names the disk by it. */
-    if (nvme_nguid_is_null(&ns->params.nguid)) {
-        g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
-        uint8_t digest[32];
-        gsize len = sizeof(digest);
-
-        g_checksum_update(sum, (const guchar *)"vhost-nvme ", -1);
-        g_checksum_update(sum, (const guchar *)n->params.serial, -1);
-        g_checksum_get_digest(sum, digest, &len);
-        memcpy(ns->params.nguid.data, digest, sizeof(ns->params.nguid.data));
-        memcpy(ns->id_ns.nguid, digest, sizeof(ns->id_ns.nguid));
+    if (v->b.path) {
+        vn_fixup_ns(ns, n->params.serial, 0);
     }
-    /* No Copy, no deallocated-block guarantees. */
-    ns->id_ns.dlfeat = 0;
-    ns->id_ns.mssrl = 0;
-    ns->id_ns.mcl = 0;
-    ns->id_ns.msrc = 0;
 }
 
 static void vn_cleanup(VhostNvmeCtrl *v)
@@ -1410,10 +1549,7 @@ static void vn_cleanup(VhostNvmeCtrl *v)
         timer_free(v->intx_timer);
         v->intx_timer = NULL;
     }
-    if (v->bfd >= 0) {
-        close(v->bfd);
-        v->bfd = -1;
-    }
+    vn_close_backend(&v->b);
     if (v->vfd >= 0) {
         close(v->vfd);          /* the module tears everything down */
         v->vfd = -1;
@@ -1441,7 +1577,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     Error *err = NULL;
     int ret;
 
-    v->vfd = v->bfd = -1;
+    v->vfd = v->b.fd = -1;
     if (!kvm_enabled() && !v->allow_tcg) {
         /*
          * The module writes guest RAM behind TCG's back: translated code
@@ -1455,7 +1591,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
         return;
     }
     if (!vn_open_module(v, errp) || !vn_params(v, errp) ||
-        !vn_negotiate(v, errp) || !vn_open_backend(v, errp)) {
+        !vn_negotiate(v, errp) || !vn_ctrl_backend(v, errp)) {
         goto fail;
     }
     v->nr_q = n->params.max_ioqpairs + 1;
@@ -1475,7 +1611,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
         goto fail;
     }
     vn_fixup_identify(v);
-    if (vn_attach(v, &n->namespace, errp)) {
+    if (v->b.path && vn_attach(v, &n->namespace, errp)) {
         goto fail_parent;
     }
 
@@ -1504,6 +1640,8 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
         }
         goto fail_parent;
     }
+    v->vmstate = qdev_add_vm_change_state_handler(DEVICE(v),
+                                                  vn_vm_state_change, v);
     return;
 
 fail_parent:
@@ -1520,11 +1658,105 @@ static void vn_exit(PCIDevice *pdev)
     if (v->use_irqfd) {
         msix_unset_vector_notifiers(pdev);
     }
+    qemu_del_vm_change_state_handler(v->vmstate);
     /* Its nvme_ctrl_reset() runs vn_reset(): the module is still open. */
     vc->parent_exit(pdev);
     memory_listener_unregister(&v->listener);
     vn_cleanup(v);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Namespaces: vhost-nvme-ns */
+
+/* The controller's NVMe bus takes vhost-nvme-ns devices only. */
+static void vn_ns_pre_plug(HotplugHandler *hotplug_dev, DeviceState *dev,
+                           Error **errp)
+{
+    if (!object_dynamic_cast(OBJECT(dev), TYPE_VHOST_NVME_NS)) {
+        error_setg(errp, "%s: the namespaces of a vhost-nvme controller are "
+                   "vhost-nvme-ns devices", object_get_typename(OBJECT(dev)));
+    }
+}
+
+static void vn_ns_realize(DeviceState *dev, Error **errp)
+{
+    VhostNvmeNs *vns = VHOST_NVME_NS(dev);
+    VhostNvmeNsClass *vc = VHOST_NVME_NS_GET_CLASS(dev);
+    NvmeNamespace *ns = NVME_NS(dev);
+    BusState *bus = qdev_get_parent_bus(dev);
+    Object *ctrl = OBJECT(bus->parent);
+    Error *err = NULL;
+
+    if (!object_dynamic_cast(ctrl, TYPE_VHOST_NVME)) {
+        error_setg(errp, "a vhost-nvme-ns is a namespace of a vhost-nvme "
+                   "controller (bus=its id)");
+        return;
+    }
+    if (!vns->b.path) {
+        error_setg(errp, "backend=PATH (a block device or a file) is required");
+        return;
+    }
+    if (ns->params.zoned || ns->params.ms || ns->params.pi ||
+        ns->params.fdp.ruhs) {
+        error_setg(errp, "zoned namespaces, metadata, protection information "
+                   "and FDP are not offloaded");
+        return;
+    }
+    if (!vn_open_backend(dev, &vns->b, &ns->blkconf, errp)) {
+        goto fail;
+    }
+    vc->parent_realize(dev, &err);
+    if (err) {
+        error_propagate(errp, err);
+        goto fail;
+    }
+    vn_fixup_ns(ns, NVME(ctrl)->params.serial, ns->params.nsid);
+    return;
+
+fail:
+    vn_close_backend(&vns->b);
+}
+
+static void vn_ns_unrealize(DeviceState *dev)
+{
+    VhostNvmeNsClass *vc = VHOST_NVME_NS_GET_CLASS(dev);
+
+    vc->parent_unrealize(dev);
+    vn_close_backend(&VHOST_NVME_NS(dev)->b);
+}
+
+static void vn_ns_instance_init(Object *obj)
+{
+    VHOST_NVME_NS(obj)->b.fd = -1;
+}
+
+static const Property vn_ns_props[] = {
+    DEFINE_PROP_STRING("backend", VhostNvmeNs, b.path),
+};
+
+static void vn_ns_class_init(ObjectClass *oc, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(oc);
+    VhostNvmeNsClass *vc = VHOST_NVME_NS_CLASS(oc);
+
+    device_class_set_parent_realize(dc, vn_ns_realize, &vc->parent_realize);
+    device_class_set_parent_unrealize(dc, vn_ns_unrealize,
+                                      &vc->parent_unrealize);
+    dc->desc = "Namespace of a vhost-nvme controller (I/O by /dev/vhost-nvme)";
+    device_class_set_props(dc, vn_ns_props);
+}
+
+static const TypeInfo vn_ns_info = {
+    .name = TYPE_VHOST_NVME_NS,
+    .parent = TYPE_NVME_NS,
+    .instance_size = sizeof(VhostNvmeNs),
+    .instance_init = vn_ns_instance_init,
+    .class_size = sizeof(VhostNvmeNsClass),
+    .class_init = vn_ns_class_init,
+};
+
+/* ------------------------------------------------------------------------ */
+/* The controller's type */
 
 static void vn_instance_init(Object *obj)
 {
@@ -1539,7 +1771,7 @@ static void vn_instance_init(Object *obj)
 }
 
 static const Property vn_props[] = {
-    DEFINE_PROP_STRING("backend", VhostNvmeCtrl, backend),
+    DEFINE_PROP_STRING("backend", VhostNvmeCtrl, b.path),
     DEFINE_PROP_STRING("vhostfd", VhostNvmeCtrl, vhostfd_str),
     DEFINE_PROP_INT32("poll-us", VhostNvmeCtrl, poll_us, -1),
     DEFINE_PROP_UINT32("workers", VhostNvmeCtrl, workers, 0),
@@ -1552,6 +1784,7 @@ static void vn_class_init(ObjectClass *oc, void *data)
     DeviceClass *dc = DEVICE_CLASS(oc);
     PCIDeviceClass *pc = PCI_DEVICE_CLASS(oc);
     VhostNvmeClass *vc = VHOST_NVME_CLASS(oc);
+    HotplugHandlerClass *hc = HOTPLUG_HANDLER_CLASS(oc);
 
     vc->parent_realize = pc->realize;
     vc->parent_exit = pc->exit;
@@ -1559,6 +1792,7 @@ static void vn_class_init(ObjectClass *oc, void *data)
     pc->realize = vn_realize;
     pc->exit = vn_exit;
     pc->config_write = vn_config_write;
+    hc->pre_plug = vn_ns_pre_plug;
     dc->desc = "NVMe controller with its I/O queues in the kernel "
                "(/dev/vhost-nvme)";
     device_class_set_props(dc, vn_props);
@@ -1576,6 +1810,7 @@ static const TypeInfo vn_info = {
 static void vn_register_types(void)
 {
     type_register_static(&vn_info);
+    type_register_static(&vn_ns_info);
 }
 
 type_init(vn_register_types)
