@@ -12,7 +12,8 @@ set -euo pipefail
 
 PKGS=(linux-headers-amd64 linux-image-amd64 qemu-system-x86
       fio nvme-cli busybox-static kmod cpio xz-utils python3 gcc make file
-      e2fsprogs util-linux perl dmsetup patch)	# patch: tools/testing/negative
+      e2fsprogs util-linux perl dmsetup patch	# patch: tools/testing/negative
+      ovmf mtools)	# the e2e OVMF boot: its firmware, a FAT image
 BENCH=0
 case ${1:-} in
 --bench)

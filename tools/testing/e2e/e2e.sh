@@ -135,19 +135,19 @@ keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
 # pass on hw/nvme as patched, after the vhost-nvme pass ran to the end) has
 # its control already: the vhost-nvme pass that ran before it in the same VM.
 hung_in=
-if [ "$VM_HUNG" = 1 ] && { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; }; then
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
 # The passes at the end of the check plan (SeaBIOS, the driver
-# configuration, the slow backend) run after the full vhost-nvme pass ran
-# to the end in the same VM: a freeze of the whole test VM there is the
-# nested KVM's (a device bug hangs the nested guest, which guest-e2e.sh's
-# watchdog catches in a living test VM, with its control). Their items are
-# a SKIP; what ran before stays.
+# configuration, the slow backend, the namespaces) run after the full
+# vhost-nvme pass ran to the end in the same VM: a freeze of the whole test
+# VM there is the nested KVM's (a device bug hangs the nested guest, which
+# guest-e2e.sh's watchdog catches in a living test VM, with its control).
+# Their items are a SKIP; what ran before stays.
 late_hang=0
 case $hung_in in
-kvm-config*|kvm-slow*|seabios) [ "$VM_HUNG" = 1 ] && late_hang=1 ;;
+kvm-config*|kvm-slow*|kvm-ns*|seabios|ovmf) [ "$VM_HUNG" = 1 ] && late_hang=1 ;;
 esac
 if [ $late_hang = 1 ]; then
 	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"

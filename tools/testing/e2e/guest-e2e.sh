@@ -21,8 +21,12 @@
 #               lane: no user-error checks, no fallback, no TCG pass);
 #        control-kvm: only the full pass under KVM, on QEMU's own
 #               -device nvme (e2e.sh's control after the test VM hung);
-#        check-config: only SeaBIOS's boot and the Linux driver
-#               configurations under KVM (negative controls' lane);
+#        check-late: only the late passes under KVM: SeaBIOS's and
+#               OVMF's boots, the Linux driver configuration, the slow
+#               backend and the namespaces;
+#        check-seabios, check-ovmf, check-config, check-slow, check-ns:
+#               only that one late pass; check-firmware: SeaBIOS and OVMF
+#               (negative controls' lanes);
 #        bench: the nested guest under KVM runs fio and prints IOPS.
 # Every nested guest has a timeout and a console watchdog. Nothing is
 # retried: when a nested guest on -device vhost-nvme crashes or hangs, the
@@ -71,11 +75,28 @@ refuses() {	# refuses PATTERN [setpriv ARGS --] DEVICE-OPTIONS
 	fi
 	dev="vhost-nvme,x-allow-tcg=on,$1"
 	[[ $1 == *x-allow-tcg=* ]] && dev="vhost-nvme,$1"
+	shift
+	qemu_refuses "$pat" "${pre[@]}" -- -device "$dev" "$@"
+}
+qemu_refuses() {	# qemu_refuses PATTERN [PREFIX...] -- QEMU-OPTIONS...
+	local pat=$1 out rc pre=()
+	shift
+	while [ "$1" != -- ]; do pre+=("$1"); shift; done
+	shift
 	out=$(timeout -k 5 60 "${pre[@]}" "$QEMU" -machine pc -accel tcg -nodefaults \
-		-display none "${FW[@]}" -S -device "$dev" </dev/null 2>&1)
+		-display none "${FW[@]}" -S "$@" </dev/null 2>&1)
 	rc=$?
 	echo "$out" | sed 's/^/    /' | head -n 3
 	[ $rc -ne 0 ] && [ $rc -lt 124 ] && echo "$out" | grep -q -- "$pat"
+}
+# qemu_starts QEMU-OPTIONS...: QEMU realizes them and quits when told
+qemu_starts() {
+	local out
+	out=$(echo quit | timeout -k 5 60 "$QEMU" -machine pc -accel tcg -nodefaults \
+		-display none "${FW[@]}" -S -monitor stdio "$@" 2>&1)
+	local rc=$?
+	[ $rc = 0 ] || echo "$out" | sed 's/^/    /' | head -n 3
+	[ $rc = 0 ]
 }
 
 # A QEMU holds the backend (its BlockBackend's OFD lock, seen in
@@ -104,7 +125,10 @@ second_user() {
 log "QEMU $QEMU"
 [ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
 USER_CHECKS=1
-case $PLAN in bench|control-kvm|check-kvm|check-config) USER_CHECKS=0 ;; esac
+LATE_ONLY=0	# a plan of late passes only (see late below)
+case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) LATE_ONLY=1 ;; esac
+case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
+[ $LATE_ONLY = 1 ] && USER_CHECKS=0
 if [ $USER_CHECKS = 1 ]; then
 	check "without the module: QEMU refuses (is the module loaded?)" \
 		refuses "module loaded" backend=/dev/null
@@ -124,7 +148,7 @@ if ! vn_load_module; then
 	tap "not ok" "vhost_nvme.ko loads"
 	exit 1
 fi
-modprobe null_blk nr_devices=1 memory_backed=1 gb=1 bs=512 || true
+modprobe null_blk nr_devices=2 memory_backed=1 gb=1 bs=512 || true
 # vgif=0: KVM then does not use the virtual GIF that TCG emulates; with it
 # the test VM lost interrupts (a halted vCPU never woke up) while the
 # nested guest ran I/O.
@@ -140,7 +164,24 @@ if [ $USER_CHECKS = 1 ]; then
 	check "backend missing: QEMU refuses" refuses "does not exist" backend=/nonexistent
 	check "backend neither block device nor file: QEMU refuses" \
 		refuses "neither a block device nor a regular file" backend=/dev/null
-	check "no backend: QEMU refuses" refuses "backend=PATH" serial=x
+	check "a controller without backend= starts (its namespaces are devices)" \
+		qemu_starts -device vhost-nvme,x-allow-tcg=on,serial=x
+	check "an nvme-ns on -device vhost-nvme: QEMU refuses" \
+		qemu_refuses "vhost-nvme-ns devices" -- -device vhost-nvme,x-allow-tcg=on,id=vn,serial=x \
+		-drive if=none,id=d1,file=/dev/nullb1,format=raw -device nvme-ns,bus=vn,drive=d1
+	check "a vhost-nvme-ns on -device nvme: QEMU refuses" \
+		qemu_refuses "namespace of a vhost-nvme controller" -- -device nvme,id=c,serial=x \
+		-device vhost-nvme-ns,bus=c,backend=/dev/nullb1
+	check "a vhost-nvme-ns without backend=: QEMU refuses" \
+		qemu_refuses "backend=PATH" -- -device vhost-nvme,x-allow-tcg=on,id=vn,serial=x \
+		-device vhost-nvme-ns,bus=vn
+	check "a vhost-nvme-ns with the nsid of backend=: QEMU refuses" \
+		qemu_refuses "already allocated" -- \
+		-device vhost-nvme,x-allow-tcg=on,id=vn,serial=x,backend=/dev/nullb0 \
+		-device vhost-nvme-ns,bus=vn,backend=/dev/nullb1,nsid=1
+	check "a vhost-nvme-ns with metadata (ms=8): QEMU refuses" \
+		qemu_refuses "not offloaded" -- -device vhost-nvme,x-allow-tcg=on,id=vn,serial=x \
+		-device vhost-nvme-ns,bus=vn,backend=/dev/nullb1,ms=8
 	check "no serial: QEMU refuses" refuses "serial" backend=/dev/nullb0
 	check "under TCG without x-allow-tcg=on: QEMU refuses" \
 		refuses "needs KVM" backend=/dev/nullb0,serial=x,x-allow-tcg=off
@@ -307,7 +348,7 @@ fi
 # for every transfer (l2-tests.sh checks the 1/1/1 split).
 L2_DEVICE=("${L2_DEVICE[@]/#vhost-nvme,/vhost-nvme,workers=2,}")
 L2_APPEND="nvme.write_queues=1 nvme.poll_queues=1 nvme.sgl_threshold=1 e2e.queues=1/1/1"
-if [ "$PLAN" = check-config ]; then
+if [ $LATE_ONLY = 1 ]; then
 	L2_STATUS=skip
 elif [ "$PLAN" = check-nokvm ]; then
 	L2_STATUS=infra L2_REASON="the test VM hung while a nested KVM guest ran (e2e.sh ran the control)"
@@ -405,7 +446,7 @@ fi
 # The rest of the passes are nested KVM boots too (each one a chance of the
 # TCG test VM freezing, see e2e.sh): last, so that the passes above are not
 # lost when it does.
-if [ "$PLAN" != check-config ]; then
+if [ $LATE_ONLY = 0 ]; then
 # A short pass without KVM: interrupts through the main-loop eventfd handler,
 # doorbells through QEMU-dispatched ioeventfds. Nested TCG does not have
 # KVM's flakiness: a failure here is a failure, control or not; the control
@@ -428,22 +469,18 @@ else
 fi
 fi
 
-# config_pass ID DESCRIPTION WORKERS APPEND: the nested guest under KVM
-# with the nvme driver configured by APPEND (l2-tests.sh's config mode),
-# the device with WORKERS worker threads. On a crash or hang, the same boot
-# on -device nvme is the control. One vCPU: a nested KVM guest with two
-# froze the TCG test VM (KVM in TCG; see ../shared/TESTBED.md).
-config_pass() {
-	local name=$1 pfx="[kvm, $2]" why dev=("${L2_DEVICE[@]}")
-	shift
-	L2_DEVICE=("${dev[@]/#vhost-nvme,/vhost-nvme,workers=$2,}")
-	L2_APPEND=$3
-	run_l2 "kvm-$name" kvm config 480 150
+# kvm_pass PFX NAME MODE TIMEOUT IDLE ITEMS [CONTROL]: a late pass, the
+# nested guest under KVM on L2_DEVICE (run_l2 NAME kvm MODE TIMEOUT IDLE).
+# Ran to the end: ITEMS (a function) adds the pass's items, then it passes.
+# QEMU refused the device: a FAIL. A crash or hang: the same boot on QEMU's
+# own -device nvme decides (CONTROL, a function that sets L2_DEVICE for it;
+# default control_l2's): a FAIL if it ran to the end, else a SKIP.
+kvm_pass() {
+	local pfx=$1 name=$2 mode=$3 tmo=$4 idle=$5 items=$6 ctl=${7:-} why
+	run_l2 "$name" kvm "$mode" "$tmo" "$idle"
 	case $L2_STATUS in
 	done)
-		collect "$pfx"
-		check "$pfx each of the device's $2 workers served commands" \
-			workers_share "${L2_CON%.console}.stderr" "$2"
+		"$items"
 		tap ok "$pfx nested guest under KVM ran to the end"
 		;;
 	error)
@@ -451,7 +488,14 @@ config_pass() {
 		;;
 	*)
 		why=${L2_REASON:-}
-		control_l2 "kvm-$name-control" kvm config 480 150
+		if [ -n "$ctl" ]; then
+			"$ctl"
+			log "[$name] control: the same boot on QEMU's -device nvme"
+			run_l2 "$name-control" kvm "$mode" "$tmo" "$idle"
+			CTL_STATUS=$L2_STATUS CTL_REASON=${L2_REASON:-}
+		else
+			control_l2 "$name-control" kvm "$mode" "$tmo" "$idle"
+		fi
 		if [ "$CTL_STATUS" = done ]; then
 			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on -device nvme ran to the end"
 		else
@@ -459,7 +503,32 @@ config_pass() {
 		fi
 		;;
 	esac
+}
+
+# config_pass ID DESCRIPTION WORKERS APPEND: the nested guest under KVM
+# with the nvme driver configured by APPEND (l2-tests.sh's config mode),
+# the device with WORKERS worker threads. One vCPU: a nested KVM guest with
+# two froze the TCG test VM (KVM in TCG; see ../shared/TESTBED.md).
+config_pass() {
+	local name=$1 pfx="[kvm, $2]" workers=$3 dev=("${L2_DEVICE[@]}")
+	L2_DEVICE=("${dev[@]/#vhost-nvme,/vhost-nvme,workers=$workers,}")
+	L2_APPEND=$4
+	kvm_pass "$pfx" "kvm-$name" config 480 150 config_items
 	L2_DEVICE=("${dev[@]}") L2_APPEND=
+}
+config_items() {
+	collect "$pfx"
+	check "$pfx each of the device's $workers workers served commands" \
+		workers_share "${L2_CON%.console}.stderr" "$workers"
+}
+
+# late PASS: the late pass PASS (seabios, ovmf, config, slow, ns), a
+# nested boot each, runs in this plan: check and check-late run them all,
+# check-PASS only PASS, check-firmware seabios and ovmf.
+late() {
+	[ $KVM = 1 ] || return 1
+	case $PLAN in check|check-late|"check-$1") return 0 ;; esac
+	[ "$PLAN" = check-firmware ] && { [ "$1" = seabios ] || [ "$1" = ovmf ]; }
 }
 
 # Firmware: SeaBIOS's own NVMe driver boots from the device. The backend
@@ -483,12 +552,16 @@ bootsector() {	# bootsector FILE
 fw_boot() {	# fw_boot ACCEL LOG DEVICE-OPTIONS...: 0 if the boot sector ran
 	local accel=$1 out=$2
 	shift 2
+	# A line for the test VM's console watchdog (240 s) before each boot,
+	# which takes 2 minutes at most: firmware waiting on a broken device
+	# prints nothing the watchdog sees.
+	log "firmware boot ($accel): ${out##*/}"
 	timeout -k 5 120 "$QEMU" -machine pc -accel "$accel" -cpu max -m 256M -smp 1 \
 		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
 		-serial "file:$out" "$@" </dev/null > "$out.stderr" 2>&1
-	grep -aq 'E2E-BOOT-OK' "$out"
+	grep -aq "${FW_MARKER:-E2E-BOOT-OK}" "$out"
 }
-if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
+if late seabios; then
 	img=/tmp/e2e-boot.img
 	blog=$VM_OUT/l2-seabios.console
 	log "[seabios] booting the boot sector on vhost-nvme (kvm)"
@@ -507,9 +580,42 @@ if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
 	rm -f "$img"
 fi
 
+# Firmware: OVMF's own NVMe driver (NvmExpressDxe) reads a FAT file system
+# on the device: its UEFI shell runs startup.nsh from it, which prints
+# E2E-OVMF-OK (the marker is in the file) and powers off. Under nested
+# TCG (about 30 s): OVMF under KVM in the TCG test VM aborts the host's
+# QEMU 7.2 (../shared/TESTBED.md), on -device nvme too.
+esp_image() {	# esp_image FILE: a FAT file system holding startup.nsh
+	rm -f "$1"
+	truncate -s 16M "$1" && mformat -i "$1" :: &&
+		printf 'echo E2E-OVMF-OK\r\nreset -s\r\n' > /tmp/startup.nsh &&
+		mcopy -i "$1" /tmp/startup.nsh ::/
+}
+if late ovmf; then
+	img=/tmp/e2e-esp.img
+	blog=$VM_OUT/l2-ovmf.console
+	ovmf=(-bios /usr/share/ovmf/OVMF.fd)
+	log "[ovmf] booting OVMF's shell with startup.nsh on vhost-nvme (tcg)"
+	if [ ! -r /usr/share/ovmf/OVMF.fd ] || ! esp_image "$img"; then
+		tap "not ok" "[tcg, OVMF] OVMF and a FAT image with startup.nsh"
+	elif FW_MARKER=E2E-OVMF-OK fw_boot tcg "$blog" "${ovmf[@]}" \
+			-device "vhost-nvme,backend=$img,serial=uefi,bootindex=1,x-allow-tcg=on" \
+			-trace 'vhost_nvme_*'; then
+		tap ok "[tcg, OVMF] OVMF's NVMe driver reads the device (file backend): its shell ran startup.nsh from it"
+	elif FW_MARKER=E2E-OVMF-OK fw_boot tcg "$blog.control" "${ovmf[@]}" \
+			-drive "file=$img,if=none,id=b0,format=raw" \
+			-device "nvme,drive=b0,serial=uefi,bootindex=1"; then
+		tail -n 5 "$blog" | sed 's/^/    /'
+		tap "not ok" "[tcg, OVMF] OVMF's NVMe driver reads the device (file backend): its shell ran startup.nsh from it, while the control on -device nvme did"
+	else
+		tap "not ok" "[tcg, OVMF] OVMF's NVMe driver reads the device (file backend) # SKIP infrastructure: neither it nor the control on -device nvme booted"
+	fi
+	rm -f "$img"
+fi
+
 # The Linux driver configuration the full pass does not use: no MSI-X
 # (INTx), queues of two entries (one command in flight per queue).
-if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
+if late config; then
 	config_pass config "pci=nomsi, io_queue_depth=2" 1 \
 		"pci=nomsi nvme.io_queue_depth=2 e2e.qdepth=2 e2e.queues=1/0/0"
 fi
@@ -517,7 +623,7 @@ fi
 # while the reset drains what is in flight, QEMU's monitor keeps answering
 # (Delete I/O SQ and CC.EN 1 to 0 complete from the main loop when the
 # module's drain is over, instead of blocking it).
-HMP_PORT=4555
+HMP_PORT=4555	# the nested QEMU's monitor, where a pass has one
 # monitor_max_ms N: N "info status" round trips on QEMU's monitor, 100 ms
 # apart; prints the longest in ms (10000 if one did not answer).
 monitor_max_ms() {
@@ -550,10 +656,79 @@ monitor_max_ms() {
 monitor_was_responsive() {
 	[ -n "$SLOW_MAX_MS" ] && [ "$SLOW_MAX_MS" -le 500 ]
 }
+# stopped_cq_check: stops the nested VM (16 I/Os of 2 s in flight), saves
+# I/O CQ 1 (its address from the device's trace) twice, 3 s apart, and
+# lets the VM run again; prints "unchanged" if the device wrote nothing to
+# it while the VM was stopped.
+stopped_cq_check() {
+	local err=${L2_CON%.console}.stderr n= addr= fd
+	read -r n addr < <(sed -n 's/.*vhost_nvme_create_cq CQ 1 created: \([0-9]*\) entries at \(0x[0-9a-f]*\).*/\1 \2/p' "$err" | tail -n1)
+	if [ -z "$addr" ]; then
+		echo "unknown (no CQ 1 in the device's trace)"
+		return
+	fi
+	rm -f /tmp/vn-cq1.a /tmp/vn-cq1.b
+	exec {fd}<>/dev/tcp/127.0.0.1/$HMP_PORT 2>/dev/null || { echo "unknown (no monitor)"; return; }
+	{
+		hmp_on $fd stop
+		hmp_on $fd "pmemsave $addr $((n * 16)) \"/tmp/vn-cq1.a\""
+		sleep 3
+		hmp_on $fd "pmemsave $addr $((n * 16)) \"/tmp/vn-cq1.b\""
+		hmp_on $fd cont
+	} >> "$VM_OUT/l2-hmp.log"
+	exec {fd}>&-
+	if [ ! -s /tmp/vn-cq1.a ]; then
+		echo "unknown (pmemsave wrote nothing)"
+	elif cmp -s /tmp/vn-cq1.a /tmp/vn-cq1.b; then
+		echo unchanged
+	else
+		echo changed
+	fi
+}
+# hmp_on FD CMD: one command on the monitor connection FD; prints its
+# answer once QEMU has carried it out (the "info status" after it answered)
+hmp_on() {
+	local line out=
+	printf '%s\ninfo status\n' "$2" >&"$1"
+	while IFS= read -r -t 20 -u "$1" line; do
+		line=${line%$'\r'}
+		[[ $line == *"VM status"* ]] && break
+		[[ $line == *"(qemu)"* || -z $line ]] || out+="$line; "
+	done
+	echo "$2: $out"
+}
+# hmp CMD: one command on the nested QEMU's monitor; prints its answer
+hmp() {
+	local fd
+	exec {fd}<>/dev/tcp/127.0.0.1/$HMP_PORT 2>/dev/null || { echo "no monitor"; return 1; }
+	hmp_on $fd "$1"
+	exec {fd}>&-
+}
+# What the nested guest's markers ask of the test VM (run_l2 calls it).
 l2_on_line() {
-	[[ $1 == E2E-SLOW-RESET* ]] || return 0
-	SLOW_MAX_MS=$(monitor_max_ms 60)
-	log "monitor during the reset: longest round trip ${SLOW_MAX_MS} ms"
+	case $1 in
+	E2E-SLOW-RESET*)
+		SLOW_MAX_MS=$(monitor_max_ms 60)
+		log "monitor during the reset: longest round trip ${SLOW_MAX_MS} ms" ;;
+	E2E-SLOW-STOP*)
+		STOP_VERDICT=$(stopped_cq_check)
+		log "VM stopped for 3 s with I/O in flight: CQ 1 $STOP_VERDICT" ;;
+	E2E-NS-ADD*)
+		NS_ADD_OUT=$(hmp "$NS_ADD")
+		log "monitor: $NS_ADD: $NS_ADD_OUT" ;;
+	E2E-NS-DEL*)
+		NS_DEL_OUT=$(hmp "$NS_DEL")
+		log "monitor: $NS_DEL: $NS_DEL_OUT" ;;
+	esac
+}
+slow_items() {
+	collect "$pfx" '(appears|reset_controller|kernel log)' noraw
+	check "$pfx QEMU's monitor answered within 500 ms throughout the reset (longest: ${SLOW_MAX_MS:-none} ms)" \
+		monitor_was_responsive
+	check "$pfx Delete I/O SQ completed asynchronously" \
+		grep -q 'vhost_nvme_delete_sq_async' "${L2_CON%.console}.stderr"
+	check "$pfx VM stopped with I/O in flight: the device wrote nothing to CQ 1 in 3 s (${STOP_VERDICT:-not checked})" \
+		[ "$STOP_VERDICT" = unchanged ]
 }
 slow_pass() {
 	local pfx="[kvm, slow backend]" dev=("${L2_DEVICE[@]}") sz
@@ -564,37 +739,72 @@ slow_pass() {
 		tap "not ok" "$pfx dm-delay over /dev/nullb0"
 		return
 	fi
-	SLOW_MAX_MS=
+	SLOW_MAX_MS= STOP_VERDICT=
 	L2_DEVICE=(-device "vhost-nvme,backend=/dev/mapper/vn-slow,serial=$SERIAL"
 		   -trace 'vhost_nvme_*' -monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off")
-	run_l2 kvm-slow kvm slow 300 150
-	case $L2_STATUS in
-	done)
-		collect "$pfx" '(appears|reset_controller|kernel log)' noraw
-		check "$pfx QEMU's monitor answered within 500 ms throughout the reset (longest: ${SLOW_MAX_MS:-none} ms)" \
-			monitor_was_responsive
-		check "$pfx Delete I/O SQ completed asynchronously" \
-			grep -q 'vhost_nvme_delete_sq_async' "${L2_CON%.console}.stderr"
-		tap ok "$pfx nested guest under KVM ran to the end"
-		;;
-	error)
-		tap "not ok" "$pfx nested guest under KVM: QEMU refused to start the device"
-		;;
-	*)
-		why=${L2_REASON:-}
-		control_l2 kvm-slow-control kvm slow 300 150
-		if [ "$CTL_STATUS" = done ]; then
-			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on -device nvme ran to the end"
-		else
-			tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on -device nvme failed too: $CTL_REASON"
-		fi
-		;;
-	esac
+	kvm_pass "$pfx" kvm-slow slow 300 150 slow_items
 	L2_DEVICE=("${dev[@]}")
 	dmsetup remove --noudevsync vn-slow 2>/dev/null
 }
-if { [ "$PLAN" = check ] || [ "$PLAN" = check-config ]; } && [ $KVM = 1 ]; then
+if late slow; then
 	slow_pass
+fi
+
+# Namespaces: a second one on the controller's bus (vhost-nvme-ns), a third
+# hot-plugged and unplugged through QEMU's monitor, the second detached and
+# attached again by the guest (l2-tests.sh's ns mode). The control, on a
+# crash or hang: the same boot on -device nvme with nvme-ns devices.
+ns_devices() {	# ns_devices vhost-nvme|nvme: sets L2_DEVICE, NS_ADD, NS_DEL
+	local mon=(-monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off")
+	if [ "$1" = vhost-nvme ]; then
+		L2_DEVICE=(-device "vhost-nvme,id=vn0,backend=/dev/nullb0,serial=$SERIAL"
+			   -device vhost-nvme-ns,bus=vn0,backend=/dev/nullb1,nsid=2
+			   -trace 'vhost_nvme_*' "${mon[@]}")
+		NS_ADD="device_add vhost-nvme-ns,id=ns3,bus=vn0,backend=$NS3_IMG,nsid=3"
+	else
+		L2_DEVICE=(-drive "file=/dev/nullb0,if=none,id=c0,format=raw,cache=none,aio=native"
+			   -device "nvme,id=vn0,drive=c0,serial=$SERIAL"
+			   -drive "file=/dev/nullb1,if=none,id=c1,format=raw,cache=none,aio=native"
+			   -device nvme-ns,bus=vn0,drive=c1,nsid=2
+			   -drive "file=$NS3_IMG,if=none,id=c3,format=raw"
+			   "${mon[@]}")
+		NS_ADD="device_add nvme-ns,id=ns3,bus=vn0,drive=c3,nsid=3"
+	fi
+	NS_DEL="device_del ns3"
+}
+hmp_answered_ok() {	# hmp_answered_ok ANSWER...: each came, none an error
+	local a
+	for a in "$@"; do
+		[ "$a" != unset ] && [[ $a != *rror* && $a != "no monitor" ]] || return 1
+	done
+}
+backend_holds() {	# backend_holds DISK TAG: DISK has what E2E-TAG says
+	local off mb sum got
+	read -r _ off mb sum < <(grep -a "^E2E-$2 " "$L2_CON" | tr -d '\r' | tail -n1) || true
+	[ -n "${sum:-}" ] || return 1
+	got=$(dd if="$1" bs=1M skip="$off" count="$mb" iflag=direct 2>/dev/null |
+	      sha256sum | cut -d' ' -f1)
+	[ "$got" = "$sum" ]
+}
+ns_items() {
+	collect "$pfx"
+	check "$pfx after power-off /dev/nullb1 holds what the guest wrote to namespace 2" \
+		backend_holds /dev/nullb1 RAW2
+	check "$pfx device_add and device_del of a vhost-nvme-ns answered without an error" \
+		hmp_answered_ok "${NS_ADD_OUT-unset}" "${NS_DEL_OUT-unset}"
+}
+ns_control() { ns_devices nvme; }
+ns_pass() {
+	local pfx="[kvm, namespaces]" dev=("${L2_DEVICE[@]}")
+	NS3_IMG=/tmp/vn-ns3.img NS_ADD_OUT=unset NS_DEL_OUT=unset
+	truncate -s 64M "$NS3_IMG"
+	ns_devices vhost-nvme
+	kvm_pass "$pfx" kvm-ns ns 300 150 ns_items ns_control
+	L2_DEVICE=("${dev[@]}")
+	rm -f "$NS3_IMG"
+}
+if late ns; then
+	ns_pass
 fi
 
 vn_unload_module || log "rmmod vhost_nvme failed"

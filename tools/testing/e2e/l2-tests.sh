@@ -6,7 +6,7 @@
 #   E2E-TAP ok - DESCRIPTION            E2E-TAP not ok - DESCRIPTION: DETAIL
 # plus E2E-INFO lines (progress, figures) and the lines the test VM checks
 # against the backend after power-off (E2E-RAW, E2E-FILE).
-# Usage: l2-tests.sh full|tcg|bench|config
+# Usage: l2-tests.sh full|tcg|bench|config|slow|ns
 # Kernel command line: e2e.serial=S e2e.nsze=N (expected values); bench
 # only: e2e.dev= (the disk, e.g. /dev/vda for the virtio-blk baseline),
 # e2e.bench=RW:BS:QD,... (fio runs, JSON output), e2e.secs= and e2e.ramp=
@@ -76,13 +76,14 @@ fio_verify() {	# fio_verify BS QD SIZE OFFSET
 	fi
 }
 
-wait_dev() {
-	i=0
-	while [ ! -b $DEV ] && [ $i -lt 60 ]; do
+wait_dev() {	# wait_dev [DISK [gone]]: up to 30 s for DISK to appear (or go)
+	i=0 d=${1:-$DEV}
+	while { [ -b "$d" ] && [ "${2:-}" = gone ]; } ||
+	      { [ ! -b "$d" ] && [ "${2:-}" != gone ]; }; do
+		[ $i -ge 60 ] && return 1
 		sleep 0.5
 		i=$((i + 1))
 	done
-	[ -b $DEV ]
 }
 
 # --- the device is there ---------------------------------------------------------
@@ -97,17 +98,19 @@ else
 fi
 info "$(cat /sys/class/nvme/nvme0/model 2>/dev/null) queues: $(ls "/sys/block/${DEV#/dev/}/mq" | wc -l)"
 
-# raw_check MB: MB MiB of random data at 256 MiB, written and read back;
-# E2E-RAW tells the test VM what to find on the backend after power-off.
+# raw_check MB [DISK TAG]: MB MiB of random data at 256 MiB of DISK
+# (default $DEV), written and read back; E2E-TAG (default E2E-RAW) tells the
+# test VM what to find on the backend after power-off.
 raw_check() {
+	d=${2:-$DEV} tag=${3:-RAW}
 	dd if=/dev/urandom of=/tmp/pat bs=1M count="$1" 2>/dev/null
-	if dd if=/tmp/pat of=$DEV bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
-	   dd if=$DEV of=/tmp/pat.back bs=1M skip=256 count="$1" iflag=direct 2>/dev/null &&
+	if dd if=/tmp/pat of="$d" bs=1M seek=256 oflag=direct conv=notrunc 2>/dev/null &&
+	   dd if="$d" of=/tmp/pat.back bs=1M skip=256 count="$1" iflag=direct 2>/dev/null &&
 	   cmp -s /tmp/pat /tmp/pat.back; then
-		ok "raw $1 MiB at 256 MiB written and read back"
-		echo "E2E-RAW 256 $1 $(sha256sum < /tmp/pat | cut -d' ' -f1)"
+		ok "raw $1 MiB at 256 MiB of $d written and read back"
+		echo "E2E-$tag 256 $1 $(sha256sum < /tmp/pat | cut -d' ' -f1)"
 	else
-		notok "raw $1 MiB at 256 MiB written and read back"
+		notok "raw $1 MiB at 256 MiB of $d written and read back"
 	fi
 }
 
@@ -287,7 +290,12 @@ if [ "$MODE" = slow ]; then
 	fio_run slow --rw=randread --bs=4k --iodepth=16 --size=16M --offset=512M \
 		--time_based --runtime=12 &
 	fpid=$!
-	sleep 4
+	sleep 3
+	# The test VM stops the VM with 16 I/Os in flight, checks that the
+	# device writes nothing to the guest's memory while it is stopped,
+	# and lets it run again.
+	echo "E2E-SLOW-STOP"
+	sleep 1
 	# The marker first: while QEMU's main loop is blocked, this console
 	# is too, and the test VM must be timing the monitor before that.
 	echo "E2E-SLOW-RESET"
@@ -303,6 +311,112 @@ if [ "$MODE" = slow ]; then
 		show /tmp/fio.slow 20
 		notok "reset_controller with 2 s I/O in flight: controller live again, fio completes"
 	fi
+	kernel_log_check
+	exit $FAILS
+fi
+
+# bme_check: the guest clears Bus Master Enable in the controller's PCI
+# command register under fio: no command completes until it sets it again.
+bme_check() {
+	cfg=/sys/class/nvme/nvme0/device/config
+	cmd=$(dd if=$cfg bs=1 skip=4 count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+	fio_run bme --rw=randread --bs=4k --iodepth=8 --size=16M --offset=512M \
+		--time_based --runtime=6 &
+	fpid=$!
+	sleep 2
+	printf "\\$(printf %o $((cmd & ~4)))" | dd of=$cfg bs=1 seek=4 conv=notrunc 2>/dev/null
+	s1=$(awk '{ print $1 + $5 }' /sys/block/nvme0n1/stat)
+	sleep 2
+	s2=$(awk '{ print $1 + $5 }' /sys/block/nvme0n1/stat)
+	printf "\\$(printf %o "$cmd")" | dd of=$cfg bs=1 seek=4 conv=notrunc 2>/dev/null
+	wait $fpid
+	frc=$?
+	info "BME cleared (command register $cmd): completions $s1 -> $s2 in 2 s; fio status $frc: $(fio_figures bme)"
+	if [ -n "$s1" ] && [ "$s1" = "$s2" ] && [ "$frc" = 0 ]; then
+		ok "Bus Master Enable cleared under fio: nothing completes until it is set again"
+	else
+		show /tmp/fio.bme 20
+		notok "Bus Master Enable cleared under fio: nothing completes until it is set again"
+	fi
+}
+
+# --- namespaces (e2e.mode=ns) --------------------------------------------------------
+# Namespace 1 is the controller's backend=, namespace 2 a second device on
+# the controller's bus (vhost-nvme-ns or, for the control, nvme-ns) on
+# another backend. On E2E-NS-ADD the test VM hot-plugs namespace 3 (a file)
+# through QEMU's monitor, on E2E-NS-DEL it unplugs it. Namespace 2 is then
+# detached and attached again by the guest (Namespace Attachment).
+if [ "$MODE" = ns ]; then
+	N2=/dev/nvme0n2 N3=/dev/nvme0n3
+	if wait_dev $N2 && [ "$(cat /sys/block/nvme0n2/size)" = "$NSZE" ]; then
+		ok "namespace 2 appears, $NSZE LBAs"
+	else
+		ls /dev/nvme* | show /dev/stdin
+		notok "namespace 2 appears, $NSZE LBAs"
+	fi
+	g1=$(nvme id-ns $DEV 2>/dev/null | awk '/^nguid/ { print $3 }')
+	g2=$(nvme id-ns $N2 2>/dev/null | awk '/^nguid/ { print $3 }')
+	info "NGUIDs: $g1 $g2"
+	if [ -n "$g1" ] && [ -n "$g2" ] && [ "$g1" != "$g2" ] &&
+	   [ "$g2" != 00000000000000000000000000000000 ]; then
+		ok "the namespaces have distinct NGUIDs"
+	else
+		notok "the namespaces have distinct NGUIDs: '$g1' '$g2'"
+	fi
+	# Both at once, each with its own verify.
+	if fio --direct=1 --ioengine=io_uring --thread --rw=randwrite --bs=4k \
+		--iodepth=8 --size=8M --offset=512M --verify=crc32c --do_verify=1 \
+		--verify_fatal=1 --name=n1 --filename=$DEV --name=n2 --filename=$N2 \
+		> /tmp/fio.both 2>&1; then
+		ok "fio verify on namespaces 1 and 2 at once"
+	else
+		show /tmp/fio.both 30
+		notok "fio verify on namespaces 1 and 2 at once"
+	fi
+	raw_check 2
+	raw_check 2 $N2 RAW2
+	echo "E2E-NS-ADD"
+	if wait_dev $N3; then
+		ok "hot-plugged namespace 3 appears"
+		d1=$DEV DEV=$N3
+		if fio_run n3 --rw=randwrite --bs=4k --iodepth=4 --size=4M \
+				--verify=crc32c --do_verify=1 --verify_fatal=1; then
+			ok "fio verify on hot-plugged namespace 3"
+		else
+			show /tmp/fio.n3 30
+			notok "fio verify on hot-plugged namespace 3"
+		fi
+		DEV=$d1
+	else
+		notok "hot-plugged namespace 3 appears"
+	fi
+	echo "E2E-NS-DEL"
+	if wait_dev $N3 gone; then
+		ok "hot-unplugged namespace 3 disappears"
+	else
+		notok "hot-unplugged namespace 3 disappears"
+	fi
+	nvme id-ctrl $CTRL > /tmp/idctrl 2>&1
+	cntlid=$(field /tmp/idctrl cntlid)
+	info "cntlid $cntlid"
+	if nvme detach-ns $CTRL -n 2 -c "${cntlid:-0}" > /tmp/ns.out 2>&1 &&
+	   wait_dev $N2 gone; then
+		ok "namespace 2 detached (Namespace Attachment): its disk goes"
+	else
+		show /tmp/ns.out
+		notok "namespace 2 detached (Namespace Attachment): its disk goes"
+	fi
+	if nvme attach-ns $CTRL -n 2 -c "${cntlid:-0}" > /tmp/ns.out 2>&1 &&
+	   wait_dev $N2 &&
+	   dd if=$N2 of=/tmp/pat.back bs=1M skip=256 count=2 iflag=direct 2>/dev/null &&
+	   cmp -s /tmp/pat /tmp/pat.back; then
+		ok "namespace 2 attached again: its disk is back with its data"
+	else
+		show /tmp/ns.out
+		notok "namespace 2 attached again: its disk is back with its data"
+	fi
+	bme_check
+	fio_verify 4k 8 4M 600M
 	kernel_log_check
 	exit $FAILS
 fi
