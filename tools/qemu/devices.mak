@@ -4,9 +4,11 @@
 # (--without-default-devices --with-devices-x86_64=vhost-nvme): the nested
 # guests of the tests and benchmarks boot `-machine pc -nodefaults` with a
 # serial console and one of these disks.  Everything else is left out so the
-# first build on a fresh machine is shorter.
+# first build on a fresh machine is shorter.  virtio-iommu: the e2e check
+# that -device vhost-nvme refuses a guest IOMMU.
 CONFIG_I440FX=y
 CONFIG_NVME_PCI=y
 CONFIG_VHOST_NVME=y
 CONFIG_VIRTIO_PCI=y
 CONFIG_VIRTIO_BLK=y
+CONFIG_VIRTIO_IOMMU=y

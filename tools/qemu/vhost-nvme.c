@@ -136,6 +136,8 @@ struct VhostNvmeCtrl {
     EventNotifier quiesce_done;
     bool use_irqfd;
     bool shadow;
+    uint32_t coalescing;    /* Interrupt Coalescing (08h): TIME << 8 | THR */
+    unsigned long *no_coalescing;   /* Interrupt Vector Configuration CD */
     uint32_t *vmm_db;       /* VHOST_NVME_DB_VMM page */
     unsigned int nr_q;      /* max_ioqpairs + 1 */
     uint32_t *worker_ids;   /* CQ n: worker_ids[(n - 1) % workers] */
@@ -619,6 +621,37 @@ static uint32_t vn_cq_worker(VhostNvmeCtrl *v, uint16_t cqid)
     return v->worker_ids[(cqid - 1) % v->workers];
 }
 
+/*
+ * The module's coalescing of @cq: Interrupt Coalescing, unless its vector
+ * has Coalescing Disable (Interrupt Vector Configuration).
+ */
+static int vn_cq_coalesce(VhostNvmeCtrl *v, VNQueue *cq)
+{
+    struct vhost_nvme_irq_coalescing arg = { .qid = cq->qid };
+
+    if (!(v->features & VHOST_NVME_F_IRQ_COALESCING) || !cq->ien) {
+        return 0;
+    }
+    if (!test_bit(cq->iv, v->no_coalescing)) {
+        arg.threshold = (v->coalescing & 0xff) + 1;
+        arg.time_us = ((v->coalescing >> 8) & 0xff) * 100;
+    }
+    trace_vhost_nvme_coalescing(cq->qid, cq->iv, arg.threshold, arg.time_us);
+    return vn_ioctl(v, VHOST_NVME_SET_IRQ_COALESCING, &arg);
+}
+
+static uint16_t vn_coalesce_all(VhostNvmeCtrl *v)
+{
+    unsigned int qid;
+
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->cq[qid].exists && vn_cq_coalesce(v, &v->cq[qid])) {
+            return NVME_INTERNAL_DEV_ERROR;
+        }
+    }
+    return NVME_SUCCESS;
+}
+
 static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
                              uint16_t size, uint16_t vector, bool ien)
 {
@@ -653,6 +686,10 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     cq->exists = true;
     event_notifier_set_handler(&cq->err, vn_cq_err_read);
     trace_vhost_nvme_create_cq(cqid, size, addr, vector, ien, arg.worker);
+    if (vn_cq_coalesce(v, cq)) {
+        error_report("vhost-nvme: CQ %u: VHOST_NVME_SET_IRQ_COALESCING failed",
+                     cqid);
+    }
     vn_cq_update_mode(v, cq);
     return NVME_SUCCESS;
 }
@@ -1058,6 +1095,9 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
     trace_vhost_nvme_reset();
     vn_disable_stop(v);         /* a pending disable is forgotten */
     v->pause_quiesced = false;  /* quiesced until the next CC.EN 0 to 1 */
+    /* Features return to their defaults */
+    v->coalescing = 0;
+    bitmap_zero(v->no_coalescing, n->params.msix_qsize);
     if (!v->quiesced) {
         ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
         if (ret) {
@@ -1098,21 +1138,71 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
     memset(v->vmm_db, 0, VN_PAGE);
 }
 
+/*
+ * Interrupt Coalescing (08h) and Interrupt Vector Configuration (09h),
+ * which hw/nvme reports as not changeable, reach the module's coalescing
+ * when it has it.  The admin queue's vector never coalesces.
+ */
 static bool vn_get_feature(NvmeCtrl *n, uint8_t fid, NvmeGetFeatureSelect sel,
                            uint32_t dw11, uint32_t *result, uint16_t *status)
 {
-    return false;
+    VhostNvmeCtrl *v = vn_of(n);
+    bool current = sel == NVME_GETFEAT_SELECT_CURRENT ||
+                   sel == NVME_GETFEAT_SELECT_SAVED;
+    uint16_t iv = dw11 & 0xffff;
+
+    if (!(v->features & VHOST_NVME_F_IRQ_COALESCING) ||
+        (fid != NVME_INTERRUPT_COALESCING &&
+         fid != NVME_INTERRUPT_VECTOR_CONF)) {
+        return false;
+    }
+    *status = NVME_SUCCESS;
+    if (sel == NVME_GETFEAT_SELECT_CAP) {
+        *result = NVME_FEAT_CAP_CHANGE;
+    } else if (fid == NVME_INTERRUPT_COALESCING) {
+        *result = current ? v->coalescing : 0;
+    } else if (iv >= n->conf_msix_qsize) {
+        *status = NVME_INVALID_FIELD | NVME_DNR;
+    } else {
+        *result = iv;
+        if (!iv || (current && test_bit(iv, v->no_coalescing))) {
+            *result |= NVME_INTVC_NOCOALESCING;
+        }
+    }
+    return true;
 }
 
 static bool vn_set_feature(NvmeCtrl *n, uint8_t fid, uint32_t dw11,
                            uint16_t *status)
 {
+    VhostNvmeCtrl *v = vn_of(n);
+    uint16_t iv = dw11 & 0xffff;
+
     if (fid == NVME_VOLATILE_WRITE_CACHE) {
         /* The module's write-through flag is fixed at ATTACH_NS. */
         *status = NVME_FEAT_NOT_CHANGEABLE | NVME_DNR;
         return true;
     }
-    return false;
+    if (!(v->features & VHOST_NVME_F_IRQ_COALESCING)) {
+        return false;
+    }
+    if (fid == NVME_INTERRUPT_COALESCING) {
+        v->coalescing = dw11 & 0xffff;
+    } else if (fid == NVME_INTERRUPT_VECTOR_CONF) {
+        if (iv >= n->conf_msix_qsize) {
+            *status = NVME_INVALID_FIELD | NVME_DNR;
+            return true;
+        }
+        if (iv && (dw11 & NVME_INTVC_NOCOALESCING)) {
+            set_bit(iv, v->no_coalescing);
+        } else {
+            clear_bit(iv, v->no_coalescing);
+        }
+    } else {
+        return false;
+    }
+    *status = vn_coalesce_all(v);
+    return true;
 }
 
 /* The backend of one of this controller's namespaces */
@@ -1353,7 +1443,8 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
         return false;
     }
     want = supported & (VHOST_NVME_F_SGL | VHOST_NVME_F_DSM |
-                        VHOST_NVME_F_WRITE_ZEROES | VHOST_NVME_F_POLL);
+                        VHOST_NVME_F_WRITE_ZEROES | VHOST_NVME_F_POLL |
+                        VHOST_NVME_F_IRQ_COALESCING);
     if (!vn_workers(v, supported, errp)) {
         return false;
     }
@@ -1410,7 +1501,14 @@ static bool vn_open_backend(DeviceState *dev, VNBackend *b, BlockConf *conf,
         return false;
     }
     b->fd = qemu_open(b->path, O_RDWR | O_DIRECT, NULL);
-    if (b->fd < 0 && errno == EINVAL) {
+    /*
+     * Without O_DIRECT where the file system has none (EINVAL), or where
+     * an fdset (-add-fd) holds no fd opened with it: QEMU matches the flag
+     * and answers EACCES.
+     */
+    if (b->fd < 0 && (errno == EINVAL ||
+                      (errno == EACCES &&
+                       g_str_has_prefix(b->path, "/dev/fdset/")))) {
         direct = false;
         b->fd = qemu_open(b->path, O_RDWR, NULL);
     }
@@ -1561,6 +1659,8 @@ static void vn_cleanup(VhostNvmeCtrl *v)
     g_free(v->sq);
     g_free(v->cq);
     v->sq = v->cq = NULL;
+    g_free(v->no_coalescing);
+    v->no_coalescing = NULL;
     g_free(v->mem);
     v->mem = NULL;
     if (v->sections) {
@@ -1597,6 +1697,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     v->nr_q = n->params.max_ioqpairs + 1;
     v->sq = g_new0(VNQueue, v->nr_q);
     v->cq = g_new0(VNQueue, v->nr_q);
+    v->no_coalescing = bitmap_new(n->params.msix_qsize);
     v->vmm_db = qemu_memalign(VN_PAGE, VN_PAGE);
     memset(v->vmm_db, 0, VN_PAGE);
     ret = vn_set_doorbells(v, false, 0, 0);

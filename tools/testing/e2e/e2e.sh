@@ -135,7 +135,7 @@ keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
 # pass on hw/nvme as patched, after the vhost-nvme pass ran to the end) has
 # its control already: the vhost-nvme pass that ran before it in the same VM.
 hung_in=
-if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi

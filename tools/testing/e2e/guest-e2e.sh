@@ -26,7 +26,8 @@
 #               backend and the namespaces;
 #        check-seabios, check-ovmf, check-config, check-slow, check-ns:
 #               only that one late pass; check-firmware: SeaBIOS and OVMF
-#               (negative controls' lanes);
+#               (negative controls' lanes); check-user: only the
+#               user-error checks;
 #        bench: the nested guest under KVM runs fio and prints IOPS.
 # Every nested guest has a timeout and a console watchdog. Nothing is
 # retried: when a nested guest on -device vhost-nvme crashes or hangs, the
@@ -99,6 +100,18 @@ qemu_starts() {
 	[ $rc = 0 ]
 }
 
+# A management layer opens /dev/vhost-nvme and the backend itself and
+# passes them: vhostfd=N and backend=/dev/fdset/N (-add-fd).
+parent_fds() {
+	local vfd bfd rc
+	exec {vfd}<>/dev/vhost-nvme {bfd}<>/dev/nullb0 || return 1
+	qemu_starts -add-fd "fd=$bfd,set=7" \
+		-device "vhost-nvme,x-allow-tcg=on,vhostfd=$vfd,backend=/dev/fdset/7,serial=x"
+	rc=$?
+	exec {vfd}>&- {bfd}>&-
+	return $rc
+}
+
 # A QEMU holds the backend (its BlockBackend's OFD lock, seen in
 # /proc/locks); a second one must be refused.
 second_user() {
@@ -129,6 +142,8 @@ LATE_ONLY=0	# a plan of late passes only (see late below)
 case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) LATE_ONLY=1 ;; esac
 case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
 [ $LATE_ONLY = 1 ] && USER_CHECKS=0
+# check-user: the user-error checks alone, no nested guest
+[ "$PLAN" = check-user ] && LATE_ONLY=1
 if [ $USER_CHECKS = 1 ]; then
 	check "without the module: QEMU refuses (is the module loaded?)" \
 		refuses "module loaded" backend=/dev/null
@@ -183,6 +198,11 @@ if [ $USER_CHECKS = 1 ]; then
 		qemu_refuses "not offloaded" -- -device vhost-nvme,x-allow-tcg=on,id=vn,serial=x \
 		-device vhost-nvme-ns,bus=vn,backend=/dev/nullb1,ms=8
 	check "no serial: QEMU refuses" refuses "serial" backend=/dev/nullb0
+	check "a guest IOMMU (virtio-iommu): QEMU refuses" \
+		qemu_refuses "guest IOMMU" -- -device virtio-iommu-pci \
+		-device vhost-nvme,x-allow-tcg=on,backend=/dev/nullb0,serial=x
+	check "/dev/vhost-nvme and the backend opened by the parent (vhostfd=, -add-fd): QEMU starts" \
+		parent_fds
 	check "under TCG without x-allow-tcg=on: QEMU refuses" \
 		refuses "needs KVM" backend=/dev/nullb0,serial=x,x-allow-tcg=off
 	check "CMB (not offloaded): QEMU refuses" \

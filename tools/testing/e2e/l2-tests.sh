@@ -41,6 +41,9 @@ field() {
 	awk -F: -v k="$2" '{ n = $1; gsub(/^[ \t]+|[ \t]+$/, "", n) }
 		n == k { v = substr($0, index($0, ":") + 1); gsub(/^[ \t]+|[ \t]+$/, "", v); print v; exit }' "$1"
 }
+getf() {	# getf FID [ARGS]: the current value
+	nvme get-feature $CTRL -f "$@" 2>&1 | sed -n 's/.*Current value: *\([0-9a-fA-Fx]*\).*/\1/p' | head -n1
+}
 # expect DESC FILE NAME VALUE...: the field equals one of the values
 expect() {
 	desc=$1 f=$2 k=$3
@@ -340,6 +343,43 @@ bme_check() {
 	fi
 }
 
+# qd1_ms: milliseconds that 40 direct 4 KiB reads take, one at a time
+qd1_ms() {
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	dd if=$DEV of=/dev/null bs=4k count=40 skip=131072 iflag=direct 2>/dev/null
+	t1=$(cut -d' ' -f1 /proc/uptime)
+	echo $(( ( ${t1%.*}${t1#*.} - ${t0%.*}${t0#*.} ) * 10 ))
+}
+# coalescing_check: Interrupt Coalescing (08h) with TIME 25.5 ms and THR
+# 256 holds each completion's interrupt back for 25.5 ms (40 reads one at
+# a time: a second); Coalescing Disable (Interrupt Vector Configuration,
+# 09h) on the I/O queues' vectors (vector N for queue N) lifts it; both
+# read back, and both go back to 0 after.
+coalescing_check() {
+	qids=$(sed -n 's/.*nvme0q\([1-9][0-9]*\)$/\1/p' /proc/interrupts | tr '\n' ' ')
+	base=$(qd1_ms)
+	nvme set-feature $CTRL -f 8 -v 0xffff > /tmp/coal 2>&1
+	v8=$(getf 8)
+	slow=$(qd1_ms)
+	for q in $qids; do
+		nvme set-feature $CTRL -f 9 -v $((q | 0x10000)) >> /tmp/coal 2>&1
+	done
+	v9=$(getf 9 -c "${qids%% *}")
+	fast=$(qd1_ms)
+	for q in $qids; do
+		nvme set-feature $CTRL -f 9 -v "$q" >> /tmp/coal 2>&1
+	done
+	nvme set-feature $CTRL -f 8 -v 0 >> /tmp/coal 2>&1
+	info "coalescing: 40 reads at QD1: $base ms; with 08h 0xffff (read back $v8) $slow ms; with 09h CD on vectors $qids (read back $v9) $fast ms"
+	if [ $((v8)) = 65535 ] && [ $((v9 & 0x10000)) != 0 ] && [ "$slow" -ge 800 ] &&
+	   [ $((base * 2)) -le "$slow" ] && [ $((fast * 2)) -le "$slow" ]; then
+		ok "Interrupt Coalescing (08h) holds interrupts back, Coalescing Disable (09h) lifts it"
+	else
+		show /tmp/coal
+		notok "Interrupt Coalescing (08h) holds interrupts back, Coalescing Disable (09h) lifts it"
+	fi
+}
+
 # --- namespaces (e2e.mode=ns) --------------------------------------------------------
 # Namespace 1 is the controller's backend=, namespace 2 a second device on
 # the controller's bus (vhost-nvme-ns or, for the control, nvme-ns) on
@@ -416,6 +456,7 @@ if [ "$MODE" = ns ]; then
 		notok "namespace 2 attached again: its disk is back with its data"
 	fi
 	bme_check
+	coalescing_check
 	fio_verify 4k 8 4M 600M
 	kernel_log_check
 	exit $FAILS
@@ -480,9 +521,6 @@ else
 	notok "nvme error-log and fw-log"
 fi
 
-getf() {	# getf FID [ARGS]: the current value
-	nvme get-feature $CTRL -f "$@" 2>&1 | sed -n 's/.*Current value: *\([0-9a-fA-Fx]*\).*/\1/p' | head -n1
-}
 gf_ok=1
 nq=$(getf 7); v_wc=$(getf 6); v_tt=$(getf 4); v_aec=$(getf 0xb); v_ic=$(getf 8)
 v_pm=$(getf 2); v_arb=$(getf 1)
