@@ -686,7 +686,9 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     cq->exists = true;
     event_notifier_set_handler(&cq->err, vn_cq_err_read);
     trace_vhost_nvme_create_cq(cqid, size, addr, vector, ien, arg.worker);
-    if (vn_cq_coalesce(v, cq)) {
+    /* A new CQ does not coalesce: tell the module only if it must. */
+    if (v->coalescing && !test_bit(vector, v->no_coalescing) &&
+        vn_cq_coalesce(v, cq)) {
         error_report("vhost-nvme: CQ %u: VHOST_NVME_SET_IRQ_COALESCING failed",
                      cqid);
     }
@@ -899,6 +901,20 @@ static void vn_doorbell(NvmeCtrl *n, uint16_t qid, bool cq, uint16_t val)
 }
 
 /* The guest turned MSI-X on or off (hw/msix.c calls no vector notifier). */
+/* QUIESCE, waiting for what the module fetched (killably); or RESUME */
+static int vn_quiesce_sync(VhostNvmeCtrl *v, bool resume)
+{
+    struct vhost_nvme_quiesce q = { 0 };
+    int ret;
+
+    ret = vn_ioctl(v, resume ? VHOST_NVME_RESUME : VHOST_NVME_QUIESCE, &q);
+    if (ret) {
+        error_report("vhost-nvme: VHOST_NVME_%s: %s",
+                     resume ? "RESUME" : "QUIESCE", strerror(-ret));
+    }
+    return ret;
+}
+
 /*
  * The VM stopped, or the guest cleared Bus Master Enable: the module stops
  * fetching and this returns once what it fetched is posted (as vm_stop()
@@ -908,17 +924,9 @@ static void vn_doorbell(NvmeCtrl *n, uint16_t qid, bool cq, uint16_t val)
  */
 static void vn_pause(VhostNvmeCtrl *v, unsigned int why)
 {
-    struct vhost_nvme_quiesce q = { 0 };
-    int ret;
-
     v->paused |= why;
     trace_vhost_nvme_pause(v->paused, v->quiesced);
-    if (v->quiesced || v->vfd < 0) {
-        return;
-    }
-    ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
-    if (ret) {
-        error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
+    if (v->quiesced || v->vfd < 0 || vn_quiesce_sync(v, false)) {
         return;
     }
     v->quiesced = v->pause_quiesced = true;
@@ -926,17 +934,12 @@ static void vn_pause(VhostNvmeCtrl *v, unsigned int why)
 
 static void vn_unpause(VhostNvmeCtrl *v, unsigned int why)
 {
-    struct vhost_nvme_quiesce q = { 0 };
-    int ret;
-
     v->paused &= ~why;
     trace_vhost_nvme_unpause(v->paused, v->pause_quiesced);
     if (v->paused || !v->pause_quiesced) {
         return;
     }
-    ret = vn_ioctl(v, VHOST_NVME_RESUME, &q);
-    if (ret) {
-        error_report("vhost-nvme: VHOST_NVME_RESUME: %s", strerror(-ret));
+    if (vn_quiesce_sync(v, true)) {
         nvme_offload_fatal(NVME(v));
         return;
     }
@@ -988,8 +991,6 @@ static void vn_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
 static int vn_start(NvmeCtrl *n)
 {
     VhostNvmeCtrl *v = vn_of(n);
-    struct vhost_nvme_quiesce q = { 0 };
-    int ret;
 
     if (v->disabling) {
         /* CC.EN set again before CSTS.RDY cleared. */
@@ -998,9 +999,7 @@ static int vn_start(NvmeCtrl *n)
     if (v->quiesced && v->paused) {
         v->pause_quiesced = true;       /* vn_unpause() resumes */
     } else if (v->quiesced) {
-        ret = vn_ioctl(v, VHOST_NVME_RESUME, &q);
-        if (ret) {
-            error_report("vhost-nvme: VHOST_NVME_RESUME: %s", strerror(-ret));
+        if (vn_quiesce_sync(v, true)) {
             return -1;
         }
         v->quiesced = false;
@@ -1085,7 +1084,6 @@ static bool vn_disable_async(NvmeCtrl *n)
 static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
 {
     VhostNvmeCtrl *v = vn_of(n);
-    struct vhost_nvme_quiesce q = { 0 };
     unsigned int qid;
     int ret;
 
@@ -1099,10 +1097,7 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
     v->coalescing = 0;
     bitmap_zero(v->no_coalescing, n->params.msix_qsize);
     if (!v->quiesced) {
-        ret = vn_ioctl(v, VHOST_NVME_QUIESCE, &q);
-        if (ret) {
-            error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
-        }
+        vn_quiesce_sync(v, false);
         v->quiesced = true;
     }
     /* A controller being reset gets no completions for what is dropped. */
