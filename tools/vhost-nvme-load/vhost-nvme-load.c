@@ -127,7 +127,7 @@ int main(int argc, char **argv)
 		die("GET_FEATURES");
 	if (ioctl(vfd, VHOST_SET_OWNER))
 		die("SET_OWNER");
-	features &= VHOST_NVME_F_ALL;
+	features &= VHOST_NVME_F_ALL & ~VHOST_NVME_F_LOG_ALL;	/* no log here */
 	if (ioctl(vfd, VHOST_SET_FEATURES, &features))
 		die("SET_FEATURES");
 

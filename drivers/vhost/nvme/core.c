@@ -112,6 +112,18 @@ static struct vnvme_memtable *vnvme_ctl_mem(struct vnvme_dev *dev)
 					 lockdep_is_held(&dev->mutex));
 }
 
+/* The dirty log, for the control plane: caller holds dev->mutex. */
+static struct vnvme_log *vnvme_ctl_log(struct vnvme_dev *dev)
+{
+	return rcu_dereference_protected(dev->log,
+					 lockdep_is_held(&dev->mutex));
+}
+
+static void vnvme_log_free_rcu(struct rcu_head *rcu)
+{
+	kfree(container_of(rcu, struct vnvme_log, rcu));
+}
+
 /* ---------------------------------------------------------------------- */
 /* Waiting for the workers */
 
@@ -539,7 +551,14 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
 	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
-	    (arg.flags & ~(VHOST_NVME_CQ_F_IRQ_ENABLED | VHOST_NVME_CQ_F_ERRFD)))
+	    !vnvme_zeroed(arg.reserved0, sizeof(arg.reserved0)) ||
+	    (arg.flags & ~(VHOST_NVME_CQ_F_IRQ_ENABLED | VHOST_NVME_CQ_F_ERRFD |
+			   VHOST_NVME_CQ_F_STATE)))
+		return -EINVAL;
+	/* Where a moved queue continues, or nothing */
+	if (arg.flags & VHOST_NVME_CQ_F_STATE ?
+	    arg.head >= arg.size || arg.tail >= arg.size || arg.phase > 1 :
+	    arg.head || arg.tail || arg.phase)
 		return -EINVAL;
 	ret = vnvme_check_qid(dev, arg.qid);
 	if (ret)
@@ -557,6 +576,11 @@ static long vnvme_create_cq(struct vnvme_dev *dev, void __user *argp)
 	cq->qid = qid;
 	cq->size = arg.size;
 	cq->phase = 1;
+	if (arg.flags & VHOST_NVME_CQ_F_STATE) {
+		cq->head = arg.head;
+		cq->tail = arg.tail;
+		cq->phase = arg.phase;
+	}
 	cq->gpa = arg.addr;
 	cq->ien = arg.flags & VHOST_NVME_CQ_F_IRQ_ENABLED;
 	vnvme_kick_init(&cq->kick, NULL);
@@ -624,8 +648,8 @@ static void vnvme_sq_free(struct vnvme_sq *sq)
 
 static int vnvme_sq_alloc_cmds(struct vnvme_sq *sq)
 {
-	size_t per_cmd = VNVME_MAX_BVECS *
-			 (sizeof(struct page *) + sizeof(struct bio_vec));
+	size_t per_cmd = VNVME_MAX_BVECS * (sizeof(struct page *) +
+					    sizeof(struct bio_vec) + sizeof(u64));
 	unsigned int i;
 	void *p;
 
@@ -642,6 +666,8 @@ static int vnvme_sq_alloc_cmds(struct vnvme_sq *sq)
 		p += VNVME_MAX_BVECS * sizeof(struct bio_vec);
 		cmd->pages = p;
 		p += VNVME_MAX_BVECS * sizeof(struct page *);
+		cmd->log = p;
+		p += VNVME_MAX_BVECS * sizeof(u64);
 		cmd->next_free = i + 1 < sq->size ? i + 1 : -1;
 	}
 	sq->free = 0;
@@ -658,9 +684,14 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.reserved0 || arg.reserved1 ||
-	    (arg.flags & ~VHOST_NVME_SQ_F_ERRFD) ||
+	if (arg.reserved0 ||
+	    (arg.flags & ~(VHOST_NVME_SQ_F_ERRFD | VHOST_NVME_SQ_F_STATE)) ||
 	    !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	/* Where a moved queue continues, or nothing */
+	if (arg.flags & VHOST_NVME_SQ_F_STATE ?
+	    arg.head >= arg.size || arg.tail >= arg.size :
+	    arg.head || arg.tail)
 		return -EINVAL;
 	ret = vnvme_check_qid(dev, arg.qid);
 	if (ret)
@@ -679,6 +710,8 @@ static long vnvme_create_sq(struct vnvme_dev *dev, void __user *argp)
 	sq->dev = dev;
 	sq->qid = qid;
 	sq->size = arg.size;
+	sq->head = arg.head;
+	sq->tail = arg.tail;
 	sq->gpa = arg.addr;
 	vnvme_kick_init(&sq->kick, NULL);
 	sq->err = vnvme_opt_eventfd(arg.flags, VHOST_NVME_SQ_F_ERRFD, arg.errfd);
@@ -1076,6 +1109,12 @@ static long vnvme_set_mem_table(struct vnvme_dev *dev, void __user *argp)
 	ret = vnvme_mem_covers(dev, mem);
 	if (ret)
 		goto out_free;
+	/* A log grows before the table does (VHOST_NVME_SET_LOG). */
+	if (vnvme_ctl_log(dev) &&
+	    vnvme_log_pages_needed(mem) > vnvme_ctl_log(dev)->pages) {
+		ret = -EINVAL;
+		goto out_free;
+	}
 	/*
 	 * Each worker points its rings and doorbells into the new table at
 	 * the start of its next pass.  The old table goes after the passes
@@ -1185,6 +1224,11 @@ static long vnvme_set_doorbells(struct vnvme_dev *dev, void __user *argp)
 		if (ret)
 			return ret;
 	}
+	/* The shadow doorbells were written for the queues there are. */
+	if (arg.mode == VHOST_NVME_DB_SHADOW &&
+	    (dev->features & VHOST_NVME_F_LOG_ALL) &&
+	    vnvme_log_write(vnvme_ctl_log(dev), arg.db_addr, VNVME_PAGE_SIZE))
+		return -EFAULT;
 	vnvme_wake_all(dev);
 	return 0;
 }
@@ -1204,18 +1248,61 @@ static bool vnvme_has_queues(struct vnvme_dev *dev)
 
 static long vnvme_set_features(struct vnvme_dev *dev, u64 features)
 {
-	long ret = 0;
+	u64 changed = features ^ dev->features;
 
 	if (features & ~VHOST_NVME_F_ALL)
 		return -EOPNOTSUPP;
-	if (features != dev->features && vnvme_has_queues(dev))
-		ret = -EBUSY;
-	else if (!(features & VHOST_NVME_F_SHADOW_DB) &&
-		 dev->db_mode == VHOST_NVME_DB_SHADOW)
-		ret = -EBUSY;
-	else
-		WRITE_ONCE(dev->features, features);
-	return ret;
+	if ((changed & ~VHOST_NVME_F_LOG_ALL) && vnvme_has_queues(dev))
+		return -EBUSY;
+	if (!(features & VHOST_NVME_F_SHADOW_DB) &&
+	    dev->db_mode == VHOST_NVME_DB_SHADOW)
+		return -EBUSY;
+	if ((features & VHOST_NVME_F_LOG_ALL) && !vnvme_ctl_log(dev))
+		return -EINVAL;
+	WRITE_ONCE(dev->features, features);
+	/*
+	 * Logging on: the passes that began before may still write without
+	 * logging; off: they may still log.  Either way, wait for them.
+	 */
+	if (changed & VHOST_NVME_F_LOG_ALL)
+		return vnvme_sync(dev, VNVME_WAIT_KILLABLE);
+	return 0;
+}
+
+/*
+ * The log replaces the previous one at once, and the passes that may
+ * still write the previous one are waited for (killably: an early end
+ * leaves the new log in place, the previous one possibly still written).
+ */
+static long vnvme_set_log(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vnvme_log *log = NULL, *old = vnvme_ctl_log(dev);
+	struct vhost_nvme_log arg;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
+	    !IS_ALIGNED(arg.addr, sizeof(u64)) || (!arg.addr && arg.size))
+		return -EINVAL;
+	if (arg.addr) {
+		if (arg.size > U64_MAX / BITS_PER_BYTE ||
+		    arg.size * BITS_PER_BYTE <
+		    vnvme_log_pages_needed(vnvme_ctl_mem(dev)))
+			return -EINVAL;
+		if (!access_ok(u64_to_user_ptr(arg.addr), arg.size))
+			return -EFAULT;
+		log = kzalloc(sizeof(*log), GFP_KERNEL_ACCOUNT);
+		if (!log)
+			return -ENOMEM;
+		log->uaddr = arg.addr;
+		log->pages = arg.size * BITS_PER_BYTE;
+	} else if (dev->features & VHOST_NVME_F_LOG_ALL) {
+		return -EBUSY;
+	}
+	rcu_assign_pointer(dev->log, log);
+	if (old)
+		call_srcu(&dev->srcu, &old->rcu, vnvme_log_free_rcu);
+	return vnvme_sync(dev, VNVME_WAIT_KILLABLE);
 }
 
 /*
@@ -1530,6 +1617,8 @@ static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 
 	vnvme_mem_free(vnvme_ctl_mem(dev));
 	RCU_INIT_POINTER(dev->mem, &vnvme_no_mem);
+	kfree(vnvme_ctl_log(dev));
+	RCU_INIT_POINTER(dev->log, NULL);
 	dev->features = 0;
 	dev->db_mode = 0;
 	dev->db_gpa = 0;
@@ -1731,6 +1820,9 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 	case VHOST_NVME_SET_LIMITS:
 		ret = vnvme_set_limits(dev, argp);
 		break;
+	case VHOST_NVME_SET_LOG:
+		ret = vnvme_set_log(dev, argp);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -1770,6 +1862,8 @@ static int __init vnvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_worker) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_irq_coalescing) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_limits) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_log) != 32);
+	BUILD_BUG_ON(VNVME_MAX_XFER / VNVME_PAGE_SIZE + 1 >= VNVME_LOG_RUN_MAX);
 	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
 	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);
 	int ret;

@@ -74,6 +74,21 @@ static void vnvme_queue_fault(struct eventfd_ctx *err)
 		vnvme_eventfd_signal(err);
 }
 
+/**
+ * vnvme_cq_fault - stop a CQ that can no longer be written (or logged)
+ * @cq: the completion queue
+ *
+ * Worker.  Nothing more is posted to it; its error eventfd is signalled.
+ */
+void vnvme_cq_fault(struct vnvme_cq *cq)
+{
+	vnvme_assert_pass(cq->worker);
+	if (cq->broken)
+		return;
+	cq->broken = true;
+	vnvme_queue_fault(cq->err);
+}
+
 /*
  * Worker: post a completion for command @cid (as the guest wrote it) of
  * @sq, reporting @sq's current head.
@@ -85,6 +100,7 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 		u16 command_id;	/* echoed as the guest wrote it */
 		__le16 status;
 	} dw3;
+	struct vnvme_log *log;
 	__le32 cqe[3];
 	void __user *p;
 	u32 last;
@@ -105,6 +121,13 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 	smp_wmb();
 	if (put_user(last, (u32 __user *)(p + sizeof(cqe))))
 		goto fault;
+	log = vnvme_pass_log(sq->dev);
+	if (log && vnvme_log_write(log, cq->gpa + (u64)cq->tail * VNVME_CQE_SIZE,
+				   VNVME_CQE_SIZE)) {
+		vnvme_guest_err("vhost-nvme: dirty log not writable\n");
+		vnvme_cq_fault(cq);
+		return;
+	}
 	if (++cq->tail == cq->size) {
 		cq->tail = 0;
 		cq->phase ^= 1;
@@ -116,8 +139,7 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 	return;
 fault:
 	vnvme_guest_err("vhost-nvme: CQ %u not writable\n", cq->qid);
-	cq->broken = true;
-	vnvme_queue_fault(cq->err);
+	vnvme_cq_fault(cq);
 }
 
 /* Worker: drop the namespace reference @cmd took at fetch, if any. */
@@ -456,11 +478,24 @@ static bool vnvme_read_db(struct vnvme_worker *worker, unsigned int idx,
 	return true;
 }
 
+/* Write EventIdx entry @idx; a dirty log it cannot write stops @cq. */
 static void vnvme_write_ei(struct vnvme_worker *worker, unsigned int idx,
-			   u16 val)
+			   u16 val, struct vnvme_cq *cq)
 {
-	if (worker->eis && put_user(cpu_to_le32(val), worker->eis + idx))
+	struct vnvme_log *log;
+
+	if (!worker->eis)
+		return;
+	if (put_user(cpu_to_le32(val), worker->eis + idx)) {
 		vnvme_guest_err("vhost-nvme: EventIdx buffer not writable\n");
+		return;
+	}
+	log = vnvme_pass_log(worker->dev);
+	if (log && vnvme_log_write(log, worker->ei_gpa + idx * sizeof(__le32),
+				   sizeof(__le32))) {
+		vnvme_guest_err("vhost-nvme: dirty log not writable\n");
+		vnvme_cq_fault(cq);
+	}
 }
 
 static void vnvme_sq_refresh(struct vnvme_sq *sq)
@@ -505,7 +540,7 @@ static bool vnvme_cq_reserve(struct vnvme_cq *cq)
 		vnvme_cq_refresh(cq);
 		if (!vnvme_cq_room(cq) && cq->worker->eis) {
 			/* Ask for a doorbell on the next head update. */
-			vnvme_write_ei(cq->worker, 2 * cq->qid + 1, cq->head);
+			vnvme_write_ei(cq->worker, 2 * cq->qid + 1, cq->head, cq);
 			/* EventIdx store before head reload; see fetch_sq. */
 			smp_mb();
 			vnvme_cq_refresh(cq);
@@ -599,7 +634,7 @@ static unsigned int vnvme_fetch_sq(struct vnvme_dev *dev, struct vnvme_sq *sq,
 		 * pairing with the guest's barrier between its shadow tail
 		 * store and its EventIdx load.
 		 */
-		vnvme_write_ei(worker, 2 * sq->qid, sq->head);
+		vnvme_write_ei(worker, 2 * sq->qid, sq->head, sq->cq);
 		/* Pairs with the guest's mb in nvme_dbbuf_update_and_check_event(). */
 		smp_mb();
 		vnvme_sq_refresh(sq);

@@ -5,6 +5,7 @@
  * is, and the per-device cap on the memory commands hold.
  */
 #include <linux/kernel.h>
+#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/uaccess.h>
 #include <linux/blkdev.h>
@@ -51,6 +52,96 @@ void __user *vnvme_gpa_to_uaddr(const struct vnvme_memtable *mem, u64 gpa,
 	if (!r || len > r->size - (gpa - r->gpa))
 		return NULL;
 	return u64_to_user_ptr(r->uaddr + (gpa - r->gpa));
+}
+
+/**
+ * vnvme_log_pages_needed - guest pages a dirty log must have a bit for
+ * @mem: memory table
+ *
+ * Return: the page number just above the table's highest region.
+ */
+u64 vnvme_log_pages_needed(const struct vnvme_memtable *mem)
+{
+	const struct vnvme_region *r;
+
+	if (!mem->nr)
+		return 0;
+	r = &mem->r[mem->nr - 1];	/* sorted by gpa, not overlapping */
+	return DIV_ROUND_UP_ULL(r->gpa + r->size, VNVME_PAGE_SIZE);
+}
+
+/**
+ * vnvme_log_write - log guest pages the device wrote
+ * @log: the dirty log
+ * @gpa: guest address written
+ * @len: bytes written, not zero
+ *
+ * Sets the bit of each page in the owner's bitmap, atomically (the VMM
+ * clears them concurrently), one pinned log page at a time, as vhost's
+ * set_bit_to_user() does.  Needs the owner's mm: a worker, or the owner in
+ * an ioctl.
+ *
+ * Return: 0, or -EFAULT if the log does not cover the range or a log page
+ * cannot be written.
+ */
+int vnvme_log_write(const struct vnvme_log *log, u64 gpa, u64 len)
+{
+	u64 first = gpa >> VNVME_PAGE_SHIFT;
+	u64 last = (gpa + len - 1) >> VNVME_PAGE_SHIFT;
+
+	if (last < first || last >= log->pages)
+		return -EFAULT;
+	while (first <= last) {
+		u64 byte = log->uaddr + first / BITS_PER_BYTE;
+		unsigned long bit = offset_in_page(byte) * BITS_PER_BYTE +
+				    first % BITS_PER_BYTE;
+		u64 n = min_t(u64, last - first + 1, PAGE_SIZE * BITS_PER_BYTE - bit);
+		struct page *page;
+		unsigned long *base;
+		u64 i;
+
+		if (pin_user_pages_fast(byte & PAGE_MASK, 1, FOLL_WRITE,
+					&page) != 1)
+			return -EFAULT;
+		base = kmap_local_page(page);
+		for (i = 0; i < n; i++)
+			set_bit(bit + i, base);
+		kunmap_local(base);
+		unpin_user_pages_dirty_lock(&page, 1, true);
+		first += n;
+	}
+	return 0;
+}
+
+/*
+ * Record [@gpa, @gpa + @len) in @cmd's log of the pages a Read writes,
+ * page by page (at most MDTS of them), each merged into the last run when
+ * it is in it or continues it.
+ */
+static u16 vnvme_log_record(struct vnvme_cmd *cmd, u64 gpa, u32 len)
+{
+	const u64 mask = VNVME_PAGE_SIZE - 1;
+	u64 pfn = gpa >> VNVME_PAGE_SHIFT;
+	u64 last = (gpa + len - 1) >> VNVME_PAGE_SHIFT;
+
+	for (; pfn <= last; pfn++) {
+		if (cmd->nr_log) {
+			u64 *run = &cmd->log[cmd->nr_log - 1];
+			u64 start = *run >> VNVME_PAGE_SHIFT;
+			u64 n = (*run & mask) + 1;
+
+			if (pfn >= start && pfn < start + n)
+				continue;
+			if (pfn == start + n && n < VNVME_LOG_RUN_MAX) {
+				(*run)++;
+				continue;
+			}
+		}
+		if (cmd->nr_log == VNVME_MAX_BVECS)
+			return NVME_SC_SGL_INVALID_COUNT | NVME_SC_DNR;
+		cmd->log[cmd->nr_log++] = pfn << VNVME_PAGE_SHIFT;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -131,6 +222,11 @@ u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len)
 		chunk = min_t(u64, len, r->size - (gpa - r->gpa));
 		uaddr = r->uaddr + (gpa - r->gpa);
 
+		if (m->write && !m->copy) {
+			status = vnvme_log_record(m->cmd, gpa, chunk);
+			if (status)
+				return status;
+		}
 		if (m->copy) {
 			if (copy_from_user(m->copy + m->copied,
 					   u64_to_user_ptr(uaddr), chunk))
@@ -345,10 +441,14 @@ out_free:
  * @cmd: the command
  *
  * Worker: copies bounced read data back to the guest (a failed copy sets
- * cmd->status), frees copies and unpins guest pages.
+ * cmd->status), logs the pages the device wrote while logging is on (a
+ * log it cannot write stops the CQ), frees copies and unpins guest pages.
  */
 void vnvme_release_data(struct vnvme_cmd *cmd)
 {
+	struct vnvme_log *log;
+	unsigned int i;
+
 	if (cmd->charged) {
 		vnvme_uncharge(cmd->sq->dev, cmd->charged);
 		cmd->charged = 0;
@@ -365,6 +465,19 @@ void vnvme_release_data(struct vnvme_cmd *cmd)
 			cmd->status = NVME_SC_DATA_XFER_ERROR | NVME_SC_DNR;
 		vnvme_bounce_free(cmd);
 	}
+	log = cmd->nr_log && (cmd->flags & VNVME_CMD_DIRTY) ?
+	      vnvme_pass_log(cmd->sq->dev) : NULL;
+	for (i = 0; log && i < cmd->nr_log; i++) {
+		u64 run = cmd->log[i];
+		u64 n = (run & (VNVME_PAGE_SIZE - 1)) + 1;
+
+		if (vnvme_log_write(log, run & ~(u64)(VNVME_PAGE_SIZE - 1),
+				    n * VNVME_PAGE_SIZE)) {
+			vnvme_cq_fault(cmd->sq->cq);
+			break;
+		}
+	}
+	cmd->nr_log = 0;
 	if (cmd->nr_pages) {
 		if (cmd->flags & VNVME_CMD_DIRTY)
 			unpin_user_pages_dirty_lock(cmd->pages, cmd->nr_pages,

@@ -125,6 +125,25 @@ struct vnvme_memtable {
 };
 
 /**
+ * struct vnvme_log - the dirty log (VHOST_NVME_SET_LOG)
+ * @rcu: freed after an SRCU grace period of the device
+ * @uaddr: the bitmap in the owner's address space
+ * @pages: guest pages it has a bit for
+ */
+struct vnvme_log {
+	struct rcu_head rcu;
+	u64 uaddr;
+	u64 pages;
+};
+
+/*
+ * A command's entry in its log of guest pages the device writes: the
+ * address of the first page, and the number of pages less one in the low
+ * bits (a run never spans more than MDTS, far below VNVME_LOG_RUN_MAX).
+ */
+#define VNVME_LOG_RUN_MAX	VNVME_PAGE_SIZE
+
+/**
  * struct vnvme_kick - an eventfd that wakes the worker
  * @wait: our entry on the eventfd's wait queue
  * @wqh: the eventfd's wait queue, NULL when not polled
@@ -206,6 +225,10 @@ struct vnvme_bounce {
  * @pages: pinned guest pages
  * @bvecs: the data, as segments of @pages
  * @bounce: bounce pages the backend reads or writes instead, or NULL
+ * @nr_log: entries used in @log
+ * @log: the guest pages a Read writes, recorded whether or not logging is
+ *	 on, so that a command fetched before VHOST_NVME_F_LOG_ALL was set
+ *	 is logged when it completes after (VNVME_LOG_RUN_MAX)
  * @bio: inline bio for data and flush commands on a block device
  * @poll_node: on the worker's @polled list while @bio is a polled bio
  * @bio_iter: @bio's data range as submitted, to submit it again
@@ -231,6 +254,8 @@ struct vnvme_cmd {
 	struct page **pages;
 	struct bio_vec *bvecs;
 	struct vnvme_bounce *bounce;
+	unsigned int nr_log;
+	u64 *log;
 	struct bio bio;
 	struct list_head poll_node;
 	struct bvec_iter bio_iter;
@@ -475,6 +500,7 @@ struct vnvme_worker {
  * @dmrl: most DSM ranges, 0 for 256 (srcu)
  * @dmrsl: most logical blocks in one DSM range, 0 for no limit (srcu)
  * @release_work: the rest of a release that could not wait for the backend
+ * @log: the dirty log, or NULL (srcu)
  */
 struct vnvme_dev {
 	struct mutex mutex;	/* see the top of this file */
@@ -509,6 +535,7 @@ struct vnvme_dev {
 	u32 dmrl;
 	u64 dmrsl;
 	struct work_struct release_work;
+	struct vnvme_log __rcu *log;
 };
 
 /*
@@ -562,6 +589,14 @@ u16 vnvme_walk_sgl(struct vnvme_map *m, const struct nvme_sgl_desc *sgl,
 /* Write Zeroes CDW12 Deallocate */
 #define VNVME_WZ_DEAC		BIT(9)
 
+/* The dirty log a pass writes, NULL if logging is off */
+static inline struct vnvme_log *vnvme_pass_log(struct vnvme_dev *dev)
+{
+	if (!(READ_ONCE(dev->features) & VHOST_NVME_F_LOG_ALL))
+		return NULL;
+	return srcu_dereference(dev->log, &dev->srcu);
+}
+
 /* mem.c: the memory table, pinning, bounce buffers and their cap */
 u16 vnvme_map_add(struct vnvme_map *m, u64 gpa, u32 len);
 u16 vnvme_map_read(struct vnvme_map *m, u64 gpa, void *buf, u32 len);
@@ -572,6 +607,8 @@ u16 vnvme_map_data(struct vnvme_dev *dev, struct vnvme_cmd *cmd, u32 len,
 u16 vnvme_bounce(struct vnvme_dev *dev, struct vnvme_cmd *cmd, u32 len,
 		 bool write);
 void vnvme_release_data(struct vnvme_cmd *cmd);
+int vnvme_log_write(const struct vnvme_log *log, u64 gpa, u64 len);
+u64 vnvme_log_pages_needed(const struct vnvme_memtable *mem);
 u16 vnvme_charge(struct vnvme_dev *dev, struct vnvme_cmd *cmd, long cost);
 void vnvme_uncharge(struct vnvme_dev *dev, long cost);
 
@@ -579,6 +616,7 @@ void vnvme_uncharge(struct vnvme_dev *dev, long cost);
 u16 vnvme_blk_status(blk_status_t sts, u8 opcode);
 u16 vnvme_errno_status(int err, u8 opcode);
 void vnvme_cmd_done(struct vnvme_cmd *cmd);
+void vnvme_cq_fault(struct vnvme_cq *cq);
 bool vnvme_reap(struct vnvme_worker *worker);
 void vnvme_abort_all(struct vnvme_worker *worker);
 bool vnvme_fetch_all(struct vnvme_worker *worker, unsigned int *n);

@@ -44,7 +44,8 @@
  * Feature bits: VHOST_GET_FEATURES (no owner needed) returns those the
  * module supports, VHOST_SET_FEATURES sets those in force.  That is the
  * only feature path.  Unknown bits are rejected with EOPNOTSUPP.  Features
- * can only change while no I/O queue exists.
+ * other than %VHOST_NVME_F_LOG_ALL can only change while no I/O queue
+ * exists (EBUSY).
  */
 
 /**
@@ -104,12 +105,30 @@
  * a CQ, as the NVMe Interrupt Coalescing feature (FID 08h) describes.
  */
 #define VHOST_NVME_F_IRQ_COALESCING	(1ULL << 6)
+/**
+ * define VHOST_NVME_F_LOG_ALL - log every guest page the device writes
+ *
+ * While set, the module sets a bit in the dirty log given with
+ * VHOST_NVME_SET_LOG for every 4 KiB guest page it writes: the data of
+ * Read commands (bounced ones included), completion queue entries,
+ * EventIdx entries and the shadow doorbells VHOST_NVME_SET_DOORBELLS
+ * writes.  A page's bit is set after the page is written and before the
+ * completion that makes it visible is posted, as vhost's
+ * %VHOST_F_LOG_ALL does for live migration.  Unlike the other features it
+ * may be set and cleared while I/O queues exist; VHOST_SET_FEATURES then
+ * waits (killably) for the passes under way, so that once it returns
+ * every later write is logged (set) or none is (cleared).  Setting it
+ * without a log gets EINVAL.  A log page the module cannot write stops the
+ * queue as an inaccessible ring does (its error eventfd is signalled).
+ */
+#define VHOST_NVME_F_LOG_ALL		(1ULL << 7)
 
 /** define VHOST_NVME_F_ALL - every feature this header knows of */
 #define VHOST_NVME_F_ALL	(VHOST_NVME_F_SHADOW_DB | VHOST_NVME_F_SGL | \
 				 VHOST_NVME_F_DSM | VHOST_NVME_F_WRITE_ZEROES | \
 				 VHOST_NVME_F_POLL | VHOST_NVME_F_WORKERS | \
-				 VHOST_NVME_F_IRQ_COALESCING)
+				 VHOST_NVME_F_IRQ_COALESCING | \
+				 VHOST_NVME_F_LOG_ALL)
 
 /**
  * struct vhost_nvme_info - limits of the module
@@ -199,6 +218,14 @@ struct vhost_nvme_nsid {
 #define VHOST_NVME_CQ_F_IRQ_ENABLED	(1U << 0)
 /** define VHOST_NVME_CQ_F_ERRFD - @errfd is an eventfd to signal on errors */
 #define VHOST_NVME_CQ_F_ERRFD		(1U << 1)
+/**
+ * define VHOST_NVME_CQ_F_STATE - the queue continues at @head, @tail, @phase
+ *
+ * For a queue moved from another device (live migration): it starts where
+ * VHOST_NVME_GET_QUEUE_STATE of the quiesced source left it, instead of
+ * empty (head and tail 0, phase 1).
+ */
+#define VHOST_NVME_CQ_F_STATE		(1U << 2)
 
 /**
  * struct vhost_nvme_cq - create an I/O completion queue
@@ -217,6 +244,13 @@ struct vhost_nvme_nsid {
  * @errfd: with %VHOST_NVME_CQ_F_ERRFD, an eventfd signalled when the queue
  *	   stops on a guest fault (its ring cannot be written:
  *	   %VHOST_NVME_QS_ERROR); otherwise zero
+ * @head: with %VHOST_NVME_CQ_F_STATE, the last head the guest gave, below
+ *	  @size; otherwise zero
+ * @tail: with %VHOST_NVME_CQ_F_STATE, the next entry to post, below @size;
+ *	  otherwise zero
+ * @phase: with %VHOST_NVME_CQ_F_STATE, the phase tag of the entry at
+ *	   @tail, 0 or 1; otherwise zero
+ * @reserved0: zero
  * @reserved: zero
  */
 struct vhost_nvme_cq {
@@ -228,11 +262,22 @@ struct vhost_nvme_cq {
 	__s32 kickfd;
 	__u32 worker;
 	__s32 errfd;
-	__u64 reserved[3];
+	__u16 head;
+	__u16 tail;
+	__u8 phase;
+	__u8 reserved0[3];
+	__u64 reserved[2];
 };
 
 /** define VHOST_NVME_SQ_F_ERRFD - @errfd is an eventfd to signal on errors */
 #define VHOST_NVME_SQ_F_ERRFD		(1U << 0)
+/**
+ * define VHOST_NVME_SQ_F_STATE - the queue continues at @head and @tail
+ *
+ * As %VHOST_NVME_CQ_F_STATE: the entries from @head to @tail are fetched
+ * as if the guest had just rung the doorbell.
+ */
+#define VHOST_NVME_SQ_F_STATE		(1U << 1)
 
 /**
  * struct vhost_nvme_sq - create an I/O submission queue
@@ -248,7 +293,10 @@ struct vhost_nvme_cq {
  * @errfd: with %VHOST_NVME_SQ_F_ERRFD, an eventfd signalled when the queue
  *	   stops on a guest fault (its ring cannot be read:
  *	   %VHOST_NVME_QS_ERROR); otherwise zero
- * @reserved1: zero
+ * @head: with %VHOST_NVME_SQ_F_STATE, the next entry to fetch, below
+ *	  @size; otherwise zero
+ * @tail: with %VHOST_NVME_SQ_F_STATE, the last tail the guest gave, below
+ *	  @size; otherwise zero
  * @reserved: zero
  */
 struct vhost_nvme_sq {
@@ -260,7 +308,8 @@ struct vhost_nvme_sq {
 	__s32 kickfd;
 	__u64 addr;
 	__s32 errfd;
-	__u32 reserved1;
+	__u16 head;
+	__u16 tail;
 	__u64 reserved[3];
 };
 
@@ -454,6 +503,7 @@ struct vhost_nvme_worker {
  * @time_us: or once the oldest pending entry is this old (NVMe TIME is in
  *	     100 us units); 0 means no delay, as TIME 0h does: with it the
  *	     threshold holds nothing back
+ * @reserved1: zero
  * @reserved: zero
  *
  * Entries are always signalled at once while the CQ is full, so that a
@@ -503,6 +553,29 @@ struct vhost_nvme_limits {
 	__u64 dmrsl;
 };
 
+/**
+ * struct vhost_nvme_log - the dirty log of guest pages the device writes
+ * @addr: address of the log in the owner's address space, 8-byte aligned:
+ *	  bit n (of little-endian 64-bit words) stands for the guest page at
+ *	  n * 4 KiB, as vhost's log (VHOST_SET_LOG_BASE) does; 0 for no log
+ * @size: bytes of the log; it must cover every page of the memory table
+ *	  (EINVAL otherwise), 0 with @addr 0
+ * @reserved: zero
+ *
+ * VHOST_NVME_SET_LOG sets the log (owner only, any time) and waits,
+ * killably, for the passes that may still write the previous one: once it
+ * returns 0 the previous log is no longer written.  The module only sets
+ * bits, with atomic operations; the VMM reads and clears them (atomically
+ * per word).  While a log is set, VHOST_SET_MEM_TABLE refuses a table
+ * the log does not cover (EINVAL): grow the log first.  The log cannot be
+ * removed while %VHOST_NVME_F_LOG_ALL is set (EBUSY).
+ */
+struct vhost_nvme_log {
+	__u64 addr;
+	__u64 size;
+	__u64 reserved[2];
+};
+
 /*
  * NVMe ioctls, in a range of the vhost magic (VHOST_VIRTIO) that no other
  * vhost device uses.  The generic VHOST_SET_OWNER, VHOST_RESET_OWNER,
@@ -526,5 +599,6 @@ struct vhost_nvme_limits {
 #define VHOST_NVME_NEW_WORKER	_IOWR(VHOST_VIRTIO, 0xAD, struct vhost_nvme_worker)
 #define VHOST_NVME_SET_IRQ_COALESCING _IOW(VHOST_VIRTIO, 0xAE, struct vhost_nvme_irq_coalescing)
 #define VHOST_NVME_SET_LIMITS	_IOWR(VHOST_VIRTIO, 0xAF, struct vhost_nvme_limits)
+#define VHOST_NVME_SET_LOG	_IOW(VHOST_VIRTIO, 0xB0, struct vhost_nvme_log)
 
 #endif /* _UAPI_LINUX_VHOST_NVME_H */

@@ -483,7 +483,7 @@ int main(int argc, char **argv)
 	if (ioctl(vfd, VHOST_GET_FEATURES, &features))
 		die("/dev/vhost-nvme GET_FEATURES");
 	close(vfd);
-	features &= VHOST_NVME_F_ALL;
+	features &= VHOST_NVME_F_ALL & ~VHOST_NVME_F_LOG_ALL;	/* no log here */
 	if (!(features & VHOST_NVME_F_WORKERS) || info.max_workers < 2)
 		die("the module does not offer VHOST_NVME_F_WORKERS");
 	qsize = info.max_qsize < QSIZE_WANT ? info.max_qsize : QSIZE_WANT;

@@ -270,7 +270,7 @@ static void create_sq(struct dev *d, uint16_t qid, uint16_t cqid)
 /* Owner, features, memory, namespaces 1 (and 2), VMM doorbells. */
 static void dev_setup(struct dev *d, int bfd, int bfd2)
 {
-	uint64_t f = VHOST_NVME_F_ALL;
+	uint64_t f = VHOST_NVME_F_ALL & ~VHOST_NVME_F_LOG_ALL;
 	struct vhost_nvme_ns ns = { .nsid = 1, .fd = bfd };
 	struct vhost_nvme_doorbells dbs = { .mode = VHOST_NVME_DB_VMM };
 
@@ -1093,6 +1093,16 @@ static int any_fd(int efd, int bfd)
 static void shape(unsigned long req, void *arg, int efd, int bfd)
 {
 	switch (req) {
+	case VHOST_NVME_SET_LOG: {
+		/* a log of the ioctl fd's memory: this buffer, or anything */
+		struct vhost_nvme_log *a = arg;
+
+		memset(a, 0, sizeof(*a));
+		a->addr = below(2) ? (uintptr_t)arg + 64 :
+			  (rnd() | 1ULL << 63) & ~7ULL;	/* not ours */
+		a->size = below(2) ? (R0_GPA + IO_RAM) / PG / 8 : below(1 << 16);
+		break;
+	}
 	case VHOST_NVME_DELETE_SQ:
 	case VHOST_NVME_DELETE_CQ: {
 		struct vhost_nvme_qid *a = arg;
@@ -1227,7 +1237,7 @@ static unsigned long ioctls(int bfd, unsigned long n)
 				VHOST_NVME_RESUME, VHOST_NVME_SET_POLL,
 				VHOST_NVME_NEW_WORKER,
 				VHOST_NVME_SET_IRQ_COALESCING,
-				VHOST_NVME_SET_LIMITS,
+				VHOST_NVME_SET_LIMITS, VHOST_NVME_SET_LOG,
 				VHOST_SET_FEATURES, VHOST_GET_FEATURES,
 				VHOST_NVME_GET_INFO, VHOST_RESET_OWNER,
 			};
@@ -1256,7 +1266,11 @@ struct race {
 	unsigned long traffic;	/* completions the guest thread reaped */
 	bool stop;
 	uint64_t seed;
+	uint64_t *log;		/* a dirty log covering R1 */
 };
+
+/* Bytes of a dirty log that covers both regions */
+#define RACE_LOG_BYTES	((R1_GPA + R_SIZE) / PG / 8)
 
 /* The guest: reads on every SQ, whether it exists or not, and reaping. */
 static void *race_guest(void *arg)
@@ -1305,7 +1319,7 @@ static void *race_vmm(void *arg)
 		s ^= s >> 7;
 		s ^= s << 17;
 		qid = 1 + s % NSQ;
-		op = (s >> 8) % 12;
+		op = (s >> 8) % 14;
 		switch (op) {
 		case 0:
 		case 1: {
@@ -1366,6 +1380,26 @@ static void *race_vmm(void *arg)
 			ioctl(d->fd, VHOST_NVME_SET_POLL, &p);
 			break;
 		}
+		case 11: {
+			/* the log set, replaced, or removed (EBUSY if in use) */
+			struct vhost_nvme_log l = { 0 };
+
+			if ((s >> 16) % 3) {
+				l.addr = (uintptr_t)r->log;
+				l.size = RACE_LOG_BYTES;
+			}
+			ioctl(d->fd, VHOST_NVME_SET_LOG, &l);
+			break;
+		}
+		case 12: {
+			/* logging on and off under I/O (EINVAL without a log) */
+			uint64_t f = VHOST_NVME_F_ALL & ~VHOST_NVME_F_LOG_ALL;
+
+			if ((s >> 16) & 1)
+				f |= VHOST_NVME_F_LOG_ALL;
+			ioctl(d->fd, VHOST_SET_FEATURES, &f);
+			break;
+		}
 		case 10: {
 			struct vhost_nvme_irq_coalescing c = {
 				.qid = 1 + ((s >> 16) & 1),
@@ -1405,6 +1439,10 @@ static unsigned long races(int bfd, unsigned long n)
 	r->efd = eventfd(0, EFD_NONBLOCK);
 	if (r->efd < 0)
 		die("eventfd");
+	r->log = mmap(NULL, RACE_LOG_BYTES, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->log == MAP_FAILED)
+		die("mmap");
 	if (pthread_create(&guest, NULL, race_guest, r) ||
 	    pthread_create(&vmm[0], NULL, race_vmm, r) ||
 	    pthread_create(&vmm[1], NULL, race_vmm, r))
@@ -1422,6 +1460,7 @@ static unsigned long races(int bfd, unsigned long n)
 	munmap(r->d.r0, R_SIZE);
 	munmap(r->d.r1, R_SIZE);
 	munmap(r->d.db, PG);
+	munmap(r->log, RACE_LOG_BYTES);
 	done = r->done;
 	free(r);
 	return done;

@@ -48,7 +48,7 @@ FIXTURE_TEARDOWN(ctl)
 /* Owner + all features + memory table + VMM doorbells. */
 static void ctl_ready(struct __test_metadata *_metadata, struct guest *g)
 {
-	g_owner(_metadata, g, VHOST_NVME_F_ALL);
+	g_owner(_metadata, g, F_SETUP);
 	ASSERT_EQ(0, g_db_vmm(g));
 }
 
@@ -129,6 +129,7 @@ static int owner_only_reqs(struct guest *g, int file, struct req *r,
 	static struct vhost_nvme_doorbells db;
 	static struct vhost_nvme_queue_state qs;
 	static struct vhost_nvme_quiesce qu;
+	static struct vhost_nvme_log lg;
 	struct vhost_memory *m;
 	int n = 0;
 
@@ -136,7 +137,9 @@ static int owner_only_reqs(struct guest *g, int file, struct req *r,
 	m->nregions = 1;
 	m->regions[0] = g_region(g, 0, GUEST_SIZE);
 	*mp = m;
-	feat = VHOST_NVME_F_ALL;
+	feat = F_SETUP;
+	lg = (struct vhost_nvme_log){ .addr = (uintptr_t)g->mem,
+				      .size = LOG_BYTES };
 	ns = (struct vhost_nvme_ns){ .nsid = 1, .fd = file };
 	nsid = (struct vhost_nvme_nsid){ .nsid = 1 };
 	cq = (struct vhost_nvme_cq){ .qid = 1, .size = 16, .addr = g->gpa,
@@ -162,6 +165,7 @@ static int owner_only_reqs(struct guest *g, int file, struct req *r,
 	R(VHOST_NVME_GET_QUEUE_STATE, &qs);
 	R(VHOST_NVME_QUIESCE, &qu);
 	R(VHOST_NVME_RESUME, &qu);
+	R(VHOST_NVME_SET_LOG, &lg);
 	R(VHOST_RESET_OWNER, NULL);
 #undef R
 	return n;
@@ -272,7 +276,7 @@ TEST_F(ctl, reset_owner_drops_everything)
 
 	/* And everything can be set up again. */
 	g_close_queues(&self->g);
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_ALL));
+	ASSERT_EQ(0, g_features(&self->g, F_SETUP));
 	ASSERT_EQ(0, g_mem_default(&self->g));
 	ASSERT_EQ(0, g_attach(&self->g, 1, self->file, 0, 0, NULL));
 	ASSERT_EQ(0, g_create_cq(&self->g, 1, 16, true));
@@ -372,8 +376,10 @@ TEST_F(ctl, reserved_queues)
 		c = (struct vhost_nvme_cq){ .qid = 1, .size = 16, .addr = cqring,
 					    .irqfd = efd, .kickfd = -1,
 					    .flags = VHOST_NVME_CQ_F_IRQ_ENABLED };
-		if (k < 3)
+		if (k < 2)
 			c.reserved[k] = 1;
+		else if (k == 2)
+			c.reserved0[2] = 1;
 		else if (k == 3)
 			c.errfd = efd;	/* without VHOST_NVME_CQ_F_ERRFD */
 		else
@@ -381,10 +387,13 @@ TEST_F(ctl, reserved_queues)
 		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
 	}
 	c.worker = 0;
-	c.flags |= 1U << 2;	/* not a flag */
+	c.flags |= 1U << 3;	/* not a flag */
 	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	c.flags &= ~(1U << 3);
+	c.tail = 1;	/* without VHOST_NVME_CQ_F_STATE */
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	c.tail = 0;
 	c.flags |= VHOST_NVME_CQ_F_ERRFD;
-	c.flags &= ~(1U << 2);
 	c.errfd = closed_fd();
 	EXPECT_EQ(-EBADF, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
 	c.errfd = g->fd;	/* not an eventfd */
@@ -397,11 +406,11 @@ TEST_F(ctl, reserved_queues)
 		if (k == 3)
 			s.reserved0 = 1;
 		else if (k == 4)
-			s.reserved1 = 1;
+			s.head = 1;	/* without VHOST_NVME_SQ_F_STATE */
 		else if (k == 5)
 			s.errfd = efd;	/* without VHOST_NVME_SQ_F_ERRFD */
 		else if (k == 6)
-			s.flags = 1U << 1;	/* not a flag */
+			s.flags = 1U << 2;	/* not a flag */
 		else
 			s.reserved[k] = 1;
 		EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s))
@@ -506,7 +515,7 @@ TEST_F(ctl, features_negotiation)
 	ASSERT_EQ(0, g_mem_default(&self->g));
 	ASSERT_EQ(-EOPNOTSUPP, g_db_shadow(&self->g, self->g.gpa,
 					   self->g.gpa + PG));
-	ASSERT_EQ(0, g_features(&self->g, VHOST_NVME_F_ALL));
+	ASSERT_EQ(0, g_features(&self->g, F_SETUP));
 	ASSERT_EQ(0, g_features(&self->g, 0));
 
 	f = 1ULL << 62;
@@ -1000,7 +1009,7 @@ TEST_F(ctl, doorbells_vmm)
 	struct guest *g = &self->g;
 	struct vhost_nvme_doorbells d;
 
-	g_owner(_metadata, g, VHOST_NVME_F_ALL);
+	g_owner(_metadata, g, F_SETUP);
 	d = (struct vhost_nvme_doorbells){ .mode = VHOST_NVME_DB_VMM,
 		.db_addr = (uintptr_t)g->vmm_db + 4 };
 	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_SET_DOORBELLS, &d));
@@ -1031,11 +1040,11 @@ TEST_F(ctl, doorbells_shadow)
 	struct guest *g = &self->g;
 	uint64_t db, ei;
 
-	g_owner(_metadata, g, VHOST_NVME_F_ALL & ~VHOST_NVME_F_SHADOW_DB);
+	g_owner(_metadata, g, F_SETUP & ~VHOST_NVME_F_SHADOW_DB);
 	db = g_alloc(g, PG);
 	ei = g_alloc(g, PG);
 	EXPECT_EQ(-EOPNOTSUPP, g_db_shadow(g, db, ei));
-	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
 	EXPECT_EQ(-EINVAL, g_db_shadow(g, db + 4, ei));
 	EXPECT_EQ(-EINVAL, g_db_shadow(g, db, ei + 0x80));
 	EXPECT_EQ(-EFAULT, g_db_shadow(g, OUTSIDE_GPA, ei));
@@ -1094,7 +1103,7 @@ TEST_F(ctl, quiesce_resume_idempotent)
 	/* Without anything set up. */
 	EXPECT_EQ(0, g_quiesce(g, false));
 	EXPECT_EQ(0, g_quiesce(g, true));
-	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
 	ASSERT_EQ(0, g_mem_default(g));
 	ASSERT_EQ(0, g_db_vmm(g));
 	ASSERT_EQ(0, g_create_cq(g, 1, 16, true));

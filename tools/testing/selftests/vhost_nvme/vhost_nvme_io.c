@@ -641,7 +641,7 @@ TEST_F(io, sgl_needs_feature)
 	IO_PROLOGUE();
 	ASSERT_EQ(0, g_delete(g, true, 1));
 	ASSERT_EQ(0, g_delete(g, false, 1));
-	ASSERT_EQ(0, g_features(g, VHOST_NVME_F_ALL & ~VHOST_NVME_F_SGL));
+	ASSERT_EQ(0, g_features(g, F_SETUP & ~VHOST_NVME_F_SGL));
 	ASSERT_EQ(0, g_create_cq(g, 1, 64, true));
 	ASSERT_EQ(0, g_create_sq(g, 1, 64, 1));
 	sgl_desc(&d, self->buf, 4096, SGL_DATA);
@@ -1389,6 +1389,265 @@ TEST_F(io, queue_error_eventfds)
 }
 
 /*
+ * Dirty logging for live migration: with VHOST_NVME_F_LOG_ALL every guest
+ * page the device writes has its bit in the log once the completion is
+ * visible (data of Reads, bounced ones and SGL blocks included, and the
+ * CQ entries), and nothing else does: not the pages it only reads (Write
+ * data, PRP lists, SQ entries).  Switched off, nothing is logged.
+ */
+TEST_F(io, dirty_log)
+{
+	struct guest *g = &self->g;
+	uint64_t *log = log_alloc();
+	uint64_t cq = g->cq[1].gpa, sq = g->sq[1].gpa, list;
+	uint64_t b = self->buf2 + 0x10000;
+	uint64_t prp1, prp2;
+	struct nvme_sqe sqe;
+
+	IO_PROLOGUE();
+	ASSERT_NE(NULL, log);
+	ASSERT_EQ(0, g_set_log(g, log, LOG_BYTES));
+	/* Switched on with queues running. */
+	ASSERT_EQ(0, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+
+	/* A Write: the device reads the data and writes one CQE. */
+	fill(HVA(self->buf), 4 * PG, 40);
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 400, 32, self->buf));
+	EXPECT_TRUE(log_test(log, cq));
+	EXPECT_EQ(0U, log_count(log, self->buf, 4 * PG));
+	EXPECT_FALSE(log_test(log, sq));
+	EXPECT_EQ(1U, log_total(log));
+
+	/* A Read through a PRP list: its four data pages, not the list. */
+	memset(log, 0, LOG_BYTES);
+	rw_sqe(&sqe, OP_READ, 1, 400, 32);
+	build_prp(g, b, 4 * PG, &prp1, &prp2);
+	list = prp2;
+	sqe.prp1 = prp1;
+	sqe.prp2 = prp2;
+	ASSERT_EQ(SC_OK, SUBMIT(&sqe));
+	ASSERT_EQ(0, memcmp(HVA(self->buf), HVA(b), 4 * PG));
+	EXPECT_EQ(4U, log_count(log, b, 4 * PG));
+	EXPECT_FALSE(log_test(log, list));
+	EXPECT_TRUE(log_test(log, cq));
+	EXPECT_EQ(5U, log_total(log));
+
+	/* A misaligned PRP1 (bounced on a block device): five pages. */
+	memset(log, 0, LOG_BYTES);
+	ASSERT_EQ(SC_OK, RW(OP_READ, 400, 32, b + 0x204));
+	ASSERT_EQ(0, memcmp(HVA(self->buf), HVA(b + 0x204), 4 * PG));
+	EXPECT_EQ(5U, log_count(log, b, 5 * PG));
+	EXPECT_EQ(6U, log_total(log));
+
+	/* SGL: two data blocks in pages apart from each other. */
+	memset(log, 0, LOG_BYTES);
+	rw_sqe(&sqe, OP_READ, 1, 400, 16);
+	sqe.flags = PSDT_SGL;
+	list = g_alloc(g, PG);
+	sgl_desc(&sqe.sgl, list, 2 * sizeof(struct nvme_sgl), SGL_LAST);
+	sgl_desc(HVA(list), b + 8 * PG, 4096, SGL_DATA);
+	sgl_desc((struct nvme_sgl *)HVA(list) + 1, b + 12 * PG, 4096, SGL_DATA);
+	ASSERT_EQ(SC_OK, SUBMIT(&sqe));
+	EXPECT_TRUE(log_test(log, b + 8 * PG));
+	EXPECT_TRUE(log_test(log, b + 12 * PG));
+	EXPECT_FALSE(log_test(log, list));
+	EXPECT_EQ(3U, log_total(log));
+
+	/* Off: nothing more. */
+	ASSERT_EQ(0, g_features(g, F_SETUP));
+	memset(log, 0, LOG_BYTES);
+	ASSERT_EQ(SC_OK, RW(OP_READ, 400, 32, b));
+	EXPECT_EQ(0U, log_total(log));
+	ASSERT_EQ(0, g_set_log(g, NULL, 0));
+	munmap(log, LOG_BYTES);
+}
+
+/* The log's own rules: size, alignment, when it may go, the memory table. */
+TEST_F(io, dirty_log_errors)
+{
+	struct guest *g = &self->g;
+	uint64_t *log = log_alloc();
+	struct vhost_nvme_log l = { .addr = (uintptr_t)log, .size = LOG_BYTES };
+	struct vhost_memory_region r[2];
+
+	IO_PROLOGUE();
+	ASSERT_NE(NULL, log);
+	/* Logging needs a log. */
+	EXPECT_EQ(-EINVAL, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+	/* Too small for the memory table, misaligned, bogus. */
+	EXPECT_EQ(-EINVAL, g_set_log(g, log, LOG_BYTES - 1));
+	EXPECT_EQ(-EINVAL, g_set_log(g, (char *)log + 4, LOG_BYTES));
+	EXPECT_EQ(-EINVAL, g_set_log(g, NULL, LOG_BYTES));
+	EXPECT_EQ(-EFAULT, g_set_log(g, (void *)0xffff800000000000ULL,
+				     LOG_BYTES));
+	l.reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_SET_LOG, &l));
+
+	ASSERT_EQ(0, g_set_log(g, log, LOG_BYTES));
+	ASSERT_EQ(0, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+	/* Not removed while logging. */
+	EXPECT_EQ(-EBUSY, g_set_log(g, NULL, 0));
+	/* A memory table beyond the log: refused, the old one stays. */
+	r[0] = g_region(g, 0, GUEST_SIZE / 2);
+	r[1] = g_region(g, GUEST_SIZE / 2, GUEST_SIZE / 2);
+	r[1].guest_phys_addr += GUEST_SIZE;
+	EXPECT_EQ(-EINVAL, g_set_mem(g, 2, r));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 0, 8, self->buf));
+	/* Another features change than logging still needs no queues. */
+	EXPECT_EQ(-EBUSY, g_features(g, VHOST_NVME_F_LOG_ALL |
+				     (F_SETUP & ~VHOST_NVME_F_SGL)));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
+	ASSERT_EQ(0, g_set_log(g, NULL, 0));
+	munmap(log, LOG_BYTES);
+}
+
+/*
+ * A log page the device cannot write stops the CQ, as an unwritable ring
+ * does: its error eventfd fires, nothing goes unlogged silently.
+ */
+TEST_F(io, dirty_log_fault)
+{
+	struct vhost_nvme_queue_state st;
+	struct guest *g = &self->g;
+	int cqerr = new_eventfd();
+	struct pollfd p = { .fd = cqerr, .events = POLLIN };
+	uint64_t *log = log_alloc();
+	struct nvme_sqe sqe;
+
+	IO_PROLOGUE();
+	ASSERT_NE(NULL, log);
+	ASSERT_EQ(0, g_create_cq_err(g, 2, 16, true, cqerr));
+	ASSERT_EQ(0, g_create_sq(g, 2, 16, 2));
+	ASSERT_EQ(0, g_set_log(g, log, LOG_BYTES));
+	ASSERT_EQ(0, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+	ASSERT_EQ(SC_OK, rw_q(_metadata, g, 2, OP_READ, 1, 0, 8, self->buf, 0));
+	ASSERT_EQ(0, mprotect(log, LOG_BYTES, PROT_READ));
+	rw_sqe(&sqe, OP_READ, 1, 0, 8);
+	sqe.prp1 = self->buf;
+	sq_put(g, 2, &sqe);
+	sq_ring(g, 2);
+	EXPECT_EQ(1, poll(&p, 1, WAIT_MS)) TH_LOG("no CQ error signal");
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_CQ, 2, &st));
+	EXPECT_NE(0U, st.flags & VHOST_NVME_QS_ERROR);
+	ASSERT_EQ(0, mprotect(log, LOG_BYTES, PROT_READ | PROT_WRITE));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
+	close(cqerr);
+	munmap(log, LOG_BYTES);
+}
+
+/*
+ * With shadow doorbells the device writes the doorbell buffer once (at
+ * VHOST_NVME_SET_DOORBELLS) and EventIdx entries: both pages are logged.
+ */
+TEST_F(io, dirty_log_shadow_doorbells)
+{
+	struct guest *g = &self->g;
+	uint64_t *log = log_alloc();
+	uint64_t db = g_alloc(g, PG), ei = g_alloc(g, PG);
+
+	IO_PROLOGUE();
+	ASSERT_NE(NULL, log);
+	ASSERT_EQ(0, g_set_log(g, log, LOG_BYTES));
+	ASSERT_EQ(0, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+	ASSERT_EQ(0, g_db_shadow(g, db, ei));
+	EXPECT_TRUE(log_test(log, db));
+	g->sq[1].force_kick = true;
+	g->cq[1].force_kick = true;
+	ASSERT_EQ(SC_OK, RW(OP_READ, 0, 8, self->buf));
+	ASSERT_EQ(0, wait_u32(&g->ei[2], g->sq[1].tail, WAIT_MS));
+	EXPECT_TRUE(log_test(log, ei));
+	EXPECT_TRUE(log_test(log, self->buf));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
+	munmap(log, LOG_BYTES);
+}
+
+/*
+ * A queue moved to another device (live migration's destination) goes on
+ * where the quiesced source left it: created again with the positions
+ * VHOST_NVME_GET_QUEUE_STATE read (VHOST_NVME_SQ_F_STATE and
+ * VHOST_NVME_CQ_F_STATE), it fetches the entries the source had not, and
+ * posts them where the guest looks for them, with the phase it expects.
+ */
+TEST_F(io, queues_continue_from_state)
+{
+	struct vhost_nvme_qid d = { .qid = 1,
+				    .flags = VHOST_NVME_DELETE_F_DISCARD };
+	struct vhost_nvme_queue_state sst, cst;
+	struct guest *g = &self->g;
+	struct vhost_nvme_cq c;
+	struct vhost_nvme_sq s;
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+	unsigned int i;
+
+	IO_PROLOGUE();
+	/* Past the first wrap of the 64-entry queues. */
+	fill(HVA(self->buf), 3 * PG, 50);
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 700, 24, self->buf));
+	for (i = 0; i < 70; i++)
+		ASSERT_EQ(SC_OK, RW(OP_READ, 700, 8, self->buf2));
+	/* The source stops with three reads queued, not fetched. */
+	ASSERT_EQ(0, g_quiesce(g, false));
+	memset(HVA(self->buf2), 0, 3 * PG);
+	for (i = 0; i < 3; i++) {
+		rw_sqe(&sqe, OP_READ, 1, 700 + 8 * i, 8);
+		sqe.prp1 = self->buf2 + i * PG;
+		sq_put(g, 1, &sqe);
+	}
+	sq_ring(g, 1);
+	msleep(QUIET_MS);
+	EXPECT_FALSE(cq_peek(g, 1, NULL));
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_SQ, 1, &sst));
+	ASSERT_EQ(0, g_qstate(g, VHOST_NVME_QTYPE_CQ, 1, &cst));
+	EXPECT_EQ(71 % 64, sst.head);
+	/*
+	 * Its tail may be the last one read before it stopped: the doorbell
+	 * gives the rest.
+	 */
+	EXPECT_EQ(71 % 64, cst.tail);
+	EXPECT_EQ(0, cst.phase);
+	/* Gone, its queued entries dropped without completions... */
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_DELETE_SQ, &d));
+	d.flags = 0;
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_DELETE_CQ, &d));
+	/* ... and back where they were, on the same rings and eventfds. */
+	c = (struct vhost_nvme_cq){
+		.qid = 1, .size = 64, .addr = g->cq[1].gpa,
+		.flags = VHOST_NVME_CQ_F_IRQ_ENABLED | VHOST_NVME_CQ_F_STATE,
+		.irqfd = g->cq[1].irqfd, .kickfd = g->cq[1].kickfd,
+		.head = cst.head, .tail = cst.tail, .phase = cst.phase,
+	};
+	s = (struct vhost_nvme_sq){
+		.qid = 1, .size = 64, .cqid = 1, .flags = VHOST_NVME_SQ_F_STATE,
+		.kickfd = g->sq[1].kickfd, .addr = g->sq[1].gpa,
+		.head = sst.head, .tail = sst.tail,
+	};
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s));
+	ASSERT_EQ(0, g_quiesce(g, true));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS)) TH_LOG("entry %u", i);
+		EXPECT_EQ(SC_OK, cqe.status >> 1);
+		EXPECT_EQ(1, cqe.sq_id);
+	}
+	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), 3 * PG));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 700, 8, self->buf2));
+
+	/* Positions outside the queue are refused. */
+	c.qid = 2;
+	c.addr = g_alloc(g, PG);
+	c.tail = 64;
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	c.tail = 0;
+	c.phase = 2;
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_CQ, &c));
+	s.qid = 2;
+	s.addr = g_alloc(g, PG);
+	s.head = 64;
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s));
+}
+
+/*
  * A write-through namespace (what a VMM needs for a guest told there is
  * no volatile write cache) turns every write into a FUA write at the
  * backend; the same backend as a plain namespace does not.
@@ -1626,7 +1885,7 @@ TEST_F(io, no_fetch_before_doorbells)
 
 	IO_PROLOGUE();
 	g_open(_metadata, &g2);
-	g_owner(_metadata, &g2, VHOST_NVME_F_ALL);
+	g_owner(_metadata, &g2, F_SETUP);
 	ASSERT_EQ(0, g_attach(&g2, 1, self->bfd, 0, 0, NULL));
 	ASSERT_EQ(0, g_create_cq(&g2, 1, 16, true));
 	ASSERT_EQ(0, g_create_sq(&g2, 1, 16, 1));
@@ -2039,7 +2298,7 @@ TEST_F(io, guest_memory_kinds)
 		struct guest g;
 
 		g_open_mem(_metadata, &g, kinds[k]);
-		g_owner(_metadata, &g, VHOST_NVME_F_ALL);
+		g_owner(_metadata, &g, F_SETUP);
 		ASSERT_EQ(0, g_db_vmm(&g));
 		ASSERT_EQ(0, g_attach(&g, 1, self->bfd, 0, 0, NULL));
 		ASSERT_EQ(0, g_create_cq(&g, 1, 16, true));

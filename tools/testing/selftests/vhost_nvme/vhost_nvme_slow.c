@@ -347,7 +347,7 @@ static long kill_during(struct __test_metadata *_metadata, const char *dev,
 		g_open(_metadata, &g);
 		close(g.fd);
 		g.fd = vfd;
-		g_owner(_metadata, &g, VHOST_NVME_F_ALL);
+		g_owner(_metadata, &g, F_SETUP);
 		if (g_db_vmm(&g) || g_attach(&g, 1, bfd, 0, 0, NULL) ||
 		    g_create_cq(&g, 1, 16, true) || g_create_sq(&g, 1, 16, 1))
 			_exit(2);
@@ -426,6 +426,37 @@ static uint16_t slow_read_in_flight(struct guest *g)
 	sq_ring(g, 1);
 	msleep(100);
 	return cid;
+}
+
+/*
+ * A Read fetched before logging was switched on and finished after is
+ * logged: the data lands in guest memory while migration runs.
+ * VHOST_SET_FEATURES does not wait for it (it is the backend's).
+ */
+TEST_F(slow, dirty_log_switched_on_in_flight)
+{
+	struct guest *g = &self->g;
+	uint64_t *log = log_alloc();
+	struct nvme_cqe cqe;
+	uint64_t buf;
+	long t0;
+
+	SLOW_PROLOGUE();
+	ASSERT_NE(NULL, log);
+	ASSERT_EQ(0, g_set_log(g, log, LOG_BYTES));
+	buf = g->brk + g->gpa;	/* where slow_read_in_flight() reads to */
+	slow_read_in_flight(g);
+	t0 = now_ms();
+	ASSERT_EQ(0, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+	EXPECT_GT(500, now_ms() - t0);
+	EXPECT_EQ(0U, log_total(log));
+	ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	EXPECT_TRUE(log_test(log, buf));
+	EXPECT_TRUE(log_test(log, g->cq[1].gpa));
+	EXPECT_EQ(2U, log_total(log));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
+	munmap(log, LOG_BYTES);
 }
 
 /*

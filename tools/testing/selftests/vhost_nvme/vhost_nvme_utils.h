@@ -108,6 +108,8 @@
 /* A guest address that no table used here covers. */
 #define OUTSIDE_GPA	(GUEST_GPA + GUEST_SIZE + 0x10000000ULL)
 #define WAIT_MS		5000
+/* Every feature but dirty logging, which needs a log: what setups set */
+#define F_SETUP		(VHOST_NVME_F_ALL & ~VHOST_NVME_F_LOG_ALL)
 #define QUIET_MS	300
 /* Longest a CQE may be visible before its interrupt arrives */
 #define IRQ_GRACE_MS	1000
@@ -417,6 +419,56 @@ static inline void g_owner(struct __test_metadata *_metadata, struct guest *g,
 	ASSERT_EQ(0, g_mem_default(g));
 }
 
+/* ---- the dirty log (VHOST_NVME_SET_LOG, VHOST_NVME_F_LOG_ALL) -------- */
+
+/* Bytes of a log that covers the default memory table exactly */
+#define LOG_BYTES	((GUEST_GPA + GUEST_SIZE) / PG / 8)
+
+static inline uint64_t *log_alloc(void)
+{
+	void *p = mmap(NULL, LOG_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static inline int g_set_log(struct guest *g, const void *addr, uint64_t size)
+{
+	struct vhost_nvme_log l = { .addr = (uintptr_t)addr, .size = size };
+
+	return xioctl(g->fd, VHOST_NVME_SET_LOG, &l);
+}
+
+static inline bool log_test(const uint64_t *log, uint64_t gpa)
+{
+	uint64_t pfn = gpa / PG;
+
+	return le64toh(log[pfn / 64]) >> (pfn % 64) & 1;
+}
+
+/* Pages logged in [@gpa, @gpa + @len) */
+static inline unsigned int log_count(const uint64_t *log, uint64_t gpa,
+				     uint64_t len)
+{
+	unsigned int n = 0;
+	uint64_t a;
+
+	for (a = gpa & ~(PG - 1); a < gpa + len; a += PG)
+		n += log_test(log, a);
+	return n;
+}
+
+/* Pages logged in all */
+static inline unsigned int log_total(const uint64_t *log)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < LOG_BYTES / 8; i++)
+		n += __builtin_popcountll(log[i]);
+	return n;
+}
+
 static inline int g_db_vmm(struct guest *g)
 {
 	struct vhost_nvme_doorbells d = {
@@ -588,7 +640,7 @@ static inline void io_guest(struct __test_metadata *_metadata, struct guest *g,
 			    int bfd, struct vhost_nvme_ns *ns)
 {
 	g_open(_metadata, g);
-	g_owner(_metadata, g, VHOST_NVME_F_ALL);
+	g_owner(_metadata, g, F_SETUP);
 	ASSERT_EQ(0, g_db_vmm(g));
 	ASSERT_EQ(0, g_attach(g, 1, bfd, 0, 0, ns));
 	ASSERT_EQ(0, g_create_cq(g, 1, 64, true));
