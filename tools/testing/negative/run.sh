@@ -24,12 +24,19 @@
 # Prints "negative NAME: red ..." or "negative NAME: GREEN ..." per control;
 # exits 1 if any control stayed green or could not run.  Work trees and VM
 # output go to $NEG_OUT (default results/negative/NAME).
+#
+# The host side of each control (copy, patch, build) runs ahead of the VMs,
+# niced, in the background: while the VM of one control runs, the next ones
+# are being built.  Selftest programs the patch does not touch are the
+# repository's own builds (copied with their times, make keeps them) when
+# they are there and up to date.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$REPO" || exit 1
 # shellcheck source=../env.sh
 . tools/testing/env.sh
 NEG=tools/testing/negative
+ST=tools/testing/selftests/vhost_nvme
 OUT=${NEG_OUT:-$REPO/results/negative}
 
 if [ $# -eq 0 ]; then
@@ -68,12 +75,6 @@ neg_hostile() {
 	local name=$1 patch=$2 dst=$3 args=() missed=() re
 	# words, as they are: xargs would hand them to echo, which eats -n
 	read -r -a args <<< "$4"
-	if ! { make -C "$KDIR" M="$dst/tree" modules &&
-	       make -C "$dst/tree/tools/testing/hostile" &&
-	       make -C "$dst/tree/tools/vhost-nvme-load"; } > "$dst/build.log" 2>&1; then
-		echo "negative $name: build failed (see $dst/build.log)"
-		return 1
-	fi
 	(cd "$dst/tree" && VN_REPO="$dst/tree" tools/testing/vm/vm-run.sh \
 		--timeout 1500 --out "$dst/vm" tools/testing/vm/guest-hostile.sh "${args[@]}") \
 		> "$dst/vm.log" 2>&1
@@ -91,46 +92,100 @@ neg_hostile() {
 	echo "negative $name: red as it must be ($(grep -c '^hostile: ' "$dst/vm/guest.log") hostile failure lines, including the expected)"
 }
 
+# prep NAME: the host side of one control, into $OUT/NAME; its result in
+# $OUT/NAME/prep.status: "ok", or why it could not be prepared.
+prep() {
+	local name=$1 patch dst lane expect p
+	patch=$REPO/$NEG/$name.patch
+	dst=$OUT/$name
+	rm -rf "$dst"
+	mkdir -p "$dst/tree"
+	if [ ! -f "$patch" ]; then
+		echo "no such control ($patch)" > "$dst/prep.status"
+		return
+	fi
+	expect=$(sed -n 's/^Expect-fail: *//p' "$patch")
+	lane=$(sed -n 's/^Lane: *//p' "$patch")
+	git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$dst/tree"
+	# The fio engine's jobs need its build; they prove nothing here.
+	rm -f "$dst/tree/tools/fio-vhost-nvme/guest-test.sh"
+	# The repository's selftest programs, older than anything the patch
+	# changes: make rebuilds only what it touched.
+	if [ -z "$lane" ] && ! make -q -C "$ST" KSRC="$KSRC" > /dev/null 2>&1; then
+		:	# not built, or stale: built below
+	elif [ -z "$lane" ]; then
+		for p in "$ST"/vhost_nvme_*; do
+			[ -x "$p" ] && [ ! -d "$p" ] && cp -p "$p" "$dst/tree/$ST/"
+		done
+	fi
+	if ! (cd "$dst/tree" && patch -s -p1 < "$patch") > "$dst/patch.log" 2>&1; then
+		echo "the patch does not apply (see $dst/patch.log)" > "$dst/prep.status"
+		return
+	fi
+	case ${lane%% *} in
+	e2e)	# e2e.sh builds in the VM lock: the QEMU cache is shared.
+		;;
+	hostile)
+		if ! { make -C "$KDIR" M="$dst/tree" modules &&
+		       make -C "$dst/tree/tools/testing/hostile" &&
+		       make -C "$dst/tree/tools/vhost-nvme-load"; } > "$dst/build.log" 2>&1; then
+			echo "build failed (see $dst/build.log)" > "$dst/prep.status"
+			return
+		fi
+		;;
+	*)
+		# Only the tests the control must turn red run (all of them
+		# when the whole guest check must fail).
+		case " $expect " in
+		*" guest-check "*) ;;
+		*) echo "$expect" > "$dst/tree/$ST/selected" ;;
+		esac
+		if ! { make -C "$KDIR" M="$dst/tree" modules &&
+		       make -C "$dst/tree/$ST" KSRC="$KSRC"; } > "$dst/build.log" 2>&1; then
+			echo "build failed (see $dst/build.log)" > "$dst/prep.status"
+			return
+		fi
+		;;
+	esac
+	echo ok > "$dst/prep.status"
+}
+
+# Every control's host side, in order, ahead of the VMs, niced below them.
+mkdir -p "$OUT"
+for name in "$@"; do
+	rm -f "$OUT/$name/prep.status"
+done
+(
+	renice -n 10 -p "$BASHPID" > /dev/null
+	for name in "$@"; do
+		prep "$name"
+	done
+) > "$OUT/prep.log" 2>&1 &
+preparer=$!
+trap 'kill "$preparer" 2>/dev/null' EXIT
+
 rc=0
 for name in "$@"; do
 	patch=$REPO/$NEG/$name.patch
 	dst=$OUT/$name
-	if [ ! -f "$patch" ]; then
-		echo "negative $name: no such control ($patch)"
+	# Wait for its host side.
+	while [ ! -s "$dst/prep.status" ] && kill -0 "$preparer" 2>/dev/null; do
+		sleep 1
+	done
+	st=$(cat "$dst/prep.status" 2>/dev/null || echo "not prepared (see $OUT/prep.log)")
+	if [ "$st" != ok ]; then
+		echo "negative $name: $st"
 		rc=1
 		continue
 	fi
 	expect=$(sed -n 's/^Expect-fail: *//p' "$patch")
 	lane=$(sed -n 's/^Lane: *//p' "$patch")
-	rm -rf "$dst"
-	mkdir -p "$dst/tree"
-	git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$dst/tree"
-	# The fio engine's jobs need its build; they prove nothing here.
-	rm -f "$dst/tree/tools/fio-vhost-nvme/guest-test.sh"
-	if ! (cd "$dst/tree" && patch -s -p1 < "$patch") > "$dst/patch.log" 2>&1; then
-		echo "negative $name: the patch does not apply (see $dst/patch.log)"
-		rc=1
-		continue
-	fi
 	if [ "${lane%% *}" = e2e ]; then
 		neg_e2e "$name" "$patch" "$dst" "${lane#e2e}" || rc=1
 		continue
 	fi
 	if [ "${lane%% *}" = hostile ]; then
 		neg_hostile "$name" "$patch" "$dst" "${lane#hostile}" || rc=1
-		continue
-	fi
-	# Only the tests the control must turn red run (all of them when the
-	# whole guest check must fail).
-	case " $expect " in
-	*" guest-check "*) ;;
-	*) echo "$expect" > "$dst/tree/tools/testing/selftests/vhost_nvme/selected" ;;
-	esac
-	if ! { make -C "$KDIR" M="$dst/tree" modules &&
-	       make -C "$dst/tree/tools/testing/selftests/vhost_nvme" KSRC="$KSRC"; } \
-			> "$dst/build.log" 2>&1; then
-		echo "negative $name: build failed (see $dst/build.log)"
-		rc=1
 		continue
 	fi
 	# vm-run.sh runs the script in $VN_REPO: the patched copy.
