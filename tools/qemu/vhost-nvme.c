@@ -127,6 +127,8 @@ struct VhostNvmeCtrl {
     struct vhost_nvme_info info;
     uint64_t features;
     DECLARE_BITMAP(attached, NVME_MAX_NAMESPACES + 1);  /* in the module */
+    /* SMART counters of namespaces detached from the module since realize */
+    struct vhost_nvme_ns_stats *stats_gone;
     bool quiesced;          /* the module does not fetch (QUIESCE) */
     unsigned int paused;    /* VN_PAUSE_*: no DMA now, whatever CC says */
     bool pause_quiesced;    /* quiesced by vn_pause(): vn_unpause resumes */
@@ -1270,14 +1272,52 @@ static uint16_t vn_ns_attach(NvmeCtrl *n, NvmeNamespace *ns)
     return NVME_SUCCESS;
 }
 
+/* What the module counted for namespace @nsid since it was attached */
+static bool vn_ns_counters(VhostNvmeCtrl *v, uint32_t nsid,
+                           struct vhost_nvme_ns_stats *st)
+{
+    *st = (struct vhost_nvme_ns_stats) { .nsid = nsid };
+    return test_bit(nsid, v->attached) &&
+           !vn_ioctl(v, VHOST_NVME_GET_NS_STATS, st);
+}
+
+/*
+ * The SMART log's counters: what the module counts for an attached
+ * namespace, and what it counted before each detach (hw/nvme's own count
+ * from the BlockBackend's creation on).
+ */
+static void vn_ns_stats(NvmeCtrl *n, NvmeNamespace *ns, uint64_t *units_read,
+                        uint64_t *units_written, uint64_t *read_commands,
+                        uint64_t *write_commands)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    uint32_t nsid = ns->params.nsid;
+    struct vhost_nvme_ns_stats st, *gone = &v->stats_gone[nsid];
+
+    if (!vn_ns_counters(v, nsid, &st)) {
+        st = (struct vhost_nvme_ns_stats) { 0 };
+    }
+    *units_read += gone->bytes_read + st.bytes_read;
+    *units_written += gone->bytes_written + st.bytes_written;
+    *read_commands += gone->reads + st.reads;
+    *write_commands += gone->writes + st.writes;
+}
+
 static void vn_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
 {
     VhostNvmeCtrl *v = vn_of(n);
     struct vhost_nvme_nsid arg = { .nsid = ns->params.nsid };
+    struct vhost_nvme_ns_stats st, *gone = &v->stats_gone[arg.nsid];
     int ret;
 
     if (!test_bit(arg.nsid, v->attached)) {
         return;
+    }
+    if (vn_ns_counters(v, arg.nsid, &st)) {
+        gone->bytes_read += st.bytes_read;
+        gone->bytes_written += st.bytes_written;
+        gone->reads += st.reads;
+        gone->writes += st.writes;
     }
     ret = vn_ioctl(v, VHOST_NVME_DETACH_NS, &arg);
     if (ret && ret != -ENOENT) {
@@ -1302,6 +1342,7 @@ static const NvmeOffloadOps vn_offload_ops = {
     .set_feature = vn_set_feature,
     .ns_attach = vn_ns_attach,
     .ns_detach = vn_ns_detach,
+    .ns_stats = vn_ns_stats,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1656,6 +1697,8 @@ static void vn_cleanup(VhostNvmeCtrl *v)
     v->sq = v->cq = NULL;
     g_free(v->no_coalescing);
     v->no_coalescing = NULL;
+    g_free(v->stats_gone);
+    v->stats_gone = NULL;
     g_free(v->mem);
     v->mem = NULL;
     if (v->sections) {
@@ -1693,6 +1736,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     v->sq = g_new0(VNQueue, v->nr_q);
     v->cq = g_new0(VNQueue, v->nr_q);
     v->no_coalescing = bitmap_new(n->params.msix_qsize);
+    v->stats_gone = g_new0(struct vhost_nvme_ns_stats, NVME_MAX_NAMESPACES + 1);
     v->vmm_db = qemu_memalign(VN_PAGE, VN_PAGE);
     memset(v->vmm_db, 0, VN_PAGE);
     ret = vn_set_doorbells(v, false, 0, 0);

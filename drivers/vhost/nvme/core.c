@@ -284,6 +284,7 @@ void vnvme_ns_put(struct vnvme_ns *ns)
 static void vnvme_ns_destroy(struct vnvme_ns *ns)
 {
 	fput(ns->file);
+	free_percpu(ns->stats);
 	kfree(ns);
 }
 
@@ -382,6 +383,11 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 	kref_init(&ns->ref);
 	init_completion(&ns->released);
 	ns->nsid = nsid;
+	ns->stats = alloc_percpu_gfp(struct vnvme_ns_stats, GFP_KERNEL_ACCOUNT);
+	if (!ns->stats) {
+		ret = -ENOMEM;
+		goto out_free_ns;
+	}
 	ns->read_only = arg.flags & VHOST_NVME_NS_F_READ_ONLY;
 	ns->write_through = arg.flags & VHOST_NVME_NS_F_WRITE_THROUGH;
 
@@ -460,8 +466,42 @@ static long vnvme_attach_ns(struct vnvme_dev *dev, void __user *argp)
 out_put_file:
 	fput(ns->file);
 out_free_ns:
+	free_percpu(ns->stats);
 	kfree(ns);
 	return ret;
+}
+
+static long vnvme_ns_stats(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_ns_stats arg;
+	struct vnvme_ns *ns;
+	u32 nsid;
+	int cpu;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved0 || !vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (!arg.nsid || arg.nsid > VNVME_MAX_NSID)
+		return -ENOENT;
+	nsid = array_index_nospec(arg.nsid, VNVME_MAX_NSID + 1);
+	ns = rcu_dereference_protected(dev->ns[nsid],
+				       lockdep_is_held(&dev->mutex));
+	if (!ns)
+		return -ENOENT;
+	arg.bytes_read = 0;
+	arg.bytes_written = 0;
+	arg.reads = 0;
+	arg.writes = 0;
+	for_each_possible_cpu(cpu) {
+		const struct vnvme_ns_stats *st = per_cpu_ptr(ns->stats, cpu);
+
+		arg.bytes_read += READ_ONCE(st->bytes_read);
+		arg.bytes_written += READ_ONCE(st->bytes_written);
+		arg.reads += READ_ONCE(st->reads);
+		arg.writes += READ_ONCE(st->writes);
+	}
+	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
 }
 
 static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
@@ -1823,6 +1863,9 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 	case VHOST_NVME_SET_LOG:
 		ret = vnvme_set_log(dev, argp);
 		break;
+	case VHOST_NVME_GET_NS_STATS:
+		ret = vnvme_ns_stats(dev, argp);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -1863,6 +1906,7 @@ static int __init vnvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_irq_coalescing) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_limits) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_log) != 32);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_ns_stats) != 64);
 	BUILD_BUG_ON(VNVME_MAX_XFER / VNVME_PAGE_SIZE + 1 >= VNVME_LOG_RUN_MAX);
 	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
 	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);

@@ -200,6 +200,25 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 	}
 }
 
+/* Worker: count a Read or Write that succeeded on its namespace. */
+static void vnvme_count(struct vnvme_cmd *cmd)
+{
+	struct vnvme_ns_stats __percpu *st = cmd->ns->stats;
+	u64 bytes = ((u64)le16_to_cpu(cmd->sqe.rw.length) + 1) <<
+		    cmd->ns->lba_shift;
+
+	switch (cmd->sqe.common.opcode) {
+	case nvme_cmd_read:
+		this_cpu_add(st->bytes_read, bytes);
+		this_cpu_inc(st->reads);
+		break;
+	case nvme_cmd_write:
+		this_cpu_add(st->bytes_written, bytes);
+		this_cpu_inc(st->writes);
+		break;
+	}
+}
+
 /* Worker: post @cmd's completion and free its slot. */
 static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 			 u16 status)
@@ -212,6 +231,8 @@ static void vnvme_finish(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 		sq->polled++;
 	}
 	vnvme_release_data(cmd);	/* may fail a bounced read */
+	if (cmd->ns && !cmd->status)
+		vnvme_count(cmd);
 	vnvme_put_ns(cmd);
 	vnvme_post_cqe(sq, cmd->sqe.common.command_id, cmd->status);
 	if (cmd->status)

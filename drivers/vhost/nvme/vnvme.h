@@ -162,6 +162,20 @@ struct vnvme_kick {
 };
 
 /**
+ * struct vnvme_ns_stats - one CPU's counts of a namespace's commands
+ * @bytes_read: data bytes of successful Reads
+ * @bytes_written: data bytes of successful Writes
+ * @reads: successful Reads
+ * @writes: successful Writes
+ */
+struct vnvme_ns_stats {
+	u64 bytes_read;
+	u64 bytes_written;
+	u64 reads;
+	u64 writes;
+};
+
+/**
  * struct vnvme_ns - an attached namespace
  * @ref: one for the table, one per command in flight
  * @released: completed when @ref drops to zero
@@ -176,6 +190,7 @@ struct vnvme_kick {
  *		     write zero pages instead (read and written locklessly)
  * @node: on dev->detached after an interrupted detach (dev->mutex)
  * @rcu: drops the table's reference after an SRCU grace period
+ * @stats: what its commands did, per CPU (VHOST_NVME_GET_NS_STATS)
  */
 struct vnvme_ns {
 	struct kref ref;
@@ -190,6 +205,7 @@ struct vnvme_ns {
 	bool no_write_zeroes;
 	struct list_head node;
 	struct rcu_head rcu;
+	struct vnvme_ns_stats __percpu *stats;
 };
 
 #define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */

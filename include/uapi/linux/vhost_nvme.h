@@ -576,6 +576,30 @@ struct vhost_nvme_log {
 	__u64 reserved[2];
 };
 
+/**
+ * struct vhost_nvme_ns_stats - what a namespace's commands did
+ * @nsid: in: an attached namespace (ENOENT otherwise)
+ * @reserved0: zero
+ * @bytes_read: out: data bytes of Read commands completed successfully
+ * @bytes_written: out: data bytes of Write commands completed successfully
+ * @reads: out: Read commands completed successfully
+ * @writes: out: Write commands completed successfully
+ * @reserved: zero
+ *
+ * VHOST_NVME_GET_NS_STATS reads the counters of a namespace since it was
+ * attached, for the SMART / Health Information log page (Data Units Read
+ * and Written, Host Read and Write Commands).  Owner only.
+ */
+struct vhost_nvme_ns_stats {
+	__u32 nsid;
+	__u32 reserved0;
+	__u64 bytes_read;
+	__u64 bytes_written;
+	__u64 reads;
+	__u64 writes;
+	__u64 reserved[3];
+};
+
 /*
  * NVMe ioctls, in a range of the vhost magic (VHOST_VIRTIO) that no other
  * vhost device uses.  The generic VHOST_SET_OWNER, VHOST_RESET_OWNER,
@@ -600,5 +624,6 @@ struct vhost_nvme_log {
 #define VHOST_NVME_SET_IRQ_COALESCING _IOW(VHOST_VIRTIO, 0xAE, struct vhost_nvme_irq_coalescing)
 #define VHOST_NVME_SET_LIMITS	_IOWR(VHOST_VIRTIO, 0xAF, struct vhost_nvme_limits)
 #define VHOST_NVME_SET_LOG	_IOW(VHOST_VIRTIO, 0xB0, struct vhost_nvme_log)
+#define VHOST_NVME_GET_NS_STATS	_IOWR(VHOST_VIRTIO, 0xB1, struct vhost_nvme_ns_stats)
 
 #endif /* _UAPI_LINUX_VHOST_NVME_H */

@@ -41,6 +41,13 @@ field() {
 	awk -F: -v k="$2" '{ n = $1; gsub(/^[ \t]+|[ \t]+$/, "", n) }
 		n == k { v = substr($0, index($0, ":") + 1); gsub(/^[ \t]+|[ \t]+$/, "", v); print v; exit }' "$1"
 }
+# smart_n FILE NAME: a counter of `nvme smart-log` output, as a number
+# (nvme-cli 2.4 prints "Data Units Read : 33 (16.90 MB)", others
+# data_units_read, thousands with commas)
+smart_n() {
+	{ field "$1" "$2"; field "$1" "$(echo "$2" | tr 'A-Z ' 'a-z_')"; } |
+		tr -d , | awk 'NF { print $1 + 0; exit }'
+}
 getf() {	# getf FID [ARGS]: the current value
 	nvme get-feature $CTRL -f "$@" 2>&1 | sed -n 's/.*Current value: *\([0-9a-fA-Fx]*\).*/\1/p' | head -n1
 }
@@ -413,6 +420,17 @@ if [ "$MODE" = ns ]; then
 		show /tmp/fio.both 30
 		notok "fio verify on namespaces 1 and 2 at once"
 	fi
+	# Those 2 x 8 MiB of writes are in the SMART log: 16 MiB, 33 thousand
+	# 512-byte units rounded up, in up to 4096 commands (the block layer
+	# may merge a few).
+	if nvme smart-log $CTRL > /tmp/smart 2>&1 &&
+	   [ "$(smart_n /tmp/smart host_write_commands)" -ge 1024 ] 2>/dev/null &&
+	   [ "$(smart_n /tmp/smart 'Data Units Written')" -ge 33 ] 2>/dev/null; then
+		ok "nvme smart-log: Host Write Commands and Data Units Written count both namespaces' writes"
+	else
+		show /tmp/smart
+		notok "nvme smart-log: Host Write Commands and Data Units Written count both namespaces' writes"
+	fi
 	raw_check 2
 	raw_check 2 $N2 RAW2
 	echo "E2E-NS-ADD"
@@ -505,6 +523,14 @@ elif nvme smart-log $CTRL > /tmp/smart 2>&1 &&
    expect smart-log /tmp/smart critical_warning 0 &&
    grep -qE '^temperature[[:space:]]*: *(50 ?°?C|323)' /tmp/smart; then
 	ok "nvme smart-log: no critical warning, 50 C (hw/nvme's composite temperature)"
+	# The partition scan at boot read the namespace: counted.
+	if [ "$(smart_n /tmp/smart 'Data Units Read')" -gt 0 ] 2>/dev/null &&
+	   [ "$(smart_n /tmp/smart host_read_commands)" -gt 0 ] 2>/dev/null; then
+		ok "nvme smart-log: Data Units Read and Host Read Commands count the reads so far"
+	else
+		show /tmp/smart
+		notok "nvme smart-log: Data Units Read and Host Read Commands count the reads so far"
+	fi
 else
 	show /tmp/smart
 	notok "nvme smart-log: no critical warning, 50 C (hw/nvme's composite temperature)"

@@ -1648,6 +1648,48 @@ TEST_F(io, queues_continue_from_state)
 }
 
 /*
+ * The counters behind the SMART log's Data Units Read/Written and Host
+ * Read/Write Commands: successful Reads and Writes of the namespace only,
+ * in bytes of its LBA size.
+ */
+TEST_F(io, namespace_stats)
+{
+	struct vhost_nvme_ns_stats st = { .nsid = 1 };
+	uint64_t lbs = 1ULL << self->ns.lba_shift;
+	struct guest *g = &self->g;
+	struct nvme_sqe sqe;
+	unsigned int i;
+
+	IO_PROLOGUE();
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_GET_NS_STATS, &st));
+	EXPECT_EQ(0U, st.reads + st.writes + st.bytes_read + st.bytes_written);
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(SC_OK, RW(OP_WRITE, 800 + 8 * i, 8, self->buf));
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(SC_OK, RW(OP_READ, 800, 16, self->buf2));
+	/* Not counted: a failed Read, a Flush, Write Zeroes. */
+	ASSERT_EQ(ERR(SC_LBA_RANGE), RW(OP_READ, self->ns.nsze, 1, self->buf2));
+	memset(&sqe, 0, sizeof(sqe));
+	sqe.opcode = OP_FLUSH;
+	sqe.nsid = htole32(1);
+	ASSERT_EQ(SC_OK, SUBMIT(&sqe));
+	ASSERT_EQ(SC_OK, RW(OP_WZ, 900, 8, 0));
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_GET_NS_STATS, &st));
+	EXPECT_EQ(3U, st.writes);
+	EXPECT_EQ(3 * 8 * lbs, st.bytes_written);
+	EXPECT_EQ(5U, st.reads);
+	EXPECT_EQ(5 * 16 * lbs, st.bytes_read);
+
+	st.nsid = 2;
+	EXPECT_EQ(-ENOENT, xioctl(g->fd, VHOST_NVME_GET_NS_STATS, &st));
+	st.nsid = 0;
+	EXPECT_EQ(-ENOENT, xioctl(g->fd, VHOST_NVME_GET_NS_STATS, &st));
+	st.nsid = 1;
+	st.reserved[2] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_GET_NS_STATS, &st));
+}
+
+/*
  * A write-through namespace (what a VMM needs for a guest told there is
  * no volatile write cache) turns every write into a FUA write at the
  * backend; the same backend as a plain namespace does not.
