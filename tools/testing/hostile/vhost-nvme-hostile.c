@@ -88,6 +88,8 @@
 #define ANY		0xffff		/* any status is acceptable */
 #define VSLOTS		256		/* the storm's verified blocks */
 #define VBUF_GPA	(R1_GPA + R_SIZE - VSLOTS * PG)
+/* Bytes of a dirty log that covers both regions */
+#define LOG_BYTES	((R1_GPA + R_SIZE) / PG / 8)
 #define DNR		0x4000
 
 struct sgl {
@@ -395,6 +397,9 @@ struct vslot {
 static struct vslot vs[VSLOTS];
 static int16_t crafted_vslot;	/* set by craft() for the command it made */
 static unsigned long vreads, vwrites;
+/* The storm's dirty log (VHOST_NVME_F_LOG_ALL on throughout) */
+static uint64_t *storm_log;
+static unsigned long vlogged;
 
 static uint64_t vstamp(unsigned int slot, int64_t version, unsigned int i)
 {
@@ -621,6 +626,17 @@ static void vdone(struct dev *d, unsigned int slot, uint16_t st)
 		return;
 	}
 	vreads++;
+	if (storm_log) {
+		/* Its page was logged before its CQE was posted. */
+		uint64_t pfn = (VBUF_GPA + slot * PG) / PG;
+		uint64_t bit = 1ULL << (pfn % 64);
+
+		if (!(__atomic_fetch_and(&storm_log[pfn / 64], ~bit,
+					 __ATOMIC_ACQ_REL) & bit))
+			fail("storm: verified read of block %u completed, its page is not in the dirty log",
+			     slot);
+		vlogged++;
+	}
 	if (v->version < 0)
 		return;
 	for (unsigned int i = 0; i < PG / 8; i++) {
@@ -699,6 +715,20 @@ static unsigned long storm(int bfd, unsigned long target)
 	for (int q = 1; q <= NSQ; q++)
 		for (int k = 0; k < QD; k++)
 			lists[q][k] = r0_alloc(&d, PG);
+	/* Dirty logging on, as during a live migration, and checked. */
+	storm_log = mmap(NULL, LOG_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (storm_log == MAP_FAILED)
+		die("mmap");
+	{
+		struct vhost_nvme_log l = { .addr = (uintptr_t)storm_log,
+					    .size = LOG_BYTES };
+		uint64_t f = VHOST_NVME_F_ALL;
+
+		if (ioctl(d.fd, VHOST_NVME_SET_LOG, &l) ||
+		    ioctl(d.fd, VHOST_SET_FEATURES, &f))
+			die("storm: dirty log");
+	}
 	/* Every verified block starts with a known stamp: version 0. */
 	for (int k = 0; k < VSLOTS; k += QD) {
 		for (int j = k; j < k + QD; j++) {
@@ -830,12 +860,14 @@ static unsigned long storm(int bfd, unsigned long target)
 	munmap(d.r0, R_SIZE);
 	munmap(d.r1, R_SIZE);
 	munmap(d.db, PG);
+	munmap(storm_log, LOG_BYTES);
+	storm_log = NULL;
 	printf("# storm: %lu submitted, %lu completed (%lu aborted), %lu dropped unfetched by %lu SQ deletions under load; categories:",
 	       submitted, done, aborted, dropped, deletes);
 	for (int c = 0; c < 20; c++)
 		printf(" %lu", cats[c]);
-	printf(", CID reuse %lu; verified %lu reads, %lu writes\n", cats[31],
-	       vreads, vwrites);
+	printf(", CID reuse %lu; verified %lu reads (%lu found in the dirty log), %lu writes\n",
+	       cats[31], vreads, vlogged, vwrites);
 	if (target >= 2000 && !vreads)
 		fail("storm: no verified read");
 	return done;
@@ -1269,8 +1301,6 @@ struct race {
 	uint64_t *log;		/* a dirty log covering R1 */
 };
 
-/* Bytes of a dirty log that covers both regions */
-#define RACE_LOG_BYTES	((R1_GPA + R_SIZE) / PG / 8)
 
 /* The guest: reads on every SQ, whether it exists or not, and reaping. */
 static void *race_guest(void *arg)
@@ -1386,7 +1416,7 @@ static void *race_vmm(void *arg)
 
 			if ((s >> 16) % 3) {
 				l.addr = (uintptr_t)r->log;
-				l.size = RACE_LOG_BYTES;
+				l.size = LOG_BYTES;
 			}
 			ioctl(d->fd, VHOST_NVME_SET_LOG, &l);
 			break;
@@ -1439,7 +1469,7 @@ static unsigned long races(int bfd, unsigned long n)
 	r->efd = eventfd(0, EFD_NONBLOCK);
 	if (r->efd < 0)
 		die("eventfd");
-	r->log = mmap(NULL, RACE_LOG_BYTES, PROT_READ | PROT_WRITE,
+	r->log = mmap(NULL, LOG_BYTES, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r->log == MAP_FAILED)
 		die("mmap");
@@ -1460,7 +1490,7 @@ static unsigned long races(int bfd, unsigned long n)
 	munmap(r->d.r0, R_SIZE);
 	munmap(r->d.r1, R_SIZE);
 	munmap(r->d.db, PG);
-	munmap(r->log, RACE_LOG_BYTES);
+	munmap(r->log, LOG_BYTES);
 	done = r->done;
 	free(r);
 	return done;
