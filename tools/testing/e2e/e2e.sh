@@ -135,7 +135,7 @@ keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
 # pass on hw/nvme as patched, after the vhost-nvme pass ran to the end) has
 # its control already: the vhost-nvme pass that ran before it in the same VM.
 hung_in=
-if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
@@ -152,6 +152,30 @@ esac
 if [ $late_hang = 1 ]; then
 	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"
 	tap "not ok" "test VM with nested KVM guests ran to the end # SKIP infrastructure: $vm_note"
+elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ] && [ "$hung_in" = kvm-control ]; then
+	# The pass on vhost-nvme failed, and its control on -device nvme (in
+	# the same VM, guest-e2e.sh's control_l2) froze the test VM: no verdict.
+	vm_note="the test VM froze in the control boot on -device nvme, after the boot on vhost-nvme failed"
+	tap "not ok" "nested guest under KVM ran to the end # SKIP infrastructure: $vm_note"
+	late_hang=1	# said
+elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ]; then
+	# The test VM froze in the boot on vhost-nvme: the control decides, in
+	# a test VM of its own, as for the check plan.
+	keep_attempt hung
+	echo "e2e: the test VM hung; control: the nested KVM guest on QEMU's -device nvme"
+	run_vm control-kvm
+	ctl=failed
+	if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: ' "$RES/vm/e2e.tap" 2>/dev/null; then
+		ctl=passed
+	fi
+	keep_attempt control	# its items are not this plan's
+	if [ $ctl = passed ]; then
+		tap "not ok" "nested guest under KVM ran to the end: the test VM hung, while the control on -device nvme did not (see $RES/vm-hung)"
+	else
+		vm_note="the test VM hung with a nested KVM guest on vhost-nvme and the control on -device nvme failed too"
+		tap "not ok" "nested guest under KVM ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
+	fi
+	late_hang=1	# said
 elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ] && [ "$hung_in" = kvm-hwnvme ]; then
 	keep_attempt hung
 	echo "e2e: the test VM hung while the nested guest ran on -device nvme; the tests run again without nested KVM"
