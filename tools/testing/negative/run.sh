@@ -4,10 +4,11 @@
 # Negative controls: each NAME.patch in this directory breaks the device (or
 # the harness's setup) in exactly one way the suite claims to catch.  For
 # each one: copy the tree (tracked files, as they are in the work tree),
-# apply the patch, build the module and the selftests, run
-# tools/testing/vm/guest-check.sh in the test VM, and require it to go red
-# where the patch's "Expect-fail:" line says (selftest names, or
-# "guest-check" for guest-check.sh's own items).  A control that stays green
+# apply the patch, build the module and the selftests, run the copy's
+# tools/testing/vm/guest-check.sh in the test VM (several controls to a
+# boot: guest-batch.sh), and require it to go red where the patch's
+# "Expect-fail:" line says (selftest names, or "guest-check" for
+# guest-check.sh's own items).  A control that stays green
 # means the suite would pass a device broken that way.
 #
 # A patch with "Lane: e2e PLAN" runs tools/testing/e2e/e2e.sh PLAN in the
@@ -27,7 +28,8 @@
 #
 # The host side of each control (copy, patch, build) runs ahead of the VMs,
 # niced, in the background: while the VM of one control runs, the next ones
-# are being built.  Selftest programs the patch does not touch are the
+# are being built.  The e2e lanes run first, the selftest lane last, so
+# that its builds are done when its boot begins.  Selftest programs the patch does not touch are the
 # repository's own builds (copied with their times, make keeps them) when
 # they are there and up to date.
 set -uo pipefail
@@ -150,6 +152,43 @@ prep() {
 	echo ok > "$dst/prep.status"
 }
 
+# The selftest lane's verdict on DIR/vm of control NAME (PATCH's
+# Expect-fail), printed; 1 if it stayed green.
+selftest_verdict() {
+	local name=$1 patch=$2 dst=$3 expect t nfail missed=()
+	expect=$(sed -n 's/^Expect-fail: *//p' "$patch")
+	for t in $expect; do
+		if [ "$t" = guest-check ]; then
+			grep -q '^not ok' "$dst/vm/guest-check.tap" 2>/dev/null || missed+=("$t")
+		else
+			grep -Eq "^not ok [0-9]+ $t\$" "$dst/vm/selftests.tap" 2>/dev/null ||
+				missed+=("$t")
+		fi
+	done
+	nfail=$(grep -c '^not ok' "$dst/vm/selftests.tap" 2>/dev/null)
+	if [ "$(cat "$dst/vm/status")" = 0 ] || [ ${#missed[@]} -gt 0 ]; then
+		echo "negative $name: GREEN where it must fail: ${missed[*]:-guest-check.sh exit 0} ($nfail selftests failed)"
+		return 1
+	fi
+	echo "negative $name: red as it must be ($nfail selftests failed, including $expect)"
+}
+
+lane_of() { sed -n 's/^Lane: *//p' "$REPO/$NEG/$1.patch" 2>/dev/null; }
+
+# The VMs run the e2e lanes first, then the hostile ones, then the selftest
+# lane's controls, several to a boot; the host side is prepared in the same
+# order, so the selftest lane's builds are done by the time its VM boots.
+e2e=() hostile=() selftest=()
+for name in "$@"; do
+	lane=$(lane_of "$name")
+	case ${lane%% *} in
+	e2e) e2e+=("$name") ;;
+	hostile) hostile+=("$name") ;;
+	*) selftest+=("$name") ;;
+	esac
+done
+set -- "${e2e[@]}" "${hostile[@]}" "${selftest[@]}"
+
 # Every control's host side, in order, ahead of the VMs, niced below them.
 mkdir -p "$OUT"
 for name in "$@"; do
@@ -164,53 +203,69 @@ done
 preparer=$!
 trap 'kill "$preparer" 2>/dev/null' EXIT
 
-rc=0
-for name in "$@"; do
-	patch=$REPO/$NEG/$name.patch
-	dst=$OUT/$name
-	# Wait for its host side.
+# prepared NAME: wait for its host side; 0 if it is ready, else say why.
+prepared() {
+	local st dst=$OUT/$1
 	while [ ! -s "$dst/prep.status" ] && kill -0 "$preparer" 2>/dev/null; do
 		sleep 1
 	done
 	st=$(cat "$dst/prep.status" 2>/dev/null || echo "not prepared (see $OUT/prep.log)")
-	if [ "$st" != ok ]; then
-		echo "negative $name: $st"
-		rc=1
-		continue
-	fi
-	expect=$(sed -n 's/^Expect-fail: *//p' "$patch")
-	lane=$(sed -n 's/^Lane: *//p' "$patch")
+	[ "$st" = ok ] && return 0
+	echo "negative $1: $st"
+	return 1
+}
+
+rc=0
+for name in "${e2e[@]}" "${hostile[@]}"; do
+	patch=$REPO/$NEG/$name.patch
+	dst=$OUT/$name
+	prepared "$name" || { rc=1; continue; }
+	lane=$(lane_of "$name")
 	if [ "${lane%% *}" = e2e ]; then
 		neg_e2e "$name" "$patch" "$dst" "${lane#e2e}" || rc=1
-		continue
-	fi
-	if [ "${lane%% *}" = hostile ]; then
+	else
 		neg_hostile "$name" "$patch" "$dst" "${lane#hostile}" || rc=1
-		continue
 	fi
-	# vm-run.sh runs the script in $VN_REPO: the patched copy.
-	(cd "$dst/tree" && VN_REPO="$dst/tree" tools/testing/vm/vm-run.sh \
-		--out "$dst/vm" tools/testing/vm/guest-check.sh) > "$dst/vm.log" 2>&1
-	if [ ! -f "$dst/vm/status" ]; then
-		echo "negative $name: the VM did not finish (see $dst/vm.log)"
-		rc=1
-		continue
-	fi
-	missed=()
-	for t in $expect; do
-		if [ "$t" = guest-check ]; then
-			grep -q '^not ok' "$dst/vm/guest-check.tap" || missed+=("$t")
+done
+
+# The selftest lane: every prepared control in one boot
+# (guest-batch.sh); one that leaves the kernel unfit ends the boot and
+# the rest go on in the next.  The VM's output directory is $OUT itself,
+# so that each control's DIR/vm is writable from the guest.
+todo=()
+for name in "${selftest[@]}"; do
+	prepared "$name" && todo+=("$name") || rc=1
+done
+boot=0
+while [ ${#todo[@]} -gt 0 ]; do
+	boot=$((boot + 1))
+	dirs=()
+	for name in "${todo[@]}"; do
+		dirs+=("$OUT/$name")
+	done
+	VN_REPO="$REPO" tools/testing/vm/vm-run.sh --out "$OUT" \
+		--timeout $((300 + 120 * ${#todo[@]})) \
+		"$NEG/guest-batch.sh" "${dirs[@]}" > "$OUT/batch$boot.log" 2>&1
+	mv -f "$OUT/console.log" "$OUT/batch$boot.console.log" 2>/dev/null
+	rest=()
+	for name in "${todo[@]}"; do
+		dst=$OUT/$name
+		if [ -f "$dst/vm/status" ]; then
+			selftest_verdict "$name" "$REPO/$NEG/$name.patch" "$dst" || rc=1
+		elif [ -f "$dst/vm/running" ]; then
+			echo "negative $name: the VM did not finish (see $OUT/batch$boot.log, $OUT/batch$boot.console.log)"
+			rc=1
 		else
-			grep -Eq "^not ok [0-9]+ $t\$" "$dst/vm/selftests.tap" ||
-				missed+=("$t")
+			rest+=("$name")
 		fi
 	done
-	nfail=$(grep -c '^not ok' "$dst/vm/selftests.tap" 2>/dev/null)
-	if [ "$(cat "$dst/vm/status")" = 0 ] || [ ${#missed[@]} -gt 0 ]; then
-		echo "negative $name: GREEN where it must fail: ${missed[*]:-guest-check.sh exit 0} ($nfail selftests failed)"
+	if [ ${#rest[@]} -eq ${#todo[@]} ]; then
+		for name in "${rest[@]}"; do
+			echo "negative $name: the VM did not start it (see $OUT/batch$boot.log)"
+		done
 		rc=1
-	else
-		echo "negative $name: red as it must be ($nfail selftests failed, including $expect)"
+		break
 	fi
+	todo=("${rest[@]}")
 done
 exit $rc
