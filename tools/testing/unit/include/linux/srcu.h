@@ -13,6 +13,8 @@ struct rcu_head {
 };
 
 #define __rcu
+#define __percpu
+#define READ_ONCE(x)	(*(const volatile typeof(x) *)&(x))
 #define srcu_dereference(p, ssp)	(p)
 #define srcu_read_lock_held(ssp)	1
 #define RCU_LOCKDEP_WARN(c, s)		do { } while (0)
