@@ -134,6 +134,18 @@ keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
 # A hang while the nested guest ran on QEMU's own -device nvme (guest-e2e.sh's
 # pass on hw/nvme as patched, after the vhost-nvme pass ran to the end) has
 # its control already: the vhost-nvme pass that ran before it in the same VM.
+# hung_control: keep the hung VM's logs, boot the control (the nested KVM
+# guest on QEMU's own -device nvme) in a test VM of its own; ctl is
+# "passed" if it ran to the end, else "failed".
+hung_control() {
+	keep_attempt hung
+	echo "e2e: the test VM hung; control: the nested KVM guest on QEMU's -device nvme"
+	run_vm control-kvm
+	ctl=failed
+	if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: ' "$RES/vm/e2e.tap" 2>/dev/null; then
+		ctl=passed
+	fi
+}
 hung_in=
 if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
@@ -161,13 +173,7 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ] && [ "$hung_in" = kvm-control
 elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ]; then
 	# The test VM froze in the boot on vhost-nvme: the control decides, in
 	# a test VM of its own, as for the check plan.
-	keep_attempt hung
-	echo "e2e: the test VM hung; control: the nested KVM guest on QEMU's -device nvme"
-	run_vm control-kvm
-	ctl=failed
-	if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: ' "$RES/vm/e2e.tap" 2>/dev/null; then
-		ctl=passed
-	fi
+	hung_control
 	keep_attempt control	# its items are not this plan's
 	if [ $ctl = passed ]; then
 		tap "not ok" "nested guest under KVM ran to the end: the test VM hung, while the control on -device nvme did not (see $RES/vm-hung)"
@@ -183,13 +189,7 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ] && [ "$hung_in" = kvm-hwnvme ]; t
 	vm_note="the test VM hung while a nested KVM guest ran on QEMU's -device nvme, after the pass on vhost-nvme ran to the end"
 	tap "not ok" "test VM with nested KVM guests ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung)"
 elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ]; then
-	keep_attempt hung
-	echo "e2e: the test VM hung; control: the nested KVM guest on QEMU's -device nvme"
-	run_vm control-kvm
-	ctl=failed
-	if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: ' "$RES/vm/e2e.tap" 2>/dev/null; then
-		ctl=passed
-	fi
+	hung_control
 	keep_attempt control
 	echo "e2e: control $ctl; the tests run again without nested KVM (logs of the hung VM in $RES/vm-hung)"
 	run_vm check-nokvm
