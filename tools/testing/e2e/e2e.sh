@@ -9,10 +9,14 @@
 # TCG. Results as TAP in $RESULTS/e2e.tap (default results/e2e); the last
 # line is "N passed, N failed, N skipped". Exit status 1 if anything failed.
 #
-# Usage: e2e.sh [check|bench|check-kvm]
+# Usage: e2e.sh [check|bench|check-kvm|check-migrate|...] (guest-e2e.sh
+# lists the plans)
 #   bench: no checks; the nested guest runs fio through -device vhost-nvme
 #          and the IOPS and latencies are printed (used by `make run`).
 #   check-kvm: only the full pass under nested KVM (and its control).
+#   check-migrate: only the live-migration pass (README.md), configured by
+#          E2E_MIG_DEVICE (virtio-blk, nvme or vhost-nvme), E2E_MIG_DEVICE_OPTS,
+#          E2E_MIG_QEMU_OPTS, E2E_MIG_APPEND, E2E_MIG_COUNT, E2E_MIG_MEM.
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
 # (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
 # E2E_KO: boot the test VM on another kernel (its image, its modules
@@ -96,7 +100,14 @@ if [ -n "${E2E_VM_KERNEL:-}" ]; then
 	export VM_KERNEL=$E2E_VM_KERNEL VM_MODULES_DIR=$E2E_VM_MODULES_DIR
 fi
 run_vm() {
-	local tpid
+	local tpid v
+	# The test VM's scripts see none of this environment: the migration
+	# pass's parameters go in a file in its output directory.
+	mkdir -p "$RES/vm"
+	for v in E2E_MIG_DEVICE E2E_MIG_DEVICE_OPTS E2E_MIG_QEMU_OPTS E2E_MIG_APPEND \
+		 E2E_MIG_COUNT E2E_MIG_MEM; do
+		[ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"
+	done > "$RES/vm/params.sh"
 	# shellcheck disable=SC2086
 	tools/testing/vm/vm-run.sh --smp 1 --timeout "${E2E_TIMEOUT:-2400}" \
 		--idle "${E2E_IDLE:-240}" ${VM_RUN_OPTS:-} --out "$RES/vm" \
@@ -147,7 +158,7 @@ hung_control() {
 	fi
 }
 hung_in=
-if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) true ;; *) false ;; esac; then
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
@@ -164,6 +175,30 @@ esac
 if [ $late_hang = 1 ]; then
 	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"
 	tap "not ok" "test VM with nested KVM guests ran to the end # SKIP infrastructure: $vm_note"
+elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-migrate ]; then
+	# The test VM froze while a nested KVM guest was migrated. On nvme or
+	# vhost-nvme the same pass on virtio-blk decides, in a test VM of its
+	# own; on virtio-blk (the control itself) it is an infrastructure SKIP.
+	if [ "$hung_in" = mig-control ] || [ "${E2E_MIG_DEVICE:-virtio-blk}" = virtio-blk ]; then
+		vm_note="the test VM froze in the migration pass [$hung_in], device ${E2E_MIG_DEVICE:-virtio-blk}"
+		tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note"
+	else
+		keep_attempt hung
+		echo "e2e: the test VM hung; control: the migration pass on virtio-blk"
+		run_vm control-migrate
+		ctl=failed
+		if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: .*ran to the end' "$RES/vm/e2e.tap" 2>/dev/null; then
+			ctl=passed
+		fi
+		keep_attempt control
+		if [ $ctl = passed ]; then
+			tap "not ok" "test VM with the migrated nested guest ran to the end: it hung, while the control on virtio-blk did not (see $RES/vm-hung)"
+		else
+			vm_note="the test VM hung in the migration pass on ${E2E_MIG_DEVICE} and the control on virtio-blk failed too"
+			tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
+		fi
+	fi
+	late_hang=1	# said
 elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ] && [ "$hung_in" = kvm-control ]; then
 	# The pass on vhost-nvme failed, and its control on -device nvme (in
 	# the same VM, guest-e2e.sh's control_l2) froze the test VM: no verdict.

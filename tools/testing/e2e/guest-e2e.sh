@@ -28,6 +28,12 @@
 #               only that one late pass; check-firmware: SeaBIOS and OVMF
 #               (negative controls' lanes); check-user: only the
 #               user-error checks;
+#        check-migrate: only the live-migration pass: the nested guest
+#               under KVM migrated back and forth between QEMUs under fio
+#               (migrate_pass; its parameters, E2E_MIG_*, in
+#               $VM_OUT/params.sh, which e2e.sh writes from its
+#               environment); control-migrate: the same on virtio-blk
+#               (e2e.sh's control after the test VM hung);
 #        bench: the nested guest under KVM runs fio and prints IOPS.
 # Every nested guest has a timeout and a console watchdog. Nothing is
 # retried: when a nested guest on -device vhost-nvme crashes or hangs, the
@@ -45,6 +51,11 @@ INITRD_MIN=${5:-$INITRD}	# for the short nested TCG pass
 L1_KO=${6:-} L1_MODDIR=${7:-}
 TAP=$VM_OUT/e2e.tap
 : > "$TAP"
+# E2E_MIG_* from e2e.sh's environment (the migration pass's parameters)
+if [ -f "$VM_OUT/params.sh" ]; then
+	# shellcheck disable=SC1091
+	. "$VM_OUT/params.sh"
+fi
 N=0
 SERIAL=vn-e2e-0001
 # shellcheck source=l2-run.sh
@@ -139,7 +150,7 @@ log "QEMU $QEMU"
 [ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
 USER_CHECKS=1
 LATE_ONLY=0	# a plan of late passes only (see late below)
-case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns) LATE_ONLY=1 ;; esac
+case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|control-migrate) LATE_ONLY=1 ;; esac
 case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
 [ $LATE_ONLY = 1 ] && USER_CHECKS=0
 # check-user: the user-error checks alone, no nested guest
@@ -837,6 +848,102 @@ if late config; then
 	config_pass config "pci=nomsi, io_queue_depth=2" 1 \
 		"pci=nomsi nvme.io_queue_depth=2 e2e.qdepth=2 e2e.queues=1/0/0"
 fi
+
+# Live migration (plan check-migrate; issue 13): the nested guest under KVM
+# (l2-tests.sh migrate: fio randwrite with verify=crc32c, and fio randread
+# of a region whose content it wrote, generation after generation, each
+# read checked against the last generation) is migrated E2E_MIG_COUNT
+# times (default 10) between QEMUs with the same command line on the same
+# backend (run_l2_migrate, l2-run.sh), then told to stop (E2E-MIG-STOP in a
+# mailbox block at 1020 MiB of /dev/nullb0, which the guest polls). The
+# device under test, E2E_MIG_DEVICE: virtio-blk (default: migratable in
+# stock QEMU), nvme (QEMU's -device nvme) or vhost-nvme, on /dev/nullb0;
+# E2E_MIG_DEVICE_OPTS: more properties of that -device (k=v,k=v);
+# E2E_MIG_QEMU_OPTS: more QEMU options (words); E2E_MIG_APPEND: more of the
+# nested kernel's command line (e.g. nvme.poll_queues=1); E2E_MIG_MEM: the
+# nested guest's memory (default 256M). A crash or hang of the nested guest
+# on nvme or vhost-nvme: the same pass on virtio-blk decides, as in
+# kvm_pass (on virtio-blk itself nothing does: a failure).
+mig_devices() {	# mig_devices DEVICE OPTS: sets L2_DEVICE and L2_APPEND
+	local drv="file=/dev/nullb0,if=none,id=m0,format=raw,cache=none,aio=native" o=$2
+	[ -n "$o" ] && [ "${o:0:1}" != , ] && o=,$o
+	case $1 in
+	virtio-blk)
+		L2_DEVICE=(-drive "$drv" -device "virtio-blk-pci,drive=m0$o")
+		L2_APPEND=e2e.dev=/dev/vda ;;
+	nvme)
+		L2_DEVICE=(-drive "$drv" -device "nvme,drive=m0,serial=$SERIAL$o")
+		L2_APPEND= ;;
+	vhost-nvme)
+		L2_DEVICE=(-device "vhost-nvme,backend=/dev/nullb0,serial=$SERIAL$o")
+		L2_APPEND= ;;
+	*)
+		return 1 ;;
+	esac
+	# shellcheck disable=SC2206	# words, as documented
+	L2_DEVICE+=(${E2E_MIG_QEMU_OPTS:-})
+	L2_APPEND+=" e2e.migsecs=540 ${E2E_MIG_APPEND:-}"
+}
+MIG_MBOX=$((1020 * 256))	# the mailbox block (4 KiB blocks), as l2-tests.sh's
+# l2_migrated: run_l2_migrate is done migrating; the guest is to stop
+l2_migrated() {
+	log "[$MIG_NAME] E2E-MIG-STOP to the guest (mailbox at 1020 MiB of /dev/nullb0)"
+	printf 'E2E-MIG-STOP' | dd of=/dev/nullb0 bs=4k seek=$MIG_MBOX count=1 conv=sync,notrunc \
+		oflag=direct status=none || log "[$MIG_NAME] writing the mailbox failed"
+}
+migrate_items() {
+	collect "$pfx"
+	check "$pfx $MIG_DONE of $MIG_COUNT migrations completed, at least 10 (total/downtime ms each: ${MIG_TIMES:-none})${MIG_FAIL:+: $MIG_FAIL}" \
+		[ "$MIG_DONE" = "$MIG_COUNT" ] && [ "$MIG_DONE" -ge 10 ]
+}
+# migrate_run DEVICE OPTS NAME: one pass; sets L2_STATUS as run_l2
+migrate_run() {
+	MIG_NAME=$3
+	mig_devices "$1" "$2" || { L2_STATUS=error L2_REASON="unknown E2E_MIG_DEVICE $1"; return; }
+	dd if=/dev/zero of=/dev/nullb0 bs=4k seek=$MIG_MBOX count=1 oflag=direct status=none
+	log "[$3] device: ${L2_DEVICE[*]}; append: $L2_APPEND"
+	run_l2_migrate "$3" migrate "$MIG_COUNT" 600 150
+}
+migrate_pass() {
+	local mdev=${E2E_MIG_DEVICE:-virtio-blk} opts=${E2E_MIG_DEVICE_OPTS:-} pfx why
+	MIG_COUNT=${E2E_MIG_COUNT:-10}
+	L2_MEM=${E2E_MIG_MEM:-256M}
+	[ "$PLAN" = control-migrate ] && mdev=virtio-blk opts=
+	pfx="[kvm, migrate, $mdev${opts:+ $opts}]"
+	[ "$PLAN" = control-migrate ] && pfx="control: $pfx"
+	if [ $KVM = 0 ]; then
+		tap "not ok" "$pfx no /dev/kvm in the test VM"
+		return
+	fi
+	migrate_run "$mdev" "$opts" "mig-$mdev"
+	case $L2_STATUS in
+	done)
+		migrate_items
+		tap ok "$pfx nested guest under KVM ran to the end and powered off"
+		;;
+	error)
+		tap "not ok" "$pfx nested guest under KVM: QEMU refused to start: $L2_REASON"
+		;;
+	*)
+		why=$L2_REASON
+		[ -n "$MIG_FAIL" ] && why+="; $MIG_FAIL"
+		why+=" ($MIG_DONE migrations completed)"
+		if [ "$mdev" = virtio-blk ]; then
+			tap "not ok" "$pfx nested guest under KVM ran to the end: $why"
+			return
+		fi
+		log "[mig-$mdev] control: the same pass on virtio-blk"
+		migrate_run virtio-blk "" mig-control
+		if [ "$L2_STATUS" = "done" ]; then
+			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on virtio-blk ran to the end"
+		else
+			tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on virtio-blk failed too: $L2_REASON"
+		fi
+		;;
+	esac
+	L2_MEM=
+}
+case $PLAN in check-migrate|control-migrate) migrate_pass ;; esac
 
 vn_unload_module || log "rmmod vhost_nvme failed"
 check "vhost_nvme unloads after the nested guests" [ ! -d /sys/module/vhost_nvme ]

@@ -106,3 +106,207 @@ run_l2() {
 		tail -n 30 "$con" | tr -d '\r' | sed "s/^/e2e: [$name console] /"
 	fi
 }
+
+# run_l2_migrate NAME MODE COUNT TIMEOUT IDLE: boots the nested guest under
+# KVM on L2_DEVICE (L2_MEM of memory, default 256M), each QEMU with a
+# monitor (HMP over TCP) and a console file of its own; from the guest's
+# E2E-MIG-READY on, migrates it COUNT times, each time to a new QEMU with
+# the same command line and -incoming (A -> B, B -> A', A' -> B', ...),
+# MIG_GAP seconds (default 2) after the last: waits for "Migration status:
+# completed" (MIG_WAIT s at most, default 180), checks that the destination
+# runs and quits the source. After the last migration (or one that did not
+# complete: the guest runs on where it was) it calls the caller's
+# l2_migrated (which tells the guest to stop) and waits for the guest to
+# power off. Needs the caller's hmp_on and log.
+# Sets L2_STATUS and L2_REASON as run_l2 does; L2_CON, the consoles of the
+# QEMUs in order (l2-NAME.console; each QEMU's in l2-NAME.N.console); the
+# QEMUs' messages in l2-NAME.stderr; MIG_DONE, the migrations that
+# completed; MIG_FAIL, why one did not; MIG_TIMES, "total/downtime" in ms
+# of each.
+MIG_MON_PORT=4560 MIG_PORT=4660	# + the QEMU's index
+run_l2_migrate() {
+	local name=$1 mode=$2 count=$3 tmo=$4 idle=$5
+	local base=$VM_OUT/l2-$name con cfd fd cur=0 pids=() ready=0 reason='' rc=0 zz
+	local start=$SECONDS last=$SECONDS beat=$SECONDS killed=0 line part='' r i
+	local qcmd=("$QEMU" -name "l2-$name" -machine "pc,hpet=off" -accel kvm -cpu host
+		    -smp 1 -m "${L2_MEM:-256M}" -nodefaults -no-user-config -display none
+		    -no-reboot "${FW[@]}" -kernel "$KERNEL" -initrd "$INITRD"
+		    -append "console=ttyS0 panic=-1 quiet loglevel=4 noxsave tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE ${L2_APPEND:-}"
+		    "${L2_DEVICE[@]}")
+	con=$base.console
+	L2_CON=$con L2_REASON='' MIG_DONE=0 MIG_FAIL='' MIG_TIMES=''
+	rm -f "$base".*.console "$base".*.stderr "$base.hmp.log"
+	exec {cfd}> "$con"
+	# a pipe nobody writes to: read -t on it sleeps without a fork
+	exec {zz}<> <(:)
+	# mig_qemu I [-incoming URI]: starts QEMU number I
+	mig_qemu() {
+		local i=$1
+		shift
+		: > "$base.$i.console"
+		"${qcmd[@]}" -chardev "file,id=con,path=$base.$i.console" -serial chardev:con \
+			-monitor "tcp:127.0.0.1:$((MIG_MON_PORT + i)),server=on,wait=off" "$@" \
+			</dev/null > /dev/null 2> "$base.$i.stderr" &
+		pids[i]=$!
+	}
+	# mig_drain: the new lines of the current QEMU's console
+	mig_drain() {
+		while :; do
+			IFS= read -r -u "$fd" line
+			r=$?
+			[ $r -eq 0 ] || { part+=$line; break; }
+			line=$part$line part=''
+			printf '%s\n' "$line" >&$cfd
+			last=$SECONDS
+			if [[ $line == E2E-* ]]; then
+				echo "e2e: [$name] ${line%$'\r'}"
+				[[ $line == E2E-MIG-READY* ]] && ready=1
+			fi
+		done
+	}
+	# mig_vmstatus FD: the "VM status" line of the monitor on FD
+	mig_vmstatus() {
+		local l
+		printf 'info status\n' >&"$1"
+		while IFS= read -r -t 20 -u "$1" l; do
+			[[ $l == *"VM status"* ]] && { echo "${l%$'\r'}"; return; }
+		done
+		echo "no answer"
+	}
+	# mig_once: migrates the guest from QEMU cur to a new one; 0 when it
+	# completed and runs there
+	mig_once() {
+		local nxt=$((cur + 1)) sfd dfd='' out st=none t0 i tot down
+		mig_qemu $nxt -incoming "tcp:127.0.0.1:$((MIG_PORT + nxt))"
+		for ((i = 0; i < 120; i++)); do
+			{ exec {dfd}<>"/dev/tcp/127.0.0.1/$((MIG_MON_PORT + nxt))"; } 2>/dev/null && break
+			dfd=''
+			kill -0 "${pids[nxt]}" 2>/dev/null || break
+			read -r -t 0.5 -u $zz
+		done
+		if [ -z "$dfd" ]; then
+			MIG_FAIL="migration $((MIG_DONE + 1)): the destination QEMU $nxt did not start: $(head -c 300 "$base.$nxt.stderr")"
+			kill -9 "${pids[nxt]}" 2>/dev/null
+			wait "${pids[nxt]}" 2>/dev/null
+			return 1
+		fi
+		if ! { exec {sfd}<>"/dev/tcp/127.0.0.1/$((MIG_MON_PORT + cur))"; } 2>/dev/null; then
+			MIG_FAIL="migration $((MIG_DONE + 1)): no monitor on the source QEMU $cur"
+			exec {dfd}>&-
+			kill -9 "${pids[nxt]}" 2>/dev/null
+			wait "${pids[nxt]}" 2>/dev/null
+			return 1
+		fi
+		{
+			echo "destination: $(mig_vmstatus $dfd)"
+			hmp_on $sfd "migrate_set_parameter max-bandwidth 4G"
+			hmp_on $sfd "migrate_set_parameter downtime-limit ${MIG_DOWNTIME_MS:-1000}"
+			hmp_on $sfd "migrate -d tcp:127.0.0.1:$((MIG_PORT + nxt))"
+		} >> "$base.hmp.log"
+		t0=$SECONDS
+		while [ $((SECONDS - t0)) -lt "${MIG_WAIT:-180}" ]; do
+			out=$(hmp_on $sfd "info migrate")
+			st=${out#*Migration status: }
+			[ "$st" = "$out" ] && st=none
+			st=${st%%[ ;]*}
+			case $st in completed|failed|cancelled) break ;; esac
+			if [ $((SECONDS - beat)) -ge 30 ]; then
+				beat=$SECONDS
+				log "[$name] ... migration $((MIG_DONE + 1)): $st for $((SECONDS - t0))s"
+			fi
+			read -r -t 0.5 -u $zz
+		done
+		echo "$out" >> "$base.hmp.log"
+		tot=$(sed -n 's/.*total time: \([0-9]*\) ms.*/\1/p' <<< "$out")
+		down=$(sed -n 's/.*downtime: \([0-9]*\) ms.*/\1/p' <<< "$out")
+		log "[$name] migration $((MIG_DONE + 1)): QEMU $cur -> $nxt: $st after $((SECONDS - t0))s (total ${tot:-?} ms, downtime ${down:-?} ms)"
+		if [ "$st" != completed ]; then
+			# The guest runs on in the source (or is lost with it).
+			MIG_FAIL="migration $((MIG_DONE + 1)) (QEMU $cur -> $nxt): $st after $((SECONDS - t0))s"
+			hmp_on $sfd migrate_cancel >> "$base.hmp.log"
+			exec {sfd}>&- {dfd}>&-
+			kill -9 "${pids[nxt]}" 2>/dev/null
+			wait "${pids[nxt]}" 2>/dev/null
+			return 1
+		fi
+		out=$(mig_vmstatus $dfd)
+		echo "destination: $out" >> "$base.hmp.log"
+		hmp_on $sfd quit >> "$base.hmp.log" 2>&1
+		exec {sfd}>&- {dfd}>&-
+		for ((i = 0; i < 40; i++)); do
+			kill -0 "${pids[cur]}" 2>/dev/null || break
+			read -r -t 0.5 -u $zz
+		done
+		kill -9 "${pids[cur]}" 2>/dev/null
+		wait "${pids[cur]}" 2>/dev/null
+		mig_drain	# the source's last lines, then the destination's
+		exec {fd}<&-
+		exec {fd}< "$base.$nxt.console"
+		cur=$nxt
+		last=$SECONDS
+		if [[ $out != *"VM status: running"* ]]; then
+			MIG_FAIL="migration $((MIG_DONE + 1)) completed, but the destination does not run: $out"
+			return 1
+		fi
+		MIG_DONE=$((MIG_DONE + 1)) MIG_TIMES+="${MIG_TIMES:+ }${tot:-?}/${down:-?}"
+	}
+	log "[$name] booting the nested guest (kvm, mode $mode, ${L2_MEM:-256M}, $count migrations, timeout ${tmo}s, watchdog ${idle}s)"
+	mig_qemu 0
+	exec {fd}< "$base.0.console"
+	while :; do
+		mig_drain
+		if ! kill -0 "${pids[cur]}" 2>/dev/null; then
+			mig_drain
+			break	# the guest powered off, crashed or was killed
+		fi
+		if [ $ready = 1 ] && [ -z "$reason" ]; then
+			if [ $MIG_DONE -lt "$count" ] && [ -z "$MIG_FAIL" ]; then
+				# a moment of I/O on each QEMU
+				read -r -t "${MIG_GAP:-2}" -u $zz
+				mig_once || log "[$name] $MIG_FAIL"
+			fi
+			if [ $MIG_DONE -ge "$count" ] || [ -n "$MIG_FAIL" ]; then
+				ready=2
+				declare -F l2_migrated > /dev/null && l2_migrated
+			fi
+		fi
+		if [ -z "$reason" ]; then
+			if [ $((SECONDS - start)) -ge "$tmo" ]; then
+				reason="no end after ${tmo}s"
+			elif [ $((SECONDS - last)) -ge "$idle" ]; then
+				reason="console silent for ${idle}s"
+			fi
+			if [ -n "$reason" ]; then
+				for i in "${pids[@]}"; do kill -9 "$i" 2>/dev/null; done
+				killed=$SECONDS
+			fi
+		elif [ $((SECONDS - killed)) -ge 30 ]; then
+			break	# QEMU does not die: wait below hangs, the test VM's watchdog fires
+		fi
+		if [ $((SECONDS - beat)) -ge 30 ]; then
+			beat=$SECONDS
+			log "[$name] ... $((SECONDS - start))s, $MIG_DONE migrations"
+		fi
+		read -r -t 1 -u $zz
+	done
+	exec {fd}<&- {zz}<&-
+	[ -n "$part" ] && printf '%s\n' "$part" >&$cfd
+	exec {cfd}>&-
+	wait "${pids[cur]}"
+	rc=$?
+	for ((i = 0; i <= cur; i++)); do
+		sed "s/^/[QEMU $i] /" "$base.$i.stderr"
+	done > "$base.stderr"
+	log "[$name] QEMU $cur exited with status $rc after $((SECONDS - start))s, $MIG_DONE migrations${reason:+ ($reason)}"
+	grep -v 'Unhandled WRMSR' "$base.stderr" | sed 's/^/e2e: [qemu] /' | head -n 40
+	if grep -aq '^E2E-DONE' "$con" && [ $rc -eq 0 ]; then
+		L2_STATUS="done"
+	elif ! grep -aq '^E2E-START' "$con" && [ -z "$reason" ] && [ $rc -ne 0 ] && [ "$cur" = 0 ]; then
+		L2_STATUS=error
+		L2_REASON="QEMU refused to start: $(head -c 300 "$base.0.stderr")"
+	else
+		L2_STATUS=infra
+		L2_REASON=${reason:-QEMU $cur status $rc, no E2E-DONE}
+		tail -n 30 "$con" | tr -d '\r' | sed "s/^/e2e: [$name console] /"
+	fi
+}

@@ -6,11 +6,12 @@
 #   E2E-TAP ok - DESCRIPTION            E2E-TAP not ok - DESCRIPTION: DETAIL
 # plus E2E-INFO lines (progress, figures) and the lines the test VM checks
 # against the backend after power-off (E2E-RAW, E2E-FILE).
-# Usage: l2-tests.sh full|tcg|bench|config|slow|ns
+# Usage: l2-tests.sh full|tcg|bench|config|slow|ns|migrate
 # Kernel command line: e2e.serial=S e2e.nsze=N (expected values); bench
 # only: e2e.dev= (the disk, e.g. /dev/vda for the virtio-blk baseline),
 # e2e.bench=RW:BS:QD,... (fio runs, JSON output), e2e.secs= and e2e.ramp=
-# (runtime and ramp of each, in seconds).
+# (runtime and ramp of each, in seconds); migrate only: e2e.dev= as for
+# bench, e2e.migsecs= (the longest the workload waits for the test VM's stop).
 MODE=${1:-full}
 DEV=/dev/nvme0n1
 CTRL=/dev/nvme0
@@ -19,6 +20,7 @@ NSZE=
 BENCH=
 SECS=${E2E_BENCH_SECS:-8}
 RAMP=1
+MIGSECS=900
 for a in $(cat /proc/cmdline); do
 	case $a in
 	e2e.serial=*) SERIAL=${a#e2e.serial=} ;;
@@ -27,6 +29,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.bench=*) BENCH=${a#e2e.bench=} ;;
 	e2e.secs=*) SECS=${a#e2e.secs=} ;;
 	e2e.ramp=*) RAMP=${a#e2e.ramp=} ;;
+	e2e.migsecs=*) MIGSECS=${a#e2e.migsecs=} ;;
 	esac
 done
 FAILS=0
@@ -141,7 +144,7 @@ wait_live() {
 # one admin command (smart-log), one fio verify job and the raw data.
 full() { [ "$MODE" != tcg ]; }
 
-if full && [ "$MODE" != bench ]; then
+if full && [ "$MODE" != bench ] && [ "$MODE" != migrate ]; then
 nvme list > /tmp/list 2>&1
 if grep -q "$DEV" /tmp/list && grep -q "QEMU vhost-nvme Ctrl" /tmp/list &&
    { [ -z "$SERIAL" ] || grep -q "$SERIAL" /tmp/list; }; then
@@ -159,7 +162,7 @@ fi
 # recovered passes every check above; it fails this one.
 kernel_log_check() {
 	dmesg > /tmp/dmesg.all 2>&1
-	if grep -E 'timeout, (aborting|reset controller|disable controller|completion polled)|Abort status|controller is down|will reset|resetting controller|Removing after probe failure|Device not ready|I/O error|critical medium error|WARNING:|BUG:|Oops|Call Trace|soft lockup|rcu.*stall|hung_task|blocked for more than' \
+	if grep -E 'timeout, (aborting|reset controller|disable controller|completion polled)|I/O [0-9]+ .*timeout|Abort status|controller is down|will reset|resetting controller|Removing after probe failure|Device not ready|I/O error|critical medium error|WARNING:|BUG:|Oops|Call Trace|soft lockup|rcu.*stall|hung_task|blocked for more than' \
 			/tmp/dmesg.all > /tmp/dmesg.bad; then
 		# without the timestamps, which would make the test VM's own
 		# scan take these lines for its kernel's
@@ -170,6 +173,115 @@ kernel_log_check() {
 		ok "kernel log: no NVMe timeout, abort, reset, I/O error, warning or stall"
 	fi
 }
+
+# --- live migration (e2e.mode=migrate) ------------------------------------------------
+# The test VM migrates this guest between QEMUs (guest-e2e.sh's
+# migrate_pass) while two loops run, until it writes E2E-MIG-STOP into the
+# mailbox block at 1020 MiB of the disk:
+#   - writes: fio randwrite with verify=crc32c on 8 MiB at 512 MiB, run after
+#     run (4k QD8 and 128k QD4 in turn), each run verifying what it wrote;
+#   - known data: 4 MiB at 256 MiB written by fio in generations, each with
+#     its own pattern (a byte of the generation and each block's offset),
+#     then read at random with fio verifying every read against that
+#     generation's pattern for 4 s: a stale read (an earlier generation, or
+#     what was there before) or another block's data fails it. Generation 0
+#     is written before E2E-MIG-READY, before the first migration.
+# The disk is e2e.dev (default /dev/nvme0n1; /dev/vda for virtio-blk).
+if [ "$MODE" = migrate ]; then
+	MBOX=$((1020 * 256))	# the mailbox, in 4 KiB blocks
+	STOP=/tmp/mig.stop
+	kpat() { printf '0x%02x%02x%%o' $(($1 % 200 + 32)) $(($1 % 200 + 32)); }
+	kwrite() {	# kwrite GEN: the known region, generation GEN
+		fio_run kw --rw=write --bs=4k --iodepth=8 --size=4M --offset=256M \
+			--verify=pattern --verify_pattern="$(kpat "$1")" --do_verify=0
+	}
+	kread() {	# kread GEN: random reads, each checked against GEN's pattern
+		fio_run kr --rw=randread --bs=4k --iodepth=4 --size=4M --offset=256M \
+			--verify=pattern --verify_pattern="$(kpat "$1")" --verify_fatal=1 \
+			--time_based --runtime=4
+	}
+	dd if=/dev/zero of=$DEV bs=4k seek=$MBOX count=1 oflag=direct conv=notrunc 2>/dev/null
+	rm -f $STOP /tmp/mig.w /tmp/mig.k
+	if kwrite 0 && kread 0; then
+		ok "known region written (generation 0) and read back before the first migration"
+	else
+		show /tmp/fio.kw 10
+		show /tmp/fio.kr 20
+		notok "known region written (generation 0) and read back before the first migration"
+	fi
+	(
+		i=0 f=0
+		while [ ! -e $STOP ]; do
+			i=$((i + 1))
+			if [ $((i % 2)) = 1 ]; then set -- 4k 8; else set -- 128k 4; fi
+			if ! fio_run mw --rw=randwrite --bs="$1" --iodepth="$2" --size=8M \
+					--offset=512M --verify=crc32c --do_verify=1 --verify_fatal=1; then
+				f=$((f + 1))
+				cp /tmp/fio.mw /tmp/fio.mw.bad
+			fi
+			echo "$i $f" > /tmp/mig.w
+		done
+	) &
+	wpid=$!
+	(
+		g=0 f=0
+		while [ ! -e $STOP ]; do
+			g=$((g + 1))
+			if ! { kwrite $g && kread $g; }; then
+				f=$((f + 1))
+				cp /tmp/fio.kw /tmp/fio.kw.bad
+				cp /tmp/fio.kr /tmp/fio.kr.bad
+			fi
+			echo "$g $f" > /tmp/mig.k
+		done
+	) &
+	kpid=$!
+	echo "E2E-MIG-READY"
+	t0=$(cut -d. -f1 /proc/uptime) t=0 said=0
+	while :; do
+		sleep 2
+		t=$(($(cut -d. -f1 /proc/uptime) - t0))
+		if [ "$(dd if=$DEV bs=4k skip=$MBOX count=1 iflag=direct 2>/dev/null | head -c 12)" = E2E-MIG-STOP ]; then
+			break
+		fi
+		[ $t -ge "$MIGSECS" ] && break
+		# progress, for the test VM's console watchdog
+		if [ $((t - said)) -ge 10 ]; then
+			said=$t
+			info "migrate: ${t}s, write runs (done failed) $(cat /tmp/mig.w 2>/dev/null), known-data generations $(cat /tmp/mig.k 2>/dev/null)"
+		fi
+	done
+	if [ $t -lt "$MIGSECS" ]; then
+		ok "the test VM's stop came after ${t}s of I/O"
+	else
+		notok "the test VM's stop came within ${MIGSECS}s"
+	fi
+	touch $STOP
+	wait $wpid
+	wait $kpid
+	read -r wi wf < /tmp/mig.w || wi=0
+	read -r kg kf < /tmp/mig.k || kg=0
+	info "migrate: write runs $wi ($wf failed), known-data generations $kg ($kf failed); last: $(fio_figures mw) / $(fio_figures kr)"
+	if [ "${wi:-0}" -ge 2 ] && [ "$wf" = 0 ]; then
+		ok "fio randwrite verify=crc32c across the migrations: $wi runs, every one verified"
+	else
+		[ -f /tmp/fio.mw.bad ] && show /tmp/fio.mw.bad 30
+		notok "fio randwrite verify=crc32c across the migrations: $wi runs, $wf failed"
+	fi
+	if [ "${kg:-0}" -ge 2 ] && [ "$kf" = 0 ]; then
+		ok "fio randread of the known region across the migrations: $kg generations, no stale or misplaced read"
+	else
+		[ -f /tmp/fio.kw.bad ] && show /tmp/fio.kw.bad 10
+		[ -f /tmp/fio.kr.bad ] && show /tmp/fio.kr.bad 30
+		notok "fio randread of the known region across the migrations: $kg generations, $kf failed"
+	fi
+	# The last generation, for the test VM to find on the backend.
+	if dd if=$DEV of=/tmp/k.back bs=1M skip=256 count=4 iflag=direct 2>/dev/null; then
+		echo "E2E-RAW 256 4 $(sha256sum < /tmp/k.back | cut -d' ' -f1)"
+	fi
+	kernel_log_check
+	exit $FAILS
+fi
 
 if [ "$MODE" = bench ]; then
 	# e2e.bench=RW:BS:QD,... (tools/bench/guest-level.sh): one fio run per
