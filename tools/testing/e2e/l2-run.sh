@@ -201,22 +201,28 @@ run_l2_migrate() {
 			echo "destination: $(mig_vmstatus $dfd)"
 			hmp_on $sfd "migrate_set_parameter max-bandwidth 4G"
 			hmp_on $sfd "migrate_set_parameter downtime-limit ${MIG_DOWNTIME_MS:-1000}"
-			hmp_on $sfd "migrate -d tcp:127.0.0.1:$((MIG_PORT + nxt))"
 		} >> "$base.hmp.log"
 		t0=$SECONDS
-		while [ $((SECONDS - t0)) -lt "${MIG_WAIT:-180}" ]; do
+		out=$(hmp_on $sfd "migrate -d tcp:127.0.0.1:$((MIG_PORT + nxt))")
+		echo "$out" >> "$base.hmp.log"
+		# An answer is an error (a migration blocker, a bad URI).
+		out=${out#*: }
+		[ -n "$out" ] && st="refused: ${out%; }"
+		while [[ $st != refused* ]] && [ $((SECONDS - t0)) -lt "${MIG_WAIT:-180}" ]; do
 			out=$(hmp_on $sfd "info migrate")
 			st=${out#*Migration status: }
 			[ "$st" = "$out" ] && st=none
 			st=${st%%[ ;]*}
 			case $st in completed|failed|cancelled) break ;; esac
+			# no migration 10 s after the command: it did not start
+			[ "$st" = none ] && [ $((SECONDS - t0)) -ge 10 ] && { st="not started"; break; }
 			if [ $((SECONDS - beat)) -ge 30 ]; then
 				beat=$SECONDS
 				log "[$name] ... migration $((MIG_DONE + 1)): $st for $((SECONDS - t0))s"
 			fi
 			read -r -t 0.5 -u $zz
 		done
-		echo "$out" >> "$base.hmp.log"
+		[[ $st == refused* ]] || echo "$out" >> "$base.hmp.log"
 		tot=$(sed -n 's/.*total time: \([0-9]*\) ms.*/\1/p' <<< "$out")
 		down=$(sed -n 's/.*downtime: \([0-9]*\) ms.*/\1/p' <<< "$out")
 		log "[$name] migration $((MIG_DONE + 1)): QEMU $cur -> $nxt: $st after $((SECONDS - t0))s (total ${tot:-?} ms, downtime ${down:-?} ms)"
@@ -231,7 +237,8 @@ run_l2_migrate() {
 		fi
 		out=$(mig_vmstatus $dfd)
 		echo "destination: $out" >> "$base.hmp.log"
-		hmp_on $sfd quit >> "$base.hmp.log" 2>&1
+		echo quit >> "$base.hmp.log"
+		printf 'quit\n' >&$sfd
 		exec {sfd}>&- {dfd}>&-
 		for ((i = 0; i < 40; i++)); do
 			kill -0 "${pids[cur]}" 2>/dev/null || break
