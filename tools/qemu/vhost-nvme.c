@@ -55,6 +55,10 @@
 #include "system/runstate.h"
 #include "system/block-backend.h"
 #include "block/block.h"
+#include "migration/blocker.h"
+#include "migration/misc.h"
+#include "migration/options.h"
+#include "migration/vmstate.h"
 #include "nvme.h"
 #include "trace.h"
 #include "vhost_nvme_uapi.h"
@@ -122,6 +126,8 @@ struct VhostNvmeCtrl {
     uint32_t workers;       /* worker threads; 0: one per vCPU */
     bool allow_tcg;
     bool irqfd_allowed;     /* x-irqfd=off: the main loop raises them all */
+    bool can_log;           /* the module has VHOST_NVME_F_LOG_ALL */
+    bool incoming;          /* realized for an incoming migration */
 
     int vfd;
     struct vhost_nvme_info info;
@@ -140,6 +146,7 @@ struct VhostNvmeCtrl {
     bool shadow;
     uint32_t coalescing;    /* Interrupt Coalescing (08h): TIME << 8 | THR */
     unsigned long *no_coalescing;   /* Interrupt Vector Configuration CD */
+    int32_t nr_vectors;     /* bits of no_coalescing */
     uint32_t *vmm_db;       /* VHOST_NVME_DB_VMM page */
     unsigned int nr_q;      /* max_ioqpairs + 1 */
     uint32_t *worker_ids;   /* CQ n: worker_ids[(n - 1) % workers] */
@@ -150,6 +157,13 @@ struct VhostNvmeCtrl {
     GArray *sections;
     struct vhost_memory *mem;
     bool mem_error_reported;
+
+    /* Migration: the module's dirty log, while migration logs */
+    uint64_t *log;
+    uint64_t log_size;      /* bytes */
+    bool logging;           /* VHOST_NVME_F_LOG_ALL set */
+    Error *blocker;
+    NotifierWithReturn mig_notifier;
 };
 
 struct VhostNvmeClass {
@@ -215,6 +229,8 @@ static void vn_mem_add(MemoryListener *l, MemoryRegionSection *s)
     g_array_append_val(v->sections, r);
 }
 
+static bool vn_log_grow(VhostNvmeCtrl *v, const struct vhost_memory *mem);
+
 static void vn_mem_commit(MemoryListener *l)
 {
     VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
@@ -247,7 +263,7 @@ static void vn_mem_commit(MemoryListener *l)
         g_free(mem);
         return;
     }
-    ret = vn_ioctl(v, VHOST_SET_MEM_TABLE, mem);
+    ret = vn_log_grow(v, mem) ? vn_ioctl(v, VHOST_SET_MEM_TABLE, mem) : -ENOMEM;
     if (ret) {
         if (!v->mem_error_reported) {
             error_report("vhost-nvme: VHOST_SET_MEM_TABLE with %u regions: %s",
@@ -655,7 +671,8 @@ static uint16_t vn_coalesce_all(VhostNvmeCtrl *v)
 }
 
 static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
-                             uint16_t size, uint16_t vector, bool ien)
+                             uint16_t size, uint16_t vector, bool ien,
+                             const NvmeMigQueue *st)
 {
     VhostNvmeCtrl *v = vn_of(n);
     struct vhost_nvme_cq arg = { 0 };
@@ -671,10 +688,18 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     }
     cq->ien = ien;
     cq->iv = vector;
-    stl_le_p(&v->vmm_db[2 * cqid + 1], 0);
+    cq->db_head = st ? st->head : 0;
+    stl_le_p(&v->vmm_db[2 * cqid + 1], cq->db_head);
     arg.qid = cqid;
     arg.size = size;
     arg.flags = (ien ? VHOST_NVME_CQ_F_IRQ_ENABLED : 0) | VHOST_NVME_CQ_F_ERRFD;
+    if (st) {
+        /* Where the migration's source left it */
+        arg.flags |= VHOST_NVME_CQ_F_STATE;
+        arg.head = st->head;
+        arg.tail = st->tail;
+        arg.phase = st->phase;
+    }
     arg.addr = addr;
     arg.irqfd = ien ? event_notifier_get_fd(&cq->irq) : -1;
     arg.kickfd = event_notifier_get_fd(&cq->kick);
@@ -699,7 +724,8 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
 }
 
 static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
-                             uint64_t addr, uint16_t size)
+                             uint64_t addr, uint16_t size,
+                             const NvmeMigQueue *st)
 {
     VhostNvmeCtrl *v = vn_of(n);
     struct vhost_nvme_sq arg = { 0 };
@@ -714,11 +740,16 @@ static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
         return NVME_INTERNAL_DEV_ERROR;
     }
     sq->cqid = cqid;
-    stl_le_p(&v->vmm_db[2 * sqid], 0);
+    stl_le_p(&v->vmm_db[2 * sqid], st ? st->tail : 0);
     arg.qid = sqid;
     arg.size = size;
     arg.cqid = cqid;
     arg.flags = VHOST_NVME_SQ_F_ERRFD;
+    if (st) {
+        arg.flags |= VHOST_NVME_SQ_F_STATE;
+        arg.head = st->head;
+        arg.tail = st->tail;
+    }
     arg.kickfd = event_notifier_get_fd(&sq->kick);
     arg.addr = addr;
     arg.errfd = event_notifier_get_fd(&sq->err);
@@ -951,9 +982,25 @@ static void vn_unpause(VhostNvmeCtrl *v, unsigned int why)
 static void vn_vm_state_change(void *opaque, bool running, RunState state)
 {
     VhostNvmeCtrl *v = opaque;
+    unsigned int qid;
 
     if (running) {
         vn_unpause(v, VN_PAUSE_VM);
+        if (!v->incoming) {
+            return;
+        }
+        /*
+         * A migration's destination: a vector the source signalled after
+         * the vCPUs' interrupt state was saved fires again (a spurious one
+         * costs the guest a look at its CQ).
+         */
+        v->incoming = false;
+        for (qid = 1; qid < v->nr_q; qid++) {
+            if (v->cq[qid].exists && v->cq[qid].ien &&
+                msix_enabled(PCI_DEVICE(v))) {
+                event_notifier_set(&v->cq[qid].irq);
+            }
+        }
     } else {
         vn_pause(v, VN_PAUSE_VM);
     }
@@ -1328,6 +1375,249 @@ static void vn_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
     trace_vhost_nvme_ns_detach(arg.nsid);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Migration */
+
+/*
+ * hw/nvme saves the controller and its queues; the module's queues are
+ * quiesced (the VM is stopped: vn_pause()) and report where they stand.
+ * What the VM state cannot carry refuses: pin-based interrupts (their
+ * level is this device's, not hw/nvme's), a Delete I/O SQ, a disable or a
+ * Bus Master Enable pause under way.
+ */
+static int vn_pre_save(NvmeCtrl *n)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    const char *why = NULL;
+    unsigned int qid;
+
+    if (v->disabling) {
+        why = "the controller is being disabled";
+    } else if (v->paused & VN_PAUSE_BME) {
+        why = "Bus Master Enable is 0";
+    }
+    for (qid = 1; qid < v->nr_q && !why; qid++) {
+        if (v->sq[qid].draining) {
+            why = "a Delete I/O Submission Queue is under way";
+        } else if (v->cq[qid].exists && v->cq[qid].ien &&
+                   !msix_enabled(PCI_DEVICE(v))) {
+            why = "the guest uses pin-based interrupts";
+        }
+    }
+    if (why) {
+        error_report("vhost-nvme %s: cannot migrate now: %s", n->params.serial,
+                     why);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+static int vn_queue_state(NvmeCtrl *n, NvmeMigQueue *st)
+{
+    VhostNvmeCtrl *v = vn_of(n);
+    struct vhost_nvme_queue_state qs = {
+        .qid = st->qid,
+        .type = st->cq ? VHOST_NVME_QTYPE_CQ : VHOST_NVME_QTYPE_SQ,
+    };
+    int ret;
+
+    ret = vn_ioctl(v, VHOST_NVME_GET_QUEUE_STATE, &qs);
+    if (ret || qs.inflight) {
+        error_report("vhost-nvme: %s %u: VHOST_NVME_GET_QUEUE_STATE: %s",
+                     st->cq ? "CQ" : "SQ", st->qid,
+                     ret ? strerror(-ret) : "commands in flight");
+        return ret ? ret : -EBUSY;
+    }
+    st->head = qs.head;
+    st->tail = qs.tail;
+    st->phase = qs.phase;
+    trace_vhost_nvme_queue_state(st->cq, st->qid, qs.head, qs.tail, qs.phase);
+    return 0;
+}
+
+/* The dirty log: bit n of the little-endian words is the page at n * 4 KiB */
+static uint64_t vn_log_bytes(VhostNvmeCtrl *v)
+{
+    const struct vhost_memory_region *r;
+    uint64_t pages;
+
+    if (!v->mem || !v->mem->nregions) {
+        return 8;
+    }
+    r = &v->mem->regions[v->mem->nregions - 1];
+    pages = (r->guest_phys_addr + r->memory_size) / VN_PAGE;
+    return DIV_ROUND_UP(pages, 64) * 8;
+}
+
+static int vn_set_log(VhostNvmeCtrl *v, uint64_t *log, uint64_t size)
+{
+    struct vhost_nvme_log l = { .addr = (uintptr_t)log, .size = size };
+
+    return vn_ioctl(v, VHOST_NVME_SET_LOG, &l);
+}
+
+static int vn_set_logging(VhostNvmeCtrl *v, bool on)
+{
+    uint64_t f = on ? v->features | VHOST_NVME_F_LOG_ALL : v->features;
+    int ret;
+
+    ret = vn_ioctl(v, VHOST_SET_FEATURES, &f);
+    if (!ret) {
+        v->logging = on;
+    }
+    return ret;
+}
+
+/* Move what the module logged in [@gpa, @gpa + @size) to @mr's bitmap. */
+static void vn_log_sync_range(VhostNvmeCtrl *v, MemoryRegion *mr,
+                              hwaddr mr_off, uint64_t gpa, uint64_t size)
+{
+    uint64_t first = gpa / VN_PAGE, last = (gpa + size - 1) / VN_PAGE;
+    uint64_t words = v->log_size / 8, w;
+
+    for (w = first / 64; w <= last / 64 && w < words; w++) {
+        uint64_t bits, keep = 0;
+
+        if (!qatomic_read(&v->log[w])) {
+            continue;
+        }
+        bits = le64_to_cpu(qatomic_xchg(&v->log[w], 0));
+        while (bits) {
+            uint64_t page = w * 64 + ctz64(bits);
+            uint64_t bit = 1ull << (page % 64);
+
+            bits &= ~bit;
+            if (page < first || page > last) {
+                keep |= bit;    /* another section's */
+                continue;
+            }
+            memory_region_set_dirty(mr, mr_off + page * VN_PAGE - gpa,
+                                    VN_PAGE);
+        }
+        if (keep) {
+            qatomic_or(&v->log[w], cpu_to_le64(keep));
+        }
+    }
+}
+
+static void vn_log_sync(MemoryListener *l, MemoryRegionSection *s)
+{
+    VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
+
+    if (!v->log || !memory_region_is_ram(s->mr)) {
+        return;
+    }
+    vn_log_sync_range(v, s->mr, s->offset_within_region,
+                      s->offset_within_address_space, int128_get64(s->size));
+}
+
+static void vn_log_free(VhostNvmeCtrl *v)
+{
+    qemu_vfree(v->log);
+    v->log = NULL;
+    v->log_size = 0;
+}
+
+static bool vn_log_global_start(MemoryListener *l, Error **errp)
+{
+    VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
+    int ret;
+
+    v->log_size = vn_log_bytes(v);
+    v->log = qemu_memalign(VN_PAGE, v->log_size);
+    memset(v->log, 0, v->log_size);
+    ret = vn_set_log(v, v->log, v->log_size);
+    if (!ret) {
+        ret = vn_set_logging(v, true);
+    }
+    if (ret) {
+        error_setg_errno(errp, -ret, "vhost-nvme: cannot start the dirty log");
+        vn_set_log(v, NULL, 0);
+        vn_log_free(v);
+        return false;
+    }
+    trace_vhost_nvme_log(true, v->log_size);
+    return true;
+}
+
+static void vn_log_global_stop(MemoryListener *l)
+{
+    VhostNvmeCtrl *v = container_of(l, VhostNvmeCtrl, listener);
+    int ret;
+
+    if (!v->log) {
+        return;
+    }
+    ret = vn_set_logging(v, false);
+    if (!ret) {
+        ret = vn_set_log(v, NULL, 0);
+    }
+    if (ret) {
+        /* The module may still write the log: keep it. */
+        error_report("vhost-nvme: cannot stop the dirty log: %s",
+                     strerror(-ret));
+        return;
+    }
+    vn_log_free(v);
+    trace_vhost_nvme_log(false, 0);
+}
+
+/* A table the log does not cover: a larger log first, the old one synced. */
+static bool vn_log_grow(VhostNvmeCtrl *v, const struct vhost_memory *mem)
+{
+    const struct vhost_memory_region *r;
+    uint64_t *log, size;
+
+    if (!v->log || !mem->nregions) {
+        return true;
+    }
+    r = &mem->regions[mem->nregions - 1];
+    size = DIV_ROUND_UP((r->guest_phys_addr + r->memory_size) / VN_PAGE,
+                        64) * 8;
+    if (size <= v->log_size) {
+        return true;
+    }
+    log = qemu_memalign(VN_PAGE, size);
+    memset(log, 0, size);
+    if (vn_set_log(v, log, size)) {
+        qemu_vfree(log);
+        return false;
+    }
+    /* The old log is no longer written: its bits move to the new one. */
+    memcpy(log, v->log, v->log_size);
+    qemu_vfree(v->log);
+    v->log = log;
+    v->log_size = size;
+    return true;
+}
+
+static int vn_migration_notify(NotifierWithReturn *notifier,
+                               MigrationEvent *e, Error **errp)
+{
+    VhostNvmeCtrl *v = container_of(notifier, VhostNvmeCtrl, mig_notifier);
+
+    if (e->type == MIG_EVENT_PRECOPY_SETUP && migrate_postcopy_ram()) {
+        /* The workers would fault on pages that are not there yet. */
+        error_setg(errp, "vhost-nvme %s: postcopy is not supported",
+                   NVME(v)->params.serial);
+        return -1;
+    }
+    return 0;
+}
+
+static const VMStateDescription vn_vmstate = {
+    .name = "vhost-nvme",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        /* Before the controller: its queues are created coalescing so. */
+        VMSTATE_UINT32(coalescing, VhostNvmeCtrl),
+        VMSTATE_BITMAP(no_coalescing, VhostNvmeCtrl, 1, nr_vectors),
+        VMSTATE_STRUCT(parent_obj, VhostNvmeCtrl, 1, vmstate_nvme, NvmeCtrl),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const NvmeOffloadOps vn_offload_ops = {
     .start = vn_start,
     .disable_async = vn_disable_async,
@@ -1343,6 +1633,8 @@ static const NvmeOffloadOps vn_offload_ops = {
     .ns_attach = vn_ns_attach,
     .ns_detach = vn_ns_detach,
     .ns_stats = vn_ns_stats,
+    .pre_save = vn_pre_save,
+    .queue_state = vn_queue_state,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1491,6 +1783,7 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
         want |= supported & VHOST_NVME_F_SHADOW_DB;
     }
     p->dbcs = want & VHOST_NVME_F_SHADOW_DB;
+    v->can_log = supported & VHOST_NVME_F_LOG_ALL;
     ret = vn_ioctl(v, VHOST_SET_FEATURES, &want);
     if (ret) {
         error_setg_errno(errp, -ret, "VHOST_SET_FEATURES");
@@ -1527,9 +1820,11 @@ static bool vn_open_backend(DeviceState *dev, VNBackend *b, BlockConf *conf,
                             Error **errp)
 {
     BlockBackend *blk;
+    BlockDriverState *bs;
     QDict *opts;
     struct stat st;
     bool direct = true;
+    int flags = BDRV_O_RDWR;
     int ret;
 
     if (conf->blk) {
@@ -1564,18 +1859,38 @@ static bool vn_open_backend(DeviceState *dev, VNBackend *b, BlockConf *conf,
     }
     opts = qdict_new();
     qdict_put_str(opts, "driver", S_ISBLK(st.st_mode) ? "host_device" : "file");
-    blk = blk_new_open(b->path, NULL, opts,
-                       BDRV_O_RDWR | (direct ? BDRV_O_NOCACHE : 0), errp);
-    if (!blk) {
+    /*
+     * An incoming migration's destination opens it inactive: no write
+     * permission and no lock until the source let go of it
+     * (bdrv_activate_all() when the migration completes).
+     */
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        flags |= BDRV_O_INACTIVE;
+    }
+    bs = bdrv_open(b->path, NULL, opts, flags | (direct ? BDRV_O_NOCACHE : 0),
+                   errp);
+    if (!bs) {
         return false;
     }
+    blk = blk_new(bdrv_get_aio_context(bs),
+                  BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE, BLK_PERM_ALL);
+    /* A guest device's BlockBackend: it may be inactivated. */
     ret = blk_attach_dev(blk, dev);
-    blk_unref(blk);     /* the device's reference stays */
-    if (ret) {
+    if (!ret) {
+        ret = blk_insert_bs(blk, bs, errp);
+    } else {
         error_setg(errp, "backend %s: cannot attach its BlockBackend",
                    b->path);
+    }
+    bdrv_unref(bs);
+    if (ret) {
+        if (blk_get_attached_dev(blk)) {
+            blk_detach_dev(blk, dev);
+        }
+        blk_unref(blk);
         return false;
     }
+    blk_unref(blk);     /* the device's reference stays */
     conf->blk = blk;
     return true;
 }
@@ -1701,6 +2016,7 @@ static void vn_cleanup(VhostNvmeCtrl *v)
     v->stats_gone = NULL;
     g_free(v->mem);
     v->mem = NULL;
+    vn_log_free(v);
     if (v->sections) {
         g_array_free(v->sections, true);
         v->sections = NULL;
@@ -1736,6 +2052,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     v->sq = g_new0(VNQueue, v->nr_q);
     v->cq = g_new0(VNQueue, v->nr_q);
     v->no_coalescing = bitmap_new(n->params.msix_qsize);
+    v->nr_vectors = n->params.msix_qsize;
     v->stats_gone = g_new0(struct vhost_nvme_ns_stats, NVME_MAX_NAMESPACES + 1);
     v->vmm_db = qemu_memalign(VN_PAGE, VN_PAGE);
     memset(v->vmm_db, 0, VN_PAGE);
@@ -1769,6 +2086,9 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
         .commit = vn_mem_commit,
         .region_add = vn_mem_add,
         .region_nop = vn_mem_add,
+        .log_sync = vn_log_sync,
+        .log_global_start = vn_log_global_start,
+        .log_global_stop = vn_log_global_stop,
         .priority = MEMORY_LISTENER_PRIORITY_DEV_BACKEND,
     };
     memory_listener_register(&v->listener, &address_space_memory);
@@ -1779,6 +2099,23 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
             msix_unset_vector_notifiers(pdev);
         }
         goto fail_parent;
+    }
+    if (!v->can_log) {
+        error_setg(&v->blocker, "vhost-nvme %s: the module cannot log the "
+                   "guest pages it writes", n->params.serial);
+        if (migrate_add_blocker(&v->blocker, errp) < 0) {
+            memory_listener_unregister(&v->listener);
+            if (v->use_irqfd) {
+                msix_unset_vector_notifiers(pdev);
+            }
+            goto fail_parent;
+        }
+    }
+    migration_add_notifier(&v->mig_notifier, vn_migration_notify);
+    /* An incoming migration's queues wait for the VM to run. */
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        v->incoming = true;
+        vn_pause(v, VN_PAUSE_VM);
     }
     v->vmstate = qdev_add_vm_change_state_handler(DEVICE(v),
                                                   vn_vm_state_change, v);
@@ -1799,6 +2136,8 @@ static void vn_exit(PCIDevice *pdev)
         msix_unset_vector_notifiers(pdev);
     }
     qemu_del_vm_change_state_handler(v->vmstate);
+    migration_remove_notifier(&v->mig_notifier);
+    migrate_del_blocker(&v->blocker);
     /* Its nvme_ctrl_reset() runs vn_reset(): the module is still open. */
     vc->parent_exit(pdev);
     memory_listener_unregister(&v->listener);
@@ -1936,6 +2275,7 @@ static void vn_class_init(ObjectClass *oc, void *data)
     dc->desc = "NVMe controller with its I/O queues in the kernel "
                "(/dev/vhost-nvme)";
     device_class_set_props(dc, vn_props);
+    dc->vmsd = &vn_vmstate;
 }
 
 static const TypeInfo vn_info = {
