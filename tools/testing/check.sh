@@ -248,6 +248,29 @@ if [ "${E2E:-1}" = 1 ]; then
 else
 	item skip "end-to-end tests" "E2E=0"
 fi
+
+# --- end-to-end: live migration of a guest on -device vhost-nvme ----------------
+# e2e.sh check-migrate (tools/testing/e2e/README.md): the nested guest is
+# migrated 10 times between two QEMUs in a test VM of its own (about 3
+# minutes); a frozen test VM is decided by the same pass on virtio-blk.
+# E2E=0 or MIGRATE=0 skips it.
+if [ "${E2E:-1}" = 1 ] && [ "${MIGRATE:-1}" = 1 ]; then
+	echo "check: live migration (tools/testing/e2e/e2e.sh check-migrate)"
+	erc=0
+	RESULTS=$RES/e2e-migrate tools/testing/e2e/e2e.sh check-migrate 2>&1 |
+		tee "$RES/e2e-migrate.log" | sed 's/^/    /' || erc=${PIPESTATUS[0]}
+	before=$FAIL
+	if [ -s "$RES/e2e-migrate/e2e.tap" ]; then
+		tap_items "e2e migrate" "$RES/e2e-migrate/e2e.tap"
+	else
+		item fail "live migration" "no TAP output; see $RES/e2e-migrate.log"
+	fi
+	if [ "$erc" != 0 ] && [ "$FAIL" = "$before" ]; then
+		item fail "live migration" "exit status $erc without a failing item; see $RES/e2e-migrate.log"
+	fi
+else
+	item skip "live migration" "E2E=0 or MIGRATE=0"
+fi
 # --- end e2e ---
 
 echo "check: logs in $RES"

@@ -15,7 +15,8 @@
 #          and the IOPS and latencies are printed (used by `make run`).
 #   check-kvm: only the full pass under nested KVM (and its control).
 #   check-migrate: only the live-migration pass (README.md), configured by
-#          E2E_MIG_DEVICE (virtio-blk, nvme or vhost-nvme), E2E_MIG_DEVICE_OPTS,
+#          E2E_MIG_DEVICE (vhost-nvme, the default, nvme or virtio-blk),
+#          E2E_MIG_DEVICE_OPTS,
 #          E2E_MIG_QEMU_OPTS, E2E_MIG_APPEND, E2E_MIG_COUNT, E2E_MIG_MEM.
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
 # (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
@@ -179,8 +180,8 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-migrate ]; then
 	# The test VM froze while a nested KVM guest was migrated. On nvme or
 	# vhost-nvme the same pass on virtio-blk decides, in a test VM of its
 	# own; on virtio-blk (the control itself) it is an infrastructure SKIP.
-	if [ "$hung_in" = mig-control ] || [ "${E2E_MIG_DEVICE:-virtio-blk}" = virtio-blk ]; then
-		vm_note="the test VM froze in the migration pass [$hung_in], device ${E2E_MIG_DEVICE:-virtio-blk}"
+	if [ "$hung_in" = mig-control ] || [ "${E2E_MIG_DEVICE:-vhost-nvme}" = virtio-blk ]; then
+		vm_note="the test VM froze in the migration pass [$hung_in], device ${E2E_MIG_DEVICE:-vhost-nvme}"
 		tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note"
 	else
 		keep_attempt hung
@@ -194,7 +195,7 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-migrate ]; then
 		if [ $ctl = passed ]; then
 			tap "not ok" "test VM with the migrated nested guest ran to the end: it hung, while the control on virtio-blk did not (see $RES/vm-hung)"
 		else
-			vm_note="the test VM hung in the migration pass on ${E2E_MIG_DEVICE} and the control on virtio-blk failed too"
+			vm_note="the test VM hung in the migration pass on ${E2E_MIG_DEVICE:-vhost-nvme} and the control on virtio-blk failed too"
 			tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
 		fi
 	fi

@@ -856,8 +856,9 @@ fi
 # times (default 10) between QEMUs with the same command line on the same
 # backend (run_l2_migrate, l2-run.sh), then told to stop (E2E-MIG-STOP in a
 # mailbox block at 1020 MiB of /dev/nullb0, which the guest polls). The
-# device under test, E2E_MIG_DEVICE: virtio-blk (default: migratable in
-# stock QEMU), nvme (QEMU's -device nvme) or vhost-nvme, on /dev/nullb0;
+# device under test, E2E_MIG_DEVICE: vhost-nvme (default), nvme (QEMU's
+# -device nvme, migratable with patch 0004) or virtio-blk (migratable in
+# stock QEMU: the control), on /dev/nullb0;
 # E2E_MIG_DEVICE_OPTS: more properties of that -device (k=v,k=v);
 # E2E_MIG_QEMU_OPTS: more QEMU options (words); E2E_MIG_APPEND: more of the
 # nested kernel's command line (e.g. nvme.poll_queues=1); E2E_MIG_MEM: the
@@ -905,7 +906,7 @@ migrate_run() {
 	run_l2_migrate "$3" migrate "$MIG_COUNT" 600 150
 }
 migrate_pass() {
-	local mdev=${E2E_MIG_DEVICE:-virtio-blk} opts=${E2E_MIG_DEVICE_OPTS:-} pfx why
+	local mdev=${E2E_MIG_DEVICE:-vhost-nvme} opts=${E2E_MIG_DEVICE_OPTS:-} pfx why
 	MIG_COUNT=${E2E_MIG_COUNT:-10}
 	L2_MEM=${E2E_MIG_MEM:-256M}
 	[ "$PLAN" = control-migrate ] && mdev=virtio-blk opts=
