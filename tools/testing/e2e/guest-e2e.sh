@@ -860,11 +860,21 @@ fi
 # -device nvme, migratable with patch 0004) or virtio-blk (migratable in
 # stock QEMU: the control), on /dev/nullb0;
 # E2E_MIG_DEVICE_OPTS: more properties of that -device (k=v,k=v);
-# E2E_MIG_QEMU_OPTS: more QEMU options (words); E2E_MIG_APPEND: more of the
+# E2E_MIG_QEMU_OPTS: more QEMU options (words); E2E_MIG_ODD_OPTS: QEMU
+# options of the odd-numbered QEMUs only, i.e. of every other source and
+# destination (words; on vhost-nvme by default "-global
+# vhost-nvme.poll-us=50": the module polls the SQs there, so migrations
+# leave from and arrive at a polling device); E2E_MIG_APPEND: more of the
 # nested kernel's command line (e.g. nvme.poll_queues=1); E2E_MIG_MEM: the
-# nested guest's memory (default 256M). A crash or hang of the nested guest
-# on nvme or vhost-nvme: the same pass on virtio-blk decides, as in
-# kvm_pass (on virtio-blk itself nothing does: a failure).
+# nested guest's memory (default 256M). E2E_MIG_VARIANTS: after the pass,
+# one more pass per word PROPS[/ARG], with the -device properties PROPS
+# and the nested kernel's argument ARG added, and E2E_MIG_VARIANT_COUNT
+# migrations (default 4); on vhost-nvme by default
+# "dbcs=off/nvme.poll_queues=1": no shadow doorbells (every doorbell an
+# ioeventfd) and a polled queue (a CQ without interrupts). A crash
+# or hang of the nested guest on nvme or vhost-nvme: the same pass on
+# virtio-blk decides, as in kvm_pass (on virtio-blk itself nothing does:
+# a failure).
 mig_devices() {	# mig_devices DEVICE OPTS: sets L2_DEVICE and L2_APPEND
 	local drv="file=/dev/nullb0,if=none,id=m0,format=raw,cache=none,aio=native" o=$2
 	[ -n "$o" ] && [ "${o:0:1}" != , ] && o=,$o
@@ -883,7 +893,18 @@ mig_devices() {	# mig_devices DEVICE OPTS: sets L2_DEVICE and L2_APPEND
 	esac
 	# shellcheck disable=SC2206	# words, as documented
 	L2_DEVICE+=(${E2E_MIG_QEMU_OPTS:-})
-	L2_APPEND+=" e2e.migsecs=540 ${E2E_MIG_APPEND:-}"
+	# The odd QEMUs' options: the device under test's only.
+	MIG_ODD_OPTS=()
+	if [ "$PLAN" = control-migrate ] || [ "$1" != "${E2E_MIG_DEVICE:-vhost-nvme}" ]; then
+		:
+	elif [ "$1" = vhost-nvme ]; then
+		# shellcheck disable=SC2206
+		MIG_ODD_OPTS=(${E2E_MIG_ODD_OPTS--global vhost-nvme.poll-us=50})
+	else
+		# shellcheck disable=SC2206
+		MIG_ODD_OPTS=(${E2E_MIG_ODD_OPTS:-})
+	fi
+	L2_APPEND+=" e2e.migsecs=540 ${E2E_MIG_APPEND:-} ${MIG_XAPPEND:-}"
 }
 MIG_MBOX=$((1020 * 256))	# the mailbox block (4 KiB blocks), as l2-tests.sh's
 # l2_migrated: run_l2_migrate is done migrating; the guest is to stop
@@ -892,10 +913,10 @@ l2_migrated() {
 	printf 'E2E-MIG-STOP' | dd of=/dev/nullb0 bs=4k seek=$MIG_MBOX count=1 conv=sync,notrunc \
 		oflag=direct status=none || log "[$MIG_NAME] writing the mailbox failed"
 }
-migrate_items() {
+migrate_items() {	# migrate_items MIN: the items of a pass that ran to the end
 	collect "$pfx"
-	check "$pfx $MIG_DONE of $MIG_COUNT migrations completed, at least 10 (total/downtime ms each: ${MIG_TIMES:-none})${MIG_FAIL:+: $MIG_FAIL}" \
-		[ "$MIG_DONE" = "$MIG_COUNT" ] && [ "$MIG_DONE" -ge 10 ]
+	check "$pfx $MIG_DONE of $MIG_COUNT migrations completed, at least $1 (total/downtime ms each: ${MIG_TIMES:-none})${MIG_FAIL:+: $MIG_FAIL}" \
+		[ "$MIG_DONE" = "$MIG_COUNT" ] && [ "$MIG_DONE" -ge "$1" ]
 }
 # migrate_run DEVICE OPTS NAME: one pass; sets L2_STATUS as run_l2
 migrate_run() {
@@ -905,43 +926,64 @@ migrate_run() {
 	log "[$3] device: ${L2_DEVICE[*]}; append: $L2_APPEND"
 	run_l2_migrate "$3" migrate "$MIG_COUNT" 600 150
 }
-migrate_pass() {
-	local mdev=${E2E_MIG_DEVICE:-vhost-nvme} opts=${E2E_MIG_DEVICE_OPTS:-} pfx why
-	MIG_COUNT=${E2E_MIG_COUNT:-10}
-	L2_MEM=${E2E_MIG_MEM:-256M}
-	[ "$PLAN" = control-migrate ] && mdev=virtio-blk opts=
-	pfx="[kvm, migrate, $mdev${opts:+ $opts}]"
+# migrate_one DEVICE OPTS MIN: one pass of MIG_COUNT migrations and its
+# items (at least MIN migrations); 1 if the pass did not run to the end
+migrate_one() {
+	local mdev=$1 opts=$2 pfx why odd=''
+	mig_devices "$mdev" "$opts" && [ ${#MIG_ODD_OPTS[@]} -gt 0 ] &&
+		odd=", every other QEMU ${MIG_ODD_OPTS[*]}"
+	pfx="[kvm, migrate, $mdev${opts:+ $opts}${MIG_XAPPEND:+ $MIG_XAPPEND}]"
 	[ "$PLAN" = control-migrate ] && pfx="control: $pfx"
-	if [ $KVM = 0 ]; then
-		tap "not ok" "$pfx no /dev/kvm in the test VM"
-		return
-	fi
+	log "[mig-$mdev] $pfx: $MIG_COUNT migrations$odd"
 	migrate_run "$mdev" "$opts" "mig-$mdev"
 	case $L2_STATUS in
 	done)
-		migrate_items
+		migrate_items "$3"
 		tap ok "$pfx nested guest under KVM ran to the end and powered off"
+		return 0
 		;;
 	error)
 		tap "not ok" "$pfx nested guest under KVM: QEMU refused to start: $L2_REASON"
-		;;
-	*)
-		why=$L2_REASON
-		[ -n "$MIG_FAIL" ] && why+="; $MIG_FAIL"
-		why+=" ($MIG_DONE migrations completed)"
-		if [ "$mdev" = virtio-blk ]; then
-			tap "not ok" "$pfx nested guest under KVM ran to the end: $why"
-			return
-		fi
-		log "[mig-$mdev] control: the same pass on virtio-blk"
-		migrate_run virtio-blk "" mig-control
-		if [ "$L2_STATUS" = "done" ]; then
-			tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on virtio-blk ran to the end"
-		else
-			tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on virtio-blk failed too: $L2_REASON"
-		fi
+		return 1
 		;;
 	esac
+	why=$L2_REASON
+	[ -n "$MIG_FAIL" ] && why+="; $MIG_FAIL"
+	why+=" ($MIG_DONE migrations completed)"
+	if [ "$mdev" = virtio-blk ]; then
+		tap "not ok" "$pfx nested guest under KVM ran to the end: $why"
+		return 1
+	fi
+	log "[mig-$mdev] control: the same pass on virtio-blk"
+	migrate_run virtio-blk "" mig-control
+	if [ "$L2_STATUS" = "done" ]; then
+		tap "not ok" "$pfx nested guest under KVM ran to the end: $why, while the control on virtio-blk ran to the end"
+	else
+		tap "not ok" "$pfx nested guest under KVM ran to the end # SKIP infrastructure: $why; the control on virtio-blk failed too: $L2_REASON"
+	fi
+	return 1
+}
+migrate_pass() {
+	local mdev=${E2E_MIG_DEVICE:-vhost-nvme} opts=${E2E_MIG_DEVICE_OPTS:-} v variants=
+	L2_MEM=${E2E_MIG_MEM:-256M}
+	[ "$PLAN" = control-migrate ] && mdev=virtio-blk opts=
+	if [ $KVM = 0 ]; then
+		tap "not ok" "[kvm, migrate, $mdev] no /dev/kvm in the test VM"
+		return
+	fi
+	[ "$mdev" = vhost-nvme ] && variants=${E2E_MIG_VARIANTS-dbcs=off/nvme.poll_queues=1}
+	[ "$mdev" != vhost-nvme ] && variants=${E2E_MIG_VARIANTS:-}
+	[ "$PLAN" = control-migrate ] && variants=
+	MIG_COUNT=${E2E_MIG_COUNT:-10}
+	if migrate_one "$mdev" "$opts" 10; then
+		MIG_COUNT=${E2E_MIG_VARIANT_COUNT:-4}
+		for v in $variants; do
+			MIG_XAPPEND=
+			[[ $v == */* ]] && MIG_XAPPEND=${v#*/}
+			migrate_one "$mdev" "${opts:+$opts,}${v%%/*}" "$MIG_COUNT" || break
+		done
+	fi
+	MIG_XAPPEND=
 	L2_MEM=
 }
 case $PLAN in check-migrate|control-migrate) migrate_pass ;; esac

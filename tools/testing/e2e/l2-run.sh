@@ -120,6 +120,8 @@ run_l2() {
 # power off. Needs the caller's hmp_on and log.
 # Sets L2_STATUS and L2_REASON as run_l2 does; L2_CON, the consoles of the
 # QEMUs in order (l2-NAME.console; each QEMU's in l2-NAME.N.console); the
+# odd-numbered QEMUs get the options in the array MIG_ODD_OPTS too (host
+# settings the guest does not see, e.g. the device's polling); the
 # QEMUs' messages in l2-NAME.stderr; MIG_DONE, the migrations that
 # completed; MIG_FAIL, why one did not; MIG_TIMES, "total/downtime" in ms
 # of each.
@@ -144,7 +146,9 @@ run_l2_migrate() {
 		local i=$1
 		shift
 		: > "$base.$i.console"
-		"${qcmd[@]}" -chardev "file,id=con,path=$base.$i.console" -serial chardev:con \
+		local odd=()
+		[ $((i % 2)) = 1 ] && odd=("${MIG_ODD_OPTS[@]}")
+		"${qcmd[@]}" "${odd[@]}" -chardev "file,id=con,path=$base.$i.console" -serial chardev:con \
 			-monitor "tcp:127.0.0.1:$((MIG_MON_PORT + i)),server=on,wait=off" "$@" \
 			</dev/null > /dev/null 2> "$base.$i.stderr" &
 		pids[i]=$!
