@@ -315,15 +315,23 @@ qrc=0
 timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$META/qemu.out" 2>&1 &
 qpid=$!
 if [ "$IDLE" -gt 0 ]; then
-	last=$(date +%s) lastsz=-1
+	# The CPU time QEMU used while the console was silent tells a
+	# halted vCPU (a frozen VM: next to nothing) from a busy one.
+	cputicks() {	# utime + stime of QEMU (timeout's child), in ticks
+		local c
+		c=$(pgrep -P "$qpid" | head -n1)
+		awk '{ print $14 + $15 }' "/proc/${c:-$qpid}/stat" 2>/dev/null || echo 0
+	}
+	last=$(date +%s) lastsz=-1 lastcpu=0
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
 		sz=$(stat -c %s "$CONSOLE" 2>/dev/null || echo 0)
 		if [ "$sz" != "$lastsz" ]; then
-			lastsz=$sz last=$(date +%s)
+			lastsz=$sz last=$(date +%s) lastcpu=$(cputicks)
 		elif [ $(( $(date +%s) - last )) -ge "$IDLE" ]; then
-			log "console silent for ${IDLE}s: killing the VM"
-			touch "$META/idle"
+			cpu=$(( ($(cputicks) - lastcpu) * 1000 / $(getconf CLK_TCK) ))
+			log "console silent for ${IDLE}s (QEMU used ${cpu} ms of CPU meanwhile): killing the VM"
+			echo "$cpu" > "$META/idle"
 			kill "$qpid" 2>/dev/null || true
 			break
 		fi
