@@ -251,10 +251,11 @@ fi
 
 # --- end-to-end: live migration of a guest on -device vhost-nvme ----------------
 # e2e.sh check-migrate (tools/testing/e2e/README.md): the nested guest is
-# migrated 10 times between two QEMUs in a test VM of its own (about 3
-# minutes); a frozen test VM is decided by the same pass on virtio-blk.
-# E2E=0 or MIGRATE=0 skips it.
-if [ "${E2E:-1}" = 1 ] && [ "${MIGRATE:-1}" = 1 ]; then
+# migrated 10 times between two QEMUs in a test VM of its own (about 4
+# minutes). Not run unless MIGRATE=1: its test VM froze in about half of
+# the runs so far, and its negative control (log-data-skipped-e2e) stayed
+# green in one of two runs; see the README's status of issue 13.
+if [ "${E2E:-1}" = 1 ] && [ "${MIGRATE:-0}" = 1 ]; then
 	echo "check: live migration (tools/testing/e2e/e2e.sh check-migrate)"
 	erc=0
 	RESULTS=$RES/e2e-migrate tools/testing/e2e/e2e.sh check-migrate 2>&1 |
@@ -269,7 +270,7 @@ if [ "${E2E:-1}" = 1 ] && [ "${MIGRATE:-1}" = 1 ]; then
 		item fail "live migration" "exit status $erc without a failing item; see $RES/e2e-migrate.log"
 	fi
 else
-	item skip "live migration" "E2E=0 or MIGRATE=0"
+	item skip "live migration" "not in make check yet (MIGRATE=1 runs it; see the README, issue 13)"
 fi
 # --- end e2e ---
 
