@@ -319,7 +319,7 @@ if [ "$IDLE" -gt 0 ]; then
 	# halted vCPU (a frozen VM: next to nothing) from a busy one.
 	cputicks() {	# utime + stime of QEMU (timeout's child), in ticks
 		local c
-		c=$(pgrep -P "$qpid" | head -n1)
+		c=$(pgrep -P "$qpid" | head -n1) || c=
 		awk '{ print $14 + $15 }' "/proc/${c:-$qpid}/stat" 2>/dev/null || echo 0
 	}
 	last=$(date +%s) lastsz=-1 lastcpu=0
