@@ -125,7 +125,7 @@ run_vm() {
 	wait $tpid 2>/dev/null || true
 	VM_HUNG=0
 	if [ -f "$RES/vm/.vmrun/idle" ]; then
-		echo "e2e: INFRA: the test VM's console was silent for ${E2E_IDLE:-240}s: it was killed (its QEMU used $(cat "$RES/vm/.vmrun/idle" 2>/dev/null) ms of CPU meanwhile)"
+		echo "e2e: INFRA: the test VM's console was silent for ${E2E_IDLE:-240}s: it was killed (its QEMU used $(sed -n 1p "$RES/vm/.vmrun/idle" 2>/dev/null) ms of CPU meanwhile; $(sed -n 2p "$RES/vm/.vmrun/idle" 2>/dev/null))"
 		VM_HUNG=1
 	fi
 }

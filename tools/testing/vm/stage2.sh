@@ -64,6 +64,35 @@ meta=$VMRUN_OUT/.vmrun
 	off
 ) &
 
+# A heartbeat on the second serial port (vm-run.sh's .vmrun/heartbeat),
+# every 15 s: uptime, and every task in uninterruptible sleep with its
+# kernel stack. Bash builtins and /proc only, nothing on 9p: when the
+# console goes silent it tells a frozen VM (no heartbeat) from a script
+# that is blocked (a heartbeat naming where).
+heartbeat() {
+	local zz p st comm w f out
+	exec {zz}<> <(:)
+	while :; do
+		read -r -t 15 -u "$zz"
+		read -r w _ < /proc/uptime
+		out="VMRUN-HB up=$w"
+		for p in /proc/[0-9]*; do
+			read -r st < "$p/stat" 2>/dev/null || continue
+			st=${st##*) }
+			[ "${st:0:1}" = D ] || continue
+			read -r comm < "$p/comm"
+			w=
+			while read -r f; do
+				f=${f#* }
+				w+="${w:+<}${f%%+*}"
+			done < "$p/stack"
+			out+=" | ${p#/proc/} $comm: $w"
+		done
+		echo "$out" > /dev/ttyS1
+	done
+}
+[ -c /dev/ttyS1 ] && heartbeat 2>/dev/null &
+
 read -r up _ < /proc/uptime
 touch "$meta/ready"
 echo "VMRUN: ready (guest uptime ${up}s), running: ${VMRUN_ARGV[*]}"

@@ -290,6 +290,7 @@ qemu_base "$ACCEL"
 # shellcheck disable=SC2054
 QEMU=("${QBASE[@]}" -smp "$SMP" -m "$MEM"
 	-chardev "file,id=con,path=$CONSOLE" -serial chardev:con
+	-chardev "file,id=hb,path=$META/heartbeat" -serial chardev:hb
 	-kernel "$KERNEL" -initrd "$INITRD"
 	-append "$CMDLINE_BASE${APPEND:+ $APPEND}${SCRIPT_APPEND:+ $SCRIPT_APPEND}"
 	-fsdev "local,id=root,path=/,$P9,readonly=on"
@@ -322,16 +323,23 @@ if [ "$IDLE" -gt 0 ]; then
 		c=$(pgrep -P "$qpid" | head -n1) || c=
 		awk '{ print $14 + $15 }' "/proc/${c:-$qpid}/stat" 2>/dev/null || echo 0
 	}
-	last=$(date +%s) lastsz=-1 lastcpu=0
+	last=$(date +%s) lastsz=-1 lastcpu=0 lasthb=0
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
 		sz=$(stat -c %s "$CONSOLE" 2>/dev/null || echo 0)
 		if [ "$sz" != "$lastsz" ]; then
 			lastsz=$sz last=$(date +%s) lastcpu=$(cputicks)
+			lasthb=$(stat -c %s "$META/heartbeat" 2>/dev/null || echo 0)
 		elif [ $(( $(date +%s) - last )) -ge "$IDLE" ]; then
 			cpu=$(( ($(cputicks) - lastcpu) * 1000 / $(getconf CLK_TCK) ))
-			log "console silent for ${IDLE}s (QEMU used ${cpu} ms of CPU meanwhile): killing the VM"
-			echo "$cpu" > "$META/idle"
+			# The heartbeat (stage2.sh) tells a frozen VM from a
+			# blocked script.
+			hb="no heartbeat meanwhile: the VM froze"
+			if [ "$(stat -c %s "$META/heartbeat" 2>/dev/null || echo 0)" -gt "$lasthb" ]; then
+				hb="heartbeat went on: the VM ran, its script printed nothing; last: $(tail -n1 "$META/heartbeat" | tr -d '\r')"
+			fi
+			log "console silent for ${IDLE}s (QEMU used ${cpu} ms of CPU meanwhile; $hb): killing the VM"
+			printf '%s\n%s\n' "$cpu" "$hb" > "$META/idle"
 			kill "$qpid" 2>/dev/null || true
 			break
 		fi
@@ -384,7 +392,7 @@ if [ -f "$OUT/status" ]; then
 else
 	rc=1
 	if [ -f "$META/idle" ]; then
-		echo "vm-run: FAIL: the VM's console was silent for ${IDLE}s (frozen?): killed" >&2
+		echo "vm-run: FAIL: the VM's console was silent for ${IDLE}s ($(sed -n 2p "$META/idle")): killed" >&2
 	elif [ -f "$META/watchdog" ]; then
 		echo "vm-run: FAIL: guest watchdog fired (script ran longer than ${GUEST_WD}s)" >&2
 	elif [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
