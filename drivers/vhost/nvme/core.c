@@ -25,6 +25,9 @@
 #include <linux/memcontrol.h>
 #include <linux/cgroup.h>
 #include <linux/sizes.h>
+#include <linux/random.h>
+#include <linux/cred.h>
+#include <linux/capability.h>
 
 #include "vnvme.h"
 
@@ -1394,6 +1397,11 @@ static long vnvme_quiesce_ioctl(struct vnvme_dev *dev, void __user *argp,
 	}
 	if (arg.flags || arg.eventfd)
 		return -EINVAL;
+	/* After a hand-over: what the new owner has not sent yet */
+	if (vnvme_has_queues(dev) &&
+	    (vnvme_ctl_mem(dev) == &vnvme_no_mem ||
+	     (dev->db_mode == VHOST_NVME_DB_VMM && !dev->vmm_dbs)))
+		return -EBADFD;
 	WRITE_ONCE(dev->quiesced, false);
 	efd = dev->quiesce_efd;
 	WRITE_ONCE(dev->quiesce_efd, NULL);
@@ -1441,7 +1449,7 @@ static long vnvme_set_owner(struct vnvme_dev *dev)
 	struct vnvme_worker *worker;
 	struct mm_struct *mm;
 
-	if (dev->mm)
+	if (dev->mm || dev->released)
 		return -EBUSY;
 	mm = get_task_mm(current);
 	if (!mm)
@@ -1461,6 +1469,137 @@ static long vnvme_set_owner(struct vnvme_dev *dev)
 	/* The entry before the count: vnvme_wake_all() reads them anywhere */
 	smp_store_release(&dev->nr_workers, 1);
 	return 0;
+}
+
+/*
+ * Hand-over, first half: the owner lets go of a quiesced device with
+ * nothing in flight.  What names the owner's memory goes (the memory
+ * table, the dirty log, a VMM doorbell page), the workers' threads stop;
+ * the rest stays for VHOST_NVME_TAKE_OWNER.
+ */
+static long vnvme_release_owner(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_handover arg = {};
+	struct vnvme_memtable *mem;
+	struct eventfd_ctx *efd;
+	struct vnvme_log *log;
+	unsigned int i;
+	int ret;
+
+	lockdep_assert_held(&dev->mutex);
+	if (!READ_ONCE(dev->quiesced) || (dev->features & VHOST_NVME_F_LOG_ALL))
+		return -EBUSY;
+	for (i = 1; i <= dev->max_qid; i++)
+		if (dev->sq[i] && READ_ONCE(dev->sq[i]->deleting))
+			return -EBUSY;
+	/* The passes that began before the quiesce, and what they fetched */
+	ret = vnvme_sync(dev, VNVME_WAIT_KILLABLE);
+	if (ret)
+		return ret;
+	if (atomic_read(&dev->inflight))
+		return -EBUSY;
+	vnvme_reap_detached(dev, false);
+	if (!list_empty(&dev->detached))
+		return -EBUSY;
+	do {
+		arg.cookie = get_random_u64();
+	} while (!arg.cookie);
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;
+
+	for (i = 0; i < dev->nr_workers; i++)
+		vnvme_worker_park(dev->workers[i]);
+	dev->release_helper = !!dev->helper;
+	if (dev->helper) {
+		kthread_destroy_worker(dev->helper);
+		dev->helper = NULL;
+	}
+	mem = vnvme_ctl_mem(dev);
+	RCU_INIT_POINTER(dev->mem, &vnvme_no_mem);
+	if (mem != &vnvme_no_mem)
+		call_srcu(&dev->srcu, &mem->rcu, vnvme_mem_free_rcu);
+	log = vnvme_ctl_log(dev);
+	RCU_INIT_POINTER(dev->log, NULL);
+	if (log)
+		call_srcu(&dev->srcu, &log->rcu, vnvme_log_free_rcu);
+	/* No pass runs: the workers' copies change without waiting. */
+	dev->vmm_dbs = NULL;
+	for (i = 0; i < dev->nr_workers; i++) {
+		mutex_lock(&dev->workers[i]->lock);
+		dev->workers[i]->vmm_dbs = NULL;
+		dev->workers[i]->mem_gen = VNVME_GEN_STALE;
+		mutex_unlock(&dev->workers[i]->lock);
+	}
+	efd = dev->quiesce_efd;
+	WRITE_ONCE(dev->quiesce_efd, NULL);
+	vnvme_eventfd_retire(dev, efd);
+
+	dev->release_cred = get_current_cred();
+	dev->release_cookie = arg.cookie;
+	dev->released = true;
+	mem_cgroup_put(dev->memcg);
+	dev->memcg = NULL;
+	mmput(dev->mm);
+	dev->mm = NULL;
+	return 0;
+}
+
+/* Hand-over, second half: the caller becomes the owner of a released device. */
+static long vnvme_take_owner(struct vnvme_dev *dev, void __user *argp)
+{
+	struct vhost_nvme_handover arg;
+	const struct cred *cred;
+	struct mm_struct *mm;
+	unsigned int i;
+	int ret;
+
+	lockdep_assert_held(&dev->mutex);
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+		return -EINVAL;
+	if (!dev->released)
+		return -EBUSY;
+	if (arg.cookie != dev->release_cookie)
+		return -EACCES;
+	cred = dev->release_cred;
+	if (!uid_eq(current_euid(), cred->euid) &&
+	    !ns_capable(cred->user_ns, CAP_SYS_ADMIN))
+		return -EPERM;
+	mm = get_task_mm(current);
+	if (!mm)
+		return -EINVAL;
+	dev->mm = mm;
+	dev->memcg = get_mem_cgroup_from_mm(mm);
+	if (dev->release_helper) {
+		ret = vnvme_helper_start(dev);
+		if (ret)
+			goto out_put;
+	}
+	for (i = 0; i < dev->nr_workers; i++) {
+		ret = vnvme_worker_unpark(dev->workers[i]);
+		if (ret)
+			goto out_park;
+	}
+	dev->released = false;
+	dev->release_cookie = 0;
+	put_cred(dev->release_cred);
+	dev->release_cred = NULL;
+	return 0;
+
+out_park:
+	while (i--)
+		vnvme_worker_park(dev->workers[i]);
+	if (dev->helper) {
+		kthread_destroy_worker(dev->helper);
+		dev->helper = NULL;
+	}
+out_put:
+	mem_cgroup_put(dev->memcg);
+	dev->memcg = NULL;
+	mmput(dev->mm);
+	dev->mm = NULL;
+	return ret;
 }
 
 static long vnvme_new_worker(struct vnvme_dev *dev, void __user *argp)
@@ -1600,7 +1739,7 @@ static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 	int ret;
 
 	lockdep_assert_held(&dev->mutex);
-	if (!dev->mm)
+	if (!dev->mm && !dev->released)
 		return 0;
 	ret = vnvme_quiesce(dev, how, NULL);
 	if (ret)
@@ -1650,10 +1789,19 @@ static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 		}
 	}
 	WARN_ON_ONCE(atomic_long_read(&dev->bounce_used));
-	mem_cgroup_put(dev->memcg);
-	dev->memcg = NULL;
-	mmput(dev->mm);
-	dev->mm = NULL;
+	if (dev->mm) {
+		mem_cgroup_put(dev->memcg);
+		dev->memcg = NULL;
+		mmput(dev->mm);
+		dev->mm = NULL;
+	}
+	if (dev->released) {
+		put_cred(dev->release_cred);
+		dev->release_cred = NULL;
+		dev->release_cookie = 0;
+		dev->release_helper = false;
+		dev->released = false;
+	}
 
 	vnvme_mem_free(vnvme_ctl_mem(dev));
 	RCU_INIT_POINTER(dev->mem, &vnvme_no_mem);
@@ -1800,6 +1948,10 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 		ret = vnvme_set_owner(dev);
 		goto out_unlock;
 	}
+	if (ioctl == VHOST_NVME_TAKE_OWNER) {
+		ret = vnvme_take_owner(dev, argp);
+		goto out_unlock;
+	}
 	if (!dev->mm || dev->mm != current->mm) {
 		ret = -EPERM;
 		goto out_unlock;
@@ -1866,6 +2018,9 @@ static long vnvme_ioctl(struct file *f, unsigned int ioctl, unsigned long arg)
 	case VHOST_NVME_GET_NS_STATS:
 		ret = vnvme_ns_stats(dev, argp);
 		break;
+	case VHOST_NVME_RELEASE_OWNER:
+		ret = vnvme_release_owner(dev, argp);
+		break;
 	default:
 		ret = -ENOTTY;
 		break;
@@ -1907,6 +2062,7 @@ static int __init vnvme_init(void)
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_limits) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_log) != 32);
 	BUILD_BUG_ON(sizeof(struct vhost_nvme_ns_stats) != 64);
+	BUILD_BUG_ON(sizeof(struct vhost_nvme_handover) != 32);
 	BUILD_BUG_ON(VNVME_MAX_XFER / VNVME_PAGE_SIZE + 1 >= VNVME_LOG_RUN_MAX);
 	BUILD_BUG_ON(sizeof(struct nvme_command) != VNVME_SQE_SIZE);
 	BUILD_BUG_ON(sizeof(struct nvme_completion) != VNVME_CQE_SIZE);

@@ -435,6 +435,8 @@ struct vnvme_sq {
  *	   (lock)
  * @dying: vnvme_worker_destroy() has begun: passes leave the timer off
  *	   (lock)
+ * @parked: no thread: the owner released the device (dev->mutex; read
+ *	    by wakers in any context)
  * @coal_timer: wakes the worker when a coalesced interrupt is due, a full
  *		CQ is to be looked at again, or a frozen file system
  * @scratch: two pages: PRP lists or SGL segments, then DSM ranges (worker)
@@ -469,6 +471,7 @@ struct vnvme_worker {
 	bool frozen;
 	bool abort;
 	bool dying;
+	bool parked;
 	struct hrtimer coal_timer;
 	void *scratch;
 };
@@ -517,6 +520,12 @@ struct vnvme_worker {
  * @dmrsl: most logical blocks in one DSM range, 0 for no limit (srcu)
  * @release_work: the rest of a release that could not wait for the backend
  * @log: the dirty log, or NULL (srcu)
+ * @released: the owner let go of the device (VHOST_NVME_RELEASE_OWNER) and
+ *	      no one has taken it yet (@mutex)
+ * @release_helper: @helper existed at the release: the next owner's starts
+ *		    (@mutex)
+ * @release_cookie: what VHOST_NVME_TAKE_OWNER must give (@mutex)
+ * @release_cred: the releasing owner's credentials (@mutex)
  */
 struct vnvme_dev {
 	struct mutex mutex;	/* see the top of this file */
@@ -552,6 +561,10 @@ struct vnvme_dev {
 	u64 dmrsl;
 	struct work_struct release_work;
 	struct vnvme_log __rcu *log;
+	bool released;
+	bool release_helper;
+	u64 release_cookie;
+	const struct cred *release_cred;
 };
 
 /*
@@ -663,6 +676,8 @@ u16 vnvme_file_submit_discard(struct vnvme_dev *dev, struct vnvme_cmd *cmd,
 extern struct workqueue_struct *vnvme_orphan_wq;
 struct vnvme_worker *vnvme_worker_create(struct vnvme_dev *dev);
 void vnvme_worker_destroy(struct vnvme_worker *worker);
+void vnvme_worker_park(struct vnvme_worker *worker);
+int vnvme_worker_unpark(struct vnvme_worker *worker);
 void vnvme_worker_remap(struct vnvme_worker *worker,
 			const struct vnvme_memtable *mem);
 void vnvme_wake(struct vnvme_worker *worker);

@@ -321,12 +321,18 @@ static void vnvme_worker_stop(struct vnvme_worker *worker)
 void vnvme_wake(struct vnvme_worker *worker)
 {
 	set_bit(VNVME_KICKED, &worker->flags);
-	/* Pairs with synchronize_rcu() in vnvme_worker_killed() */
 	rcu_read_lock();
-	if (READ_ONCE(worker->killed))
-		queue_work(vnvme_orphan_wq, &worker->orphan_work);
-	else
-		vhost_task_wake(worker->vtsk);
+	/*
+	 * Pairs with synchronize_rcu() in vnvme_worker_killed() and
+	 * vnvme_worker_park(), and with the store in vnvme_worker_unpark():
+	 * parked, the next owner's thread runs a pass first.
+	 */
+	if (!smp_load_acquire(&worker->parked)) {
+		if (READ_ONCE(worker->killed))
+			queue_work(vnvme_orphan_wq, &worker->orphan_work);
+		else
+			vhost_task_wake(worker->vtsk);
+	}
 	rcu_read_unlock();
 }
 #else
@@ -387,7 +393,11 @@ static void vnvme_worker_stop(struct vnvme_worker *worker)
 void vnvme_wake(struct vnvme_worker *worker)
 {
 	set_bit(VNVME_KICKED, &worker->flags);
-	wake_up_process(worker->task);
+	rcu_read_lock();
+	/* Pairs with vnvme_worker_park() and vnvme_worker_unpark() */
+	if (!smp_load_acquire(&worker->parked))
+		wake_up_process(worker->task);
+	rcu_read_unlock();
 }
 #endif
 
@@ -465,10 +475,48 @@ void vnvme_worker_destroy(struct vnvme_worker *worker)
 	worker->dying = true;
 	mutex_unlock(&worker->lock);
 	hrtimer_cancel(&worker->coal_timer);
-	vnvme_worker_stop(worker);
+	if (!worker->parked)
+		vnvme_worker_stop(worker);
 	kfree(worker->scratch);
 	mutex_destroy(&worker->lock);
 	kfree(worker);
+}
+
+/**
+ * vnvme_worker_park - stop a worker's thread, keeping the worker
+ * @worker: a worker with nothing in flight, of an owner that hands the
+ *	    device over (VHOST_NVME_RELEASE_OWNER); caller holds dev->mutex
+ *
+ * Its queues, kicks and timer stay.  A kick meanwhile only marks it
+ * kicked: vnvme_worker_unpark() starts the next owner's thread, which
+ * runs a pass first.
+ */
+void vnvme_worker_park(struct vnvme_worker *worker)
+{
+	WRITE_ONCE(worker->parked, true);
+	/* Wakers that saw it unparked are done with the thread. */
+	synchronize_rcu();
+	vnvme_worker_stop(worker);
+}
+
+/**
+ * vnvme_worker_unpark - start a parked worker's thread for the caller
+ * @worker: a worker parked by vnvme_worker_park(); the caller is the
+ *	    device's new owner and holds dev->mutex
+ *
+ * Return: 0, or an errno with the worker still parked.
+ */
+int vnvme_worker_unpark(struct vnvme_worker *worker)
+{
+	int ret;
+
+	ret = vnvme_worker_start(worker);
+	if (ret)
+		return ret;
+	/* The thread before the flag: a waker that sees it unparked uses it */
+	smp_store_release(&worker->parked, false);
+	vnvme_wake(worker);
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -122,13 +122,23 @@
  * queue as an inaccessible ring does (its error eventfd is signalled).
  */
 #define VHOST_NVME_F_LOG_ALL		(1ULL << 7)
+/**
+ * define VHOST_NVME_F_OWNER_HANDOVER - the owner can hand the device over
+ *
+ * VHOST_NVME_RELEASE_OWNER and VHOST_NVME_TAKE_OWNER move a device with its
+ * queues to another process (a VMM replacing itself, e.g. QEMU's
+ * cpr-transfer) without a reset.  A capability: VHOST_SET_FEATURES
+ * accepts it, and it changes nothing.
+ */
+#define VHOST_NVME_F_OWNER_HANDOVER	(1ULL << 8)
 
 /** define VHOST_NVME_F_ALL - every feature this header knows of */
 #define VHOST_NVME_F_ALL	(VHOST_NVME_F_SHADOW_DB | VHOST_NVME_F_SGL | \
 				 VHOST_NVME_F_DSM | VHOST_NVME_F_WRITE_ZEROES | \
 				 VHOST_NVME_F_POLL | VHOST_NVME_F_WORKERS | \
 				 VHOST_NVME_F_IRQ_COALESCING | \
-				 VHOST_NVME_F_LOG_ALL)
+				 VHOST_NVME_F_LOG_ALL | \
+				 VHOST_NVME_F_OWNER_HANDOVER)
 
 /**
  * struct vhost_nvme_info - limits of the module
@@ -600,12 +610,47 @@ struct vhost_nvme_ns_stats {
 	__u64 reserved[3];
 };
 
+/**
+ * struct vhost_nvme_handover - a device passed from one owner to the next
+ * @cookie: RELEASE_OWNER: out; TAKE_OWNER: in, as RELEASE_OWNER gave it
+ * @reserved: zero
+ *
+ * VHOST_NVME_RELEASE_OWNER (owner only) needs a quiesced device with
+ * nothing in flight (EBUSY otherwise, and while %VHOST_NVME_F_LOG_ALL is
+ * set).  It stops the workers and lets go of the owner's address space
+ * and memory cgroup; queues (where they stand), namespaces, workers'
+ * assignments, doorbell mode and guest addresses, interrupt coalescing,
+ * features and the eventfds stay.  The memory table, the dirty log and a
+ * %VHOST_NVME_DB_VMM doorbell page (addresses in the owner's memory) go.
+ * It returns a random cookie.  The device then has no owner: every ioctl
+ * but VHOST_NVME_GET_INFO, VHOST_GET_FEATURES and VHOST_NVME_TAKE_OWNER
+ * gets EPERM (VHOST_SET_OWNER: EBUSY), and nothing touches guest memory.
+ *
+ * VHOST_NVME_TAKE_OWNER makes the caller the owner of a released device
+ * (EBUSY if the device was not released) if @cookie is the one the
+ * release returned (EACCES otherwise; it works once) and the caller has
+ * the releasing owner's effective uid or CAP_SYS_ADMIN in its user
+ * namespace (EPERM otherwise).  The workers start again as threads of
+ * the new owner, each serving the queues it served.  The device stays
+ * quiesced: the new owner sends VHOST_SET_MEM_TABLE (the same guest
+ * ranges, where it maps them), VHOST_NVME_SET_DOORBELLS if the mode was
+ * %VHOST_NVME_DB_VMM, VHOST_NVME_SET_LOG if it logs, and then
+ * VHOST_NVME_RESUME, which gets EBADFD until the memory table (and a VMM
+ * doorbell page) is there.  The old owner may take its device back the
+ * same way.  Closing the last fd of a released device tears it down.
+ */
+struct vhost_nvme_handover {
+	__u64 cookie;
+	__u64 reserved[3];
+};
+
 /*
  * NVMe ioctls, in a range of the vhost magic (VHOST_VIRTIO) that no other
  * vhost device uses.  The generic VHOST_SET_OWNER, VHOST_RESET_OWNER,
  * VHOST_SET_MEM_TABLE, VHOST_GET_FEATURES and VHOST_SET_FEATURES keep their
- * numbers and meaning.  Every ioctl but VHOST_NVME_GET_INFO and
- * VHOST_GET_FEATURES needs the caller to be the owner (EPERM otherwise).
+ * numbers and meaning.  Every ioctl but VHOST_NVME_GET_INFO,
+ * VHOST_GET_FEATURES and VHOST_NVME_TAKE_OWNER needs the caller to be the
+ * owner (EPERM otherwise).
  * 0xA1 was VHOST_NVME_SET_FEATURES in version 1 and stays unused.
  */
 #define VHOST_NVME_GET_INFO	_IOWR(VHOST_VIRTIO, 0xA0, struct vhost_nvme_info)
@@ -625,5 +670,7 @@ struct vhost_nvme_ns_stats {
 #define VHOST_NVME_SET_LIMITS	_IOWR(VHOST_VIRTIO, 0xAF, struct vhost_nvme_limits)
 #define VHOST_NVME_SET_LOG	_IOW(VHOST_VIRTIO, 0xB0, struct vhost_nvme_log)
 #define VHOST_NVME_GET_NS_STATS	_IOWR(VHOST_VIRTIO, 0xB1, struct vhost_nvme_ns_stats)
+#define VHOST_NVME_RELEASE_OWNER _IOR(VHOST_VIRTIO, 0xB2, struct vhost_nvme_handover)
+#define VHOST_NVME_TAKE_OWNER	_IOW(VHOST_VIRTIO, 0xB3, struct vhost_nvme_handover)
 
 #endif /* _UAPI_LINUX_VHOST_NVME_H */

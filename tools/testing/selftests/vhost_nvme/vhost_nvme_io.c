@@ -1647,6 +1647,229 @@ TEST_F(io, queues_continue_from_state)
 	EXPECT_EQ(-EINVAL, xioctl(g->fd, VHOST_NVME_CREATE_SQ, &s));
 }
 
+/* ---- owner hand-over (VHOST_NVME_RELEASE_OWNER, TAKE_OWNER) ------------ */
+
+/*
+ * Guest memory moved into a memfd at the same address, and the VMM doorbell
+ * page into a shared page, so that a child process shares both (as a new
+ * QEMU shares memfd RAM with the old one).  Caller has the device quiesced.
+ * Returns the memfd, or -errno.
+ */
+static int share_guest(struct guest *g)
+{
+	void *p, *db;
+	int mfd;
+
+	mfd = memfd_create("vhost-nvme-handover", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, GUEST_SIZE))
+		return -errno;
+	p = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	db = malloc(PG);
+	if (p == MAP_FAILED || !db)
+		return -ENOMEM;
+	memcpy(p, g->mem, GUEST_SIZE);
+	munmap(p, GUEST_SIZE);
+	memcpy(db, g->vmm_db, PG);
+	if (mmap(g->mem, GUEST_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, mfd, 0) == MAP_FAILED ||
+	    mmap(g->vmm_db, PG, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return -errno;
+	memcpy(g->vmm_db, db, PG);
+	free(db);
+	return mfd;
+}
+
+static int handover(struct guest *g, bool take, uint64_t *cookie)
+{
+	struct vhost_nvme_handover h = { .cookie = take ? *cookie : 0 };
+	int ret;
+
+	ret = xioctl(g->fd, take ? VHOST_NVME_TAKE_OWNER :
+			    VHOST_NVME_RELEASE_OWNER, &h);
+	if (!ret && !take)
+		*cookie = h.cookie;
+	return ret;
+}
+
+/* What the next owner needs of the queues' guest-side state */
+struct handover_msg {
+	struct q sq, cq;
+	uint16_t next_cid;
+	uint64_t cookie;
+};
+
+/* One command on SQ 1 without the harness (a child process): its status */
+static int child_rw(struct guest *g, uint8_t op, uint64_t slba, uint64_t buf)
+{
+	struct nvme_sqe sqe;
+	struct nvme_cqe cqe;
+
+	rw_sqe(&sqe, op, 1, slba, 8);
+	sqe.prp1 = buf;
+	sq_put(g, 1, &sqe);
+	sq_ring(g, 1);
+	if (wait_cqe(g, 1, &cqe, WAIT_MS) || cqe.cid != sqe.cid)
+		return -1;
+	return cqe.status >> 1;
+}
+
+#define CHILD_CHECK(cond) do {						\
+		if (!(cond)) {						\
+			fprintf(stderr, "# hand-over child, line %d: %s\n", \
+				__LINE__, #cond);			\
+			return 1;					\
+		}							\
+	} while (0)
+
+/*
+ * The next owner: takes the device with @cookie, maps guest memory at a
+ * new address (the old one unmapped), resumes, finds the three Reads the
+ * old owner queued completed with @want's data, writes and reads back one
+ * block at LBA 800, then releases the device to @wfd.  0, or 1 after
+ * printing the check that failed.
+ */
+static int handover_child(struct guest *g, int mfd, uint64_t cookie,
+			  uint64_t buf, const void *want, int wfd)
+{
+	struct handover_msg msg;
+	struct nvme_cqe cqe;
+	uint8_t *old = g->mem, *mem;
+	uint64_t wrong = cookie ^ 1;
+	int pids[MAX_WORKERS];
+	unsigned int i;
+
+	alarm(30);
+	mem = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	CHILD_CHECK(mem != MAP_FAILED);
+	CHILD_CHECK(handover(g, true, &wrong) == -EACCES);
+	CHILD_CHECK(handover(g, true, &cookie) == 0);
+	CHILD_CHECK(handover(g, true, &cookie) == -EBUSY);
+	CHILD_CHECK(worker_pids_of(getpid(), pids, MAX_WORKERS) >= 1);
+	/* The old owner's addresses mean nothing here. */
+	g->mem = mem;
+	munmap(old, GUEST_SIZE);
+	g->sq[1].ring = g_hva(g, g->sq[1].gpa);
+	g->cq[1].ring = g_hva(g, g->cq[1].gpa);
+	CHILD_CHECK(g_db_vmm(g) == 0);
+	/* Nothing of the old owner's memory is used: no table, no resume. */
+	CHILD_CHECK(g_quiesce(g, true) == -EBADFD);
+	CHILD_CHECK(g_mem_default(g) == 0);
+	CHILD_CHECK(g_quiesce(g, true) == 0);
+	for (i = 0; i < 3; i++) {
+		CHILD_CHECK(wait_cqe(g, 1, &cqe, WAIT_MS) == 0);
+		CHILD_CHECK((cqe.status >> 1) == SC_OK);
+	}
+	CHILD_CHECK(!memcmp(g_hva(g, buf + 4 * PG), want, 3 * PG));
+	fill(g_hva(g, buf), PG, 77);
+	CHILD_CHECK(child_rw(g, OP_WRITE, 800, buf) == SC_OK);
+	memset(g_hva(g, buf + PG), 0, PG);
+	CHILD_CHECK(child_rw(g, OP_READ, 800, buf + PG) == SC_OK);
+	CHILD_CHECK(!memcmp(g_hva(g, buf), g_hva(g, buf + PG), PG));
+	/* ... and back to the old owner. */
+	CHILD_CHECK(g_quiesce(g, false) == 0);
+	CHILD_CHECK(handover(g, false, &msg.cookie) == 0);
+	msg.sq = g->sq[1];
+	msg.cq = g->cq[1];
+	msg.next_cid = g->next_cid;
+	CHILD_CHECK(write(wfd, &msg, sizeof(msg)) == sizeof(msg));
+	return 0;
+}
+
+/*
+ * A device with live queues, commands queued and not fetched, moves to
+ * another process (a new VMM with the guest's memory at other addresses)
+ * without a reset, and back; only its rightful successor can take it.
+ */
+TEST_F(io, owner_handover)
+{
+	struct guest *g = &self->g;
+	struct handover_msg msg;
+	uint64_t cookie = 0;
+	int mfd, st, pfd[2], pids[MAX_WORKERS];
+	struct nvme_sqe sqe;
+	uint8_t want[3 * PG];
+	pid_t pid;
+	unsigned int i;
+
+	IO_PROLOGUE();
+	fill(HVA(self->buf), 3 * PG, 60);
+	memcpy(want, HVA(self->buf), sizeof(want));
+	ASSERT_EQ(SC_OK, RW(OP_WRITE, 700, 24, self->buf));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 700, 8, self->buf2));
+	/* Only a quiesced device, and only one that was released */
+	EXPECT_EQ(-EBUSY, handover(g, false, &cookie));
+	EXPECT_EQ(-EBUSY, handover(g, true, &cookie));
+	ASSERT_EQ(0, g_quiesce(g, false));
+	mfd = share_guest(g);
+	ASSERT_LE(0, mfd) TH_LOG("sharing guest memory: %s", strerror(-mfd));
+	/* Three Reads queued, not fetched: the next owner completes them. */
+	memset(HVA(self->buf + 4 * PG), 0, 3 * PG);
+	for (i = 0; i < 3; i++) {
+		rw_sqe(&sqe, OP_READ, 1, 700 + 8 * i, 8);
+		sqe.prp1 = self->buf + (4 + i) * PG;
+		sq_put(g, 1, &sqe);
+	}
+	sq_ring(g, 1);
+	ASSERT_EQ(0, handover(g, false, &cookie));
+	EXPECT_TRUE(cookie != 0);
+	/* Released: no owner, no worker, nothing but queries */
+	EXPECT_EQ(0, wait_no_workers(getpid(), WAIT_MS));
+	EXPECT_EQ(-EPERM, g_quiesce(g, true));
+	EXPECT_EQ(-EBUSY, xioctl(g->fd, VHOST_SET_OWNER, NULL));
+	EXPECT_EQ(0, xioctl(g->fd, VHOST_NVME_GET_INFO, &g->info));
+	EXPECT_FALSE(cq_peek(g, 1, NULL));
+
+	/* Another user, with the cookie, is not the successor. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		_exit(handover(g, true, &cookie) == -EPERM ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st));
+	if (WEXITSTATUS(st) != 2)
+		EXPECT_EQ(0, WEXITSTATUS(st)) TH_LOG("another uid took the device");
+
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(pfd[0]);
+		_exit(handover_child(g, mfd, cookie, self->buf, want, pfd[1]));
+	}
+	close(pfd[1]);
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st));
+	/* Which check failed: the child printed it. */
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	ASSERT_EQ((ssize_t)sizeof(msg), read(pfd[0], &msg, sizeof(msg)));
+	close(pfd[0]);
+
+	/* The old owner takes it back, the queues where the child left them. */
+	ASSERT_EQ(0, handover(g, true, &msg.cookie));
+	g->sq[1] = msg.sq;
+	g->cq[1] = msg.cq;
+	g->sq[1].ring = HVA(g->sq[1].gpa);
+	g->cq[1].ring = HVA(g->cq[1].gpa);
+	g->next_cid = msg.next_cid;
+	EXPECT_EQ(1, worker_pids(pids, MAX_WORKERS));
+	ASSERT_EQ(0, g_mem_default(g));
+	/* A VMM doorbell page is the owner's too: none, no resume. */
+	EXPECT_EQ(-EBADFD, g_quiesce(g, true));
+	ASSERT_EQ(0, g_db_vmm(g));
+	ASSERT_EQ(0, g_quiesce(g, true));
+	memset(HVA(self->buf2), 0, PG);
+	ASSERT_EQ(SC_OK, RW(OP_READ, 800, 8, self->buf2));
+	fill(HVA(self->buf), PG, 77);
+	EXPECT_EQ(0, memcmp(HVA(self->buf), HVA(self->buf2), PG));
+	ASSERT_EQ(SC_OK, RW(OP_READ, 700, 24, self->buf2));
+	EXPECT_EQ(0, memcmp(want, HVA(self->buf2), 3 * PG));
+	close(mfd);
+}
+
 /*
  * The counters behind the SMART log's Data Units Read/Written and Host
  * Read/Write Commands: successful Reads and Writes of the namespace only,
