@@ -22,13 +22,16 @@ mkdir -p "$RES"
 SUMMARY=$RES/summary.txt
 : > "$SUMMARY"
 ITEM_TAG=check
+# step MESSAGE: a step begins; minutes and seconds since the start, so
+# that CI's log shows where its time goes.
+step() { printf 'check: [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 # shellcheck source=items.sh
 . tools/testing/items.sh
 # shellcheck source=hostile-lane.sh
 . tools/testing/hostile-lane.sh
 
 # --- deps -------------------------------------------------------------------
-echo "check: deps"
+step "deps"
 if run_logged "$RES/deps.log" tools/testing/deps.sh; then
 	item pass "deps"
 else
@@ -39,7 +42,7 @@ fi
 . tools/testing/env.sh
 
 # --- module build ------------------------------------------------------------
-echo "check: building module against $KDIR"
+step "building module against $KDIR"
 built=0
 if [ ! -f Kbuild ]; then
 	item fail "build module" "no Kbuild file yet"
@@ -52,7 +55,7 @@ else
 fi
 
 # --- checkpatch ----------------------------------------------------------------
-echo "check: checkpatch --strict"
+step "checkpatch --strict"
 mapfile -t srcs < <(find drivers include -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | LC_ALL=C sort)
 if [ ${#srcs[@]} -eq 0 ]; then
 	item skip "checkpatch" "no C sources under drivers/ include/"
@@ -71,7 +74,7 @@ done
 
 # --- W=1 and sparse builds -----------------------------------------------------
 if [ "$built" = 1 ]; then
-	echo "check: W=1 build"
+	step "W=1 build"
 	# Kbuild rebuilds every object when the flags change, so these
 	# recompile the whole module.
 	if run_logged "$RES/build-w1.log" make -C "$KDIR" M="$REPO" W=1 modules &&
@@ -82,7 +85,7 @@ if [ "$built" = 1 ]; then
 		grep -E '(warning|error):' "$RES/build-w1.log" | head -n 20 | sed 's/^/    /' || true
 	fi
 
-	echo "check: sparse (C=2) build"
+	step "sparse (C=2) build"
 	# Sparse lines look like gcc's but without a trailing [-Wflag].
 	sparse_re='(warning|error):'
 	if run_logged "$RES/build-sparse.log" make -C "$KDIR" M="$REPO" C=2 modules &&
@@ -100,7 +103,7 @@ fi
 # --- selftests -------------------------------------------------------------------
 ST=tools/testing/selftests/vhost_nvme
 if [ -f "$ST/Makefile" ]; then
-	echo "check: building selftests"
+	step "building selftests"
 	if run_logged "$RES/selftests-build.log" make -C "$ST" KSRC="$KSRC"; then
 		item pass "build selftests"
 	else
@@ -113,7 +116,7 @@ fi
 
 # The fio engine the guest's verify jobs use: fetches Debian fio's source
 # headers once (the guest has no network) and builds the .so.
-echo "check: building the fio engine (tools/fio-vhost-nvme)"
+step "building the fio engine (tools/fio-vhost-nvme)"
 if run_logged "$RES/fio-engine-build.log" make -C tools/fio-vhost-nvme; then
 	item pass "build the fio engine"
 else
@@ -122,7 +125,7 @@ else
 fi
 
 # --- VM: module load + selftests ----------------------------------------------------
-echo "check: running tools/testing/vm/guest-check.sh in a VM"
+step "running tools/testing/vm/guest-check.sh in a VM"
 VMOUT=$RES/vm
 # shellcheck disable=SC2086
 tools/testing/vm/vm-run.sh ${VM_RUN_OPTS:-} --out "$VMOUT" tools/testing/vm/guest-check.sh \
@@ -152,7 +155,7 @@ fi
 # must turn them red; one that stays green is a failure of the suite.
 # NEGATIVE=0 skips them (about 8 minutes under TCG).
 if [ "${NEGATIVE:-1}" != 0 ] && [ "$built" = 1 ]; then
-	echo "check: negative controls (tools/testing/negative/run.sh)"
+	step "negative controls (tools/testing/negative/run.sh)"
 	NEG_OUT=$RES/negative tools/testing/negative/run.sh > "$RES/negative.log" 2>&1 || true
 	while IFS= read -r line; do
 		case $line in
@@ -173,7 +176,7 @@ fi
 hostile_lane "$RES" 1200 ${HOSTILE_ARGS:--n 1000000 -i 100000 -k 40 -f 100}
 
 # --- userspace unit tests and fuzzing of dptr.c (tools/testing/unit, fuzz) -------
-echo "check: unit tests"
+step "unit tests"
 if run_logged "$RES/unit-build.log" make -C tools/testing/unit; then
 	for t in dptr_test queue_test; do
 		before=$FAIL
@@ -189,7 +192,7 @@ else
 	show "$RES/unit-build.log"
 fi
 fz=${FUZZ_CHECK_SECONDS:-20}
-echo "check: fuzzing dptr.c for ${fz}s"
+step "fuzzing dptr.c for ${fz}s"
 if run_logged "$RES/fuzz.log" make -C tools/testing/fuzz run FUZZ_SECONDS="$fz"; then
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$RES/fuzz.log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$RES/fuzz.log")
@@ -207,7 +210,7 @@ fi
 # would not stay well under an hour on a fresh machine (see README,
 # Kernels). KERNELS=0 skips it.
 if [ "${KERNELS:-1}" = 1 ]; then
-	echo "check: the newest Debian kernel (tools/testing/check-kernels.sh sid)"
+	step "the newest Debian kernel (tools/testing/check-kernels.sh sid)"
 	krc=0
 	KERNELS_E2E=0 RESULTS=$RES/kernels tools/testing/check-kernels.sh sid \
 		> "$RES/kernels.log" 2>&1 ||
@@ -250,7 +253,7 @@ e2e_step() {
 # time), boots the test VM with one vCPU and a nested guest in it; its TAP
 # lines become items here. E2E=0 skips it.
 if [ "${E2E:-1}" = 1 ]; then
-	echo "check: end-to-end tests (tools/testing/e2e/e2e.sh)"
+	step "end-to-end tests (tools/testing/e2e/e2e.sh)"
 	e2e_step "end-to-end tests" e2e e2e
 else
 	item skip "end-to-end tests" "E2E=0"
@@ -263,14 +266,14 @@ fi
 # half of the runs so far, and its negative control (log-data-skipped-e2e)
 # stayed green in one of two runs; see the README's status of issue 13.
 if [ "${E2E:-1}" = 1 ] && [ "${MIGRATE:-0}" = 1 ]; then
-	echo "check: live migration (tools/testing/e2e/e2e.sh check-migrate)"
+	step "live migration (tools/testing/e2e/e2e.sh check-migrate)"
 	e2e_step "live migration" e2e-migrate "e2e migrate" check-migrate
 else
 	item skip "live migration" "not in make check yet (MIGRATE=1 runs it; see the README, issue 13)"
 fi
 # --- end e2e ---
 
-echo "check: logs in $RES"
+step "logs in $RES"
 [ ! -s "${HOUT:-/nonexistent}/hostile.summary" ] || cat "$HOUT/hostile.summary"
 echo "$PASS passed, $FAIL failed, $SKIP skipped"
 [ "$FAIL" -eq 0 ]

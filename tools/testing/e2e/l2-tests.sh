@@ -300,12 +300,14 @@ if [ "$MODE" = migrate ]; then
 	else
 		notok "the test VM's stop came within ${MIGSECS}s"
 	fi
+	# Each loop's run in progress now finishes and counts: it spanned the
+	# migrations (with one count, the first run did), so one is enough.
 	touch $STOP
 	wait $wpid
 	wait $kpid
 	wait $cpid
 	read -r cr cf < /tmp/mig.c || cr=0
-	if [ "${cr:-0}" -ge 2 ] && [ "$cf" = 0 ]; then
+	if [ "${cr:-0}" -ge 1 ] && [ "$cf" = 0 ]; then
 		ok "page-cache reads across the migrations: $cr rounds of 3, every checksum as written"
 	else
 		notok "page-cache reads across the migrations: $cr rounds of 3, $cf checksums differ (stale pages)"
@@ -313,13 +315,13 @@ if [ "$MODE" = migrate ]; then
 	read -r wi wf < /tmp/mig.w || wi=0
 	read -r kg kf < /tmp/mig.k || kg=0
 	info "migrate: write runs $wi ($wf failed), known-data generations $kg ($kf failed); last: $(fio_figures mw) / $(fio_figures kr)"
-	if [ "${wi:-0}" -ge 2 ] && [ "$wf" = 0 ]; then
+	if [ "${wi:-0}" -ge 1 ] && [ "$wf" = 0 ]; then
 		ok "fio randwrite verify=crc32c across the migrations: $wi runs, every one verified"
 	else
 		[ -f /tmp/fio.mw.bad ] && show /tmp/fio.mw.bad 30
 		notok "fio randwrite verify=crc32c across the migrations: $wi runs, $wf failed"
 	fi
-	if [ "${kg:-0}" -ge 2 ] && [ "$kf" = 0 ]; then
+	if [ "${kg:-0}" -ge 1 ] && [ "$kf" = 0 ]; then
 		ok "fio randread of the known region across the migrations: $kg generations, no stale or misplaced read"
 	else
 		[ -f /tmp/fio.kw.bad ] && show /tmp/fio.kw.bad 10
