@@ -555,6 +555,49 @@ TEST_F(slow, quiesce_async)
 	close(p.fd);
 }
 
+/*
+ * The owner cannot hand over a device with a command in flight, nor one
+ * that logs for a migration (VHOST_NVME_RELEASE_OWNER: EBUSY); once the
+ * drain is over it can, and takes it back without losing the queue.
+ */
+TEST_F(slow, release_owner_after_drain)
+{
+	struct vhost_nvme_quiesce q = { .flags = VHOST_NVME_DRAIN_F_ASYNC };
+	struct vhost_nvme_handover h = { 0 };
+	struct pollfd p = { .events = POLLIN };
+	struct guest *g = &self->g;
+	uint64_t *log = log_alloc();
+	struct nvme_cqe cqe;
+	uint64_t buf;
+
+	SLOW_PROLOGUE();
+	ASSERT_NE(NULL, log);
+	ASSERT_EQ(0, g_set_log(g, log, LOG_BYTES));
+	ASSERT_EQ(0, g_features(g, F_SETUP | VHOST_NVME_F_LOG_ALL));
+	p.fd = q.eventfd = new_eventfd();
+	slow_read_in_flight(g);
+	ASSERT_EQ(-EINPROGRESS, xioctl(g->fd, VHOST_NVME_QUIESCE, &q));
+	EXPECT_EQ(-EBUSY, xioctl(g->fd, VHOST_NVME_RELEASE_OWNER, &h));
+	EXPECT_EQ(1, poll(&p, 1, 3000)) TH_LOG("drain never signalled");
+	ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	/* Drained, but logging */
+	EXPECT_EQ(-EBUSY, xioctl(g->fd, VHOST_NVME_RELEASE_OWNER, &h));
+	ASSERT_EQ(0, g_features(g, F_SETUP));
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_RELEASE_OWNER, &h));
+	EXPECT_EQ(-EPERM, xioctl(g->fd, VHOST_NVME_RELEASE_OWNER, &h));
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_TAKE_OWNER, &h));
+	/* The cookie works once. */
+	EXPECT_EQ(-EBUSY, xioctl(g->fd, VHOST_NVME_TAKE_OWNER, &h));
+	ASSERT_EQ(0, g_mem_default(g));
+	ASSERT_EQ(0, g_db_vmm(g));
+	ASSERT_EQ(0, g_quiesce(g, true));
+	buf = g_alloc(g, PG);
+	ASSERT_EQ(SC_OK, rw_q(_metadata, g, 1, OP_READ, 1, 8, 8, buf, 0));
+	close(p.fd);
+	munmap(log, LOG_BYTES);
+}
+
 int main(int argc, char **argv)
 {
 	return vhost_nvme_main(argc, argv);
