@@ -1353,7 +1353,15 @@ static void vn_ns_stats(NvmeCtrl *n, NvmeNamespace *ns, uint64_t *units_read,
 static void vn_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
 {
     VhostNvmeCtrl *v = vn_of(n);
-    struct vhost_nvme_nsid arg = { .nsid = ns->params.nsid };
+    /*
+     * The namespace is gone for the guest when this returns; the commands
+     * the module has in flight on it complete as usual, and it does not
+     * wait for them under the BQL (a slow backend takes seconds).
+     */
+    struct vhost_nvme_nsid arg = {
+        .nsid = ns->params.nsid,
+        .flags = VHOST_NVME_DETACH_F_NOWAIT,
+    };
     struct vhost_nvme_ns_stats st, *gone = &v->stats_gone[arg.nsid];
     int ret;
 

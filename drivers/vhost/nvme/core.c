@@ -268,11 +268,25 @@ static bool vnvme_zeroed(const void *p, size_t len)
 /* ---------------------------------------------------------------------- */
 /* Namespaces */
 
+/* Releases that finish draining a stuck backend after close (module-owned) */
+static struct workqueue_struct *vnvme_wq;
+
+static void vnvme_ns_destroy(struct vnvme_ns *ns);
+
+static void vnvme_ns_free_work(struct work_struct *work)
+{
+	vnvme_ns_destroy(container_of(work, struct vnvme_ns, free_work));
+}
+
+/* Any context: the last command may end in a bio's completion. */
 static void vnvme_ns_release(struct kref *ref)
 {
 	struct vnvme_ns *ns = container_of(ref, struct vnvme_ns, ref);
 
-	complete(&ns->released);
+	if (ns->nowait)
+		queue_work(vnvme_wq, &ns->free_work);
+	else
+		complete(&ns->released);
 }
 
 /**
@@ -515,7 +529,8 @@ static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)))
+	if (!vnvme_zeroed(arg.reserved, sizeof(arg.reserved)) ||
+	    (arg.flags & ~VHOST_NVME_DETACH_F_NOWAIT))
 		return -EINVAL;
 	if (!arg.nsid || arg.nsid > VNVME_MAX_NSID)
 		return -EINVAL;
@@ -530,8 +545,15 @@ static long vnvme_detach_ns(struct vnvme_dev *dev, void __user *argp)
 	/*
 	 * The namespace is gone for the guest; its commands still hold it,
 	 * and passes that found it before may still take it for theirs.  A
-	 * fatal signal ends the wait: the rest is freed later.
+	 * fatal signal ends the wait: the rest is freed later.  Without
+	 * waiting, the last of them frees it.
 	 */
+	if (arg.flags & VHOST_NVME_DETACH_F_NOWAIT) {
+		INIT_WORK(&ns->free_work, vnvme_ns_free_work);
+		ns->nowait = true;
+		vnvme_ns_retire(dev, ns);
+		return 0;
+	}
 	vnvme_ns_retire(dev, ns);
 	if (wait_for_completion_killable(&ns->released)) {
 		list_add_tail(&ns->node, &dev->detached);
@@ -1855,8 +1877,6 @@ out_free:
 	return -ENOMEM;
 }
 
-/* Releases that finish draining a stuck backend after close (module-owned) */
-static struct workqueue_struct *vnvme_wq;
 /*
  * The passes of workers killed with their owner: apart from vnvme_wq, whose
  * releases wait for them (they must never wait behind those)

@@ -191,6 +191,10 @@ struct vnvme_ns_stats {
  * @node: on dev->detached after an interrupted detach (dev->mutex)
  * @rcu: drops the table's reference after an SRCU grace period
  * @stats: what its commands did, per CPU (VHOST_NVME_GET_NS_STATS)
+ * @nowait: detached without waiting (VHOST_NVME_DETACH_F_NOWAIT): the
+ *	    last reference frees it, through @free_work (set before the
+ *	    table's reference is dropped)
+ * @free_work: frees it on vnvme_wq
  */
 struct vnvme_ns {
 	struct kref ref;
@@ -206,6 +210,8 @@ struct vnvme_ns {
 	struct list_head node;
 	struct rcu_head rcu;
 	struct vnvme_ns_stats __percpu *stats;
+	bool nowait;
+	struct work_struct free_work;
 };
 
 #define VNVME_CMD_BIO		BIT(0)	/* @bio was initialised */

@@ -215,13 +215,25 @@ struct vhost_nvme_ns {
 };
 
 /**
- * struct vhost_nvme_nsid - names a namespace
+ * define VHOST_NVME_DETACH_F_NOWAIT - detach without waiting for commands
+ *
+ * DETACH_NS returns at once: the namespace is gone for the guest (new
+ * commands get Invalid Namespace), the commands already using it complete
+ * and are posted as usual, and the last of them lets go of the backend.
+ * Without the flag DETACH_NS waits for them, killably.
+ */
+#define VHOST_NVME_DETACH_F_NOWAIT	(1U << 0)
+
+/**
+ * struct vhost_nvme_nsid - names a namespace to detach
  * @nsid: namespace identifier
+ * @flags: %VHOST_NVME_DETACH_F_NOWAIT
  * @reserved: zero
  */
 struct vhost_nvme_nsid {
 	__u32 nsid;
-	__u32 reserved[3];
+	__u32 flags;
+	__u32 reserved[2];
 };
 
 /** define VHOST_NVME_CQ_F_IRQ_ENABLED - signal @irqfd on new entries (IEN) */

@@ -598,6 +598,39 @@ TEST_F(slow, release_owner_after_drain)
 	munmap(log, LOG_BYTES);
 }
 
+/*
+ * VHOST_NVME_DETACH_F_NOWAIT: the namespace goes at once for new commands
+ * while a Read on it is in flight, which completes as usual; the detach
+ * does not wait for it (QEMU detaches under the BQL).
+ */
+TEST_F(slow, detach_nowait)
+{
+	struct vhost_nvme_nsid n = { .nsid = 1,
+				     .flags = VHOST_NVME_DETACH_F_NOWAIT };
+	struct guest *g = &self->g;
+	struct nvme_cqe cqe;
+	uint64_t buf;
+	uint16_t cid;
+	long t0;
+
+	SLOW_PROLOGUE();
+	buf = g_alloc(g, PG);
+	cid = slow_read_in_flight(g);
+	t0 = now_ms();
+	ASSERT_EQ(0, xioctl(g->fd, VHOST_NVME_DETACH_NS, &n));
+	EXPECT_GT(300, now_ms() - t0) TH_LOG("the detach waited for the Read");
+	EXPECT_EQ(-ENOENT, xioctl(g->fd, VHOST_NVME_DETACH_NS, &n));
+	/* A new command fails at once, before the Read completes. */
+	EXPECT_EQ(ERR(SC_INVALID_NS),
+		  rw_q(_metadata, g, 1, OP_READ, 1, 0, 8, buf, 0));
+	ASSERT_EQ(0, wait_cqe(g, 1, &cqe, WAIT_MS));
+	EXPECT_EQ(cid, cqe.cid);
+	EXPECT_EQ(SC_OK, cqe.status >> 1);
+	/* Attached again on the same backend */
+	ASSERT_EQ(0, g_attach(g, 1, self->bfd, 0, 0, NULL));
+	EXPECT_EQ(SC_OK, rw_q(_metadata, g, 1, OP_READ, 1, 0, 8, buf, 0));
+}
+
 int main(int argc, char **argv)
 {
 	return vhost_nvme_main(argc, argv);
