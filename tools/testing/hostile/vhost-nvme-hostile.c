@@ -1272,6 +1272,7 @@ static unsigned long ioctls(int bfd, unsigned long n)
 				VHOST_NVME_SET_LIMITS, VHOST_NVME_SET_LOG,
 				VHOST_SET_FEATURES, VHOST_GET_FEATURES,
 				VHOST_NVME_GET_INFO, VHOST_RESET_OWNER,
+				VHOST_NVME_TAKE_OWNER,
 			};
 			req = real[below(sizeof(real) / sizeof(real[0]))];
 			/* half of them with arguments a VMM might pass */
@@ -1349,7 +1350,7 @@ static void *race_vmm(void *arg)
 		s ^= s >> 7;
 		s ^= s << 17;
 		qid = 1 + s % NSQ;
-		op = (s >> 8) % 14;
+		op = (s >> 8) % 15;
 		switch (op) {
 		case 0:
 		case 1: {
@@ -1428,6 +1429,31 @@ static void *race_vmm(void *arg)
 			if ((s >> 16) & 1)
 				f |= VHOST_NVME_F_LOG_ALL;
 			ioctl(d->fd, VHOST_SET_FEATURES, &f);
+			break;
+		}
+		case 13: {
+			/*
+			 * A hand-over to itself: EBUSY unless the device is
+			 * quiesced and drained; then taken back at once,
+			 * the other thread's ioctls meanwhile EPERM.
+			 */
+			struct vhost_nvme_handover h = { 0 };
+			struct vhost_nvme_doorbells dbs = {
+				.mode = VHOST_NVME_DB_VMM,
+				.db_addr = (uintptr_t)d->db,
+			};
+			int err;
+
+			if (ioctl(d->fd, VHOST_NVME_RELEASE_OWNER, &h))
+				break;
+			if (ioctl(d->fd, VHOST_NVME_TAKE_OWNER, &h)) {
+				err = errno;
+				fail("races: TAKE_OWNER of the device it released: %s",
+				     strerror(err));
+				break;
+			}
+			set_mem(d, (s >> 16) & 1);
+			ioctl(d->fd, VHOST_NVME_SET_DOORBELLS, &dbs);
 			break;
 		}
 		case 10: {
