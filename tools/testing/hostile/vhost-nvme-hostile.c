@@ -1200,7 +1200,14 @@ static void shape(unsigned long req, void *arg, int efd, int bfd)
 
 static unsigned long ioctls(int bfd, unsigned long n)
 {
-	uint8_t *buf = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+	/*
+	 * Two pages of arguments and a guard page after them: an argument
+	 * that ends at the second page must fault there, never reach a
+	 * mapping that happens to follow (in a run where RELEASE_OWNER, an
+	 * output ioctl that succeeds whatever its argument holds, wrote 32
+	 * bytes across the end of buf, the next phase crashed in ld.so).
+	 */
+	uint8_t *buf = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint8_t *ram = mmap(NULL, IO_RAM, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1208,7 +1215,8 @@ static unsigned long ioctls(int bfd, unsigned long n)
 	unsigned long done = 0;
 	int fd = -1;
 
-	if (buf == MAP_FAILED || ram == MAP_FAILED)
+	if (buf == MAP_FAILED || ram == MAP_FAILED ||
+	    mprotect(buf + 2 * PG, PG, PROT_NONE))
 		die("mmap");
 	if (efd < 0)
 		die("eventfd");
@@ -1245,7 +1253,7 @@ static unsigned long ioctls(int bfd, unsigned long n)
 		case 1:
 			arg = (void *)0x1000;
 			break;
-		case 2:		/* ends at an unmapped page */
+		case 2:		/* ends at the guard page */
 			arg = buf + 2 * PG - below(64);
 			munmap(buf + PG, PG);
 			mmap(buf + PG, PG, PROT_READ | PROT_WRITE,
@@ -1272,7 +1280,7 @@ static unsigned long ioctls(int bfd, unsigned long n)
 				VHOST_NVME_SET_LIMITS, VHOST_NVME_SET_LOG,
 				VHOST_SET_FEATURES, VHOST_GET_FEATURES,
 				VHOST_NVME_GET_INFO, VHOST_RESET_OWNER,
-				VHOST_NVME_TAKE_OWNER,
+				VHOST_NVME_RELEASE_OWNER, VHOST_NVME_TAKE_OWNER,
 			};
 			req = real[below(sizeof(real) / sizeof(real[0]))];
 			/* half of them with arguments a VMM might pass */
@@ -1284,7 +1292,7 @@ static unsigned long ioctls(int bfd, unsigned long n)
 	}
 	close(fd);
 	close(efd);
-	munmap(buf, 2 * PG);
+	munmap(buf, 3 * PG);
 	munmap(ram, IO_RAM);
 	return done;
 }
