@@ -67,6 +67,13 @@ neg_e2e() {
 		echo "negative $name: SKIP infrastructure: $(grep -m1 '^not ok.*# SKIP infrastructure' "$dst/e2e/e2e.tap" | sed 's/.*# SKIP infrastructure: *//')"
 		return 0
 	fi
+	if [ ${#missed[@]} -gt 0 ] && grep -q '^not ok.*the test VM hung' "$dst/e2e/e2e.tap"; then
+		# The test VM froze before the items it must turn red ran (its
+		# control on -device nvme then passed): red, but not for the
+		# reason it must be, and green is not known either.
+		echo "negative $name: SKIP infrastructure: the test VM froze before ${missed[*]} ran"
+		return 0
+	fi
 	if [ ${#missed[@]} -gt 0 ]; then
 		echo "negative $name: GREEN where it must fail: ${missed[*]} ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed)"
 		return 1
