@@ -1305,6 +1305,7 @@ struct race {
 	unsigned long n;	/* control ioctls per control thread */
 	unsigned long done;	/* control ioctls made, all threads */
 	unsigned long traffic;	/* completions the guest thread reaped */
+	unsigned long handovers;	/* releases taken back */
 	bool stop;
 	uint64_t seed;
 	uint64_t *log;		/* a dirty log covering R1 */
@@ -1462,6 +1463,7 @@ static void *race_vmm(void *arg)
 			}
 			set_mem(d, (s >> 16) & 1);
 			ioctl(d->fd, VHOST_NVME_SET_DOORBELLS, &dbs);
+			__atomic_add_fetch(&r->handovers, 1, __ATOMIC_RELAXED);
 			break;
 		}
 		case 10: {
@@ -1515,8 +1517,8 @@ static unsigned long races(int bfd, unsigned long n)
 	pthread_join(vmm[1], NULL);
 	__atomic_store_n(&r->stop, true, __ATOMIC_RELEASE);
 	pthread_join(guest, NULL);
-	printf("# races: %lu control ioctls from 2 threads, %lu completions reaped meanwhile\n",
-	       r->done, r->traffic);
+	printf("# races: %lu control ioctls from 2 threads (%lu hand-overs), %lu completions reaped meanwhile\n",
+	       r->done, r->handovers, r->traffic);
 	fflush(stdout);
 	/* Release drains whatever the races left in flight. */
 	close(r->d.fd);
