@@ -22,7 +22,9 @@
 #
 # /tmp, /run and /dev in the guest are its own (tmpfs/devtmpfs): a SCRIPT
 # from there is copied into DIR, but ARGS naming host files there won't work.
-# Environment: VM_ACCEL=tcg|kvm (skip the probe), KVER/VMLINUZ (see env.sh),
+# Environment: VM_ACCEL=tcg|kvm (skip the probe; tcg,thread=single: one
+# thread runs every vCPU, as a TCG plugin's inline counters need),
+# VM_QEMU_OPTS (more QEMU options, words), KVER/VMLINUZ (see env.sh),
 # VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux),
 # VM_MODULES_DIR=dir (the modules directory of VM_KERNEL, as `make
 # modules_install` lays it out: the initramfs takes its modules from there and
@@ -252,7 +254,7 @@ if [ -z "$ACCEL" ]; then
 		log "accelerator: $ACCEL (cached in $probe_cache)"
 	fi
 fi
-case $ACCEL in kvm|tcg) ;; *) die "VM_ACCEL must be tcg or kvm, not '$ACCEL'" ;; esac
+case $ACCEL in kvm|tcg|tcg,thread=single) ;; *) die "VM_ACCEL must be tcg, tcg,thread=single or kvm, not '$ACCEL'" ;; esac
 
 # --- job ----------------------------------------------------------------------
 REPO=$VN_REPO
@@ -302,6 +304,11 @@ if [ -n "$REPO_SHARE" ]; then
 	QEMU+=(-fsdev "local,id=repo,path=$REPO_SHARE,$P9,readonly=on"
 	       -device virtio-9p-pci,fsdev=repo,mount_tag=vmrepo)
 fi
+# A human monitor for the watchdog below (a frozen VM's state, an NMI).
+MON=$(mktemp -u /tmp/vmrun-mon.XXXXXX)
+QEMU+=(-monitor "unix:$MON,server=on,wait=off")
+# shellcheck disable=SC2206	# words, as documented
+QEMU+=(${VM_QEMU_OPTS:-})
 printf '%q ' "${QEMU[@]}" > "$META/qemu-cmdline"
 
 log "booting ${KNAME} ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s): ${SCRIPT#"$REPO"/} $*"
@@ -315,6 +322,31 @@ fi
 qrc=0
 timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$META/qemu.out" 2>&1 &
 qpid=$!
+# hmp CMD...: each command on the VM's monitor; their output
+hmp() {
+	python3 - "$MON" "$@" <<'PY' 2>&1
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+def drain():
+    out = b""
+    while True:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            return out
+        if not d:
+            return out
+        out += d
+        if out.endswith(b"(qemu) "):
+            return out
+drain()
+for c in sys.argv[2:]:
+    s.sendall(c.encode() + b"\n")
+    sys.stdout.write(drain().decode(errors="replace").replace("\r", ""))
+PY
+}
 if [ "$IDLE" -gt 0 ]; then
 	# The CPU time QEMU used while the console was silent tells a
 	# halted vCPU (a frozen VM: next to nothing) from a busy one.
@@ -324,19 +356,55 @@ if [ "$IDLE" -gt 0 ]; then
 		awk '{ print $14 + $15 }' "/proc/${c:-$qpid}/stat" 2>/dev/null || echo 0
 	}
 	last=$(date +%s) lastsz=-1 lastcpu=0 lasthb=0
+	# A frozen VM: neither console nor heartbeat for FREEZE s, QEMU
+	# nearly idle meanwhile (under 5% of a CPU: its vCPUs halted with
+	# nothing to wake them; nested KVM under TCG does that, see
+	# tools/testing/e2e/README.md).  It is woken once with stop and cont
+	# (the vCPUs look at their interrupts again), then once with an NMI;
+	# each attempt is in .vmrun/revive, one that worked in .vmrun/revived.
+	FREEZE=${VM_FREEZE_SECS:-60}
+	act=$(date +%s) actcpu=0 hbsz=0 tries=0
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
 		sz=$(stat -c %s "$CONSOLE" 2>/dev/null || echo 0)
+		h=$(stat -c %s "$META/heartbeat" 2>/dev/null || echo 0)
+		now=$(date +%s)
+		if [ "$sz" != "$lastsz" ] || [ "$h" != "$hbsz" ]; then
+			if [ "$tries" -gt 0 ]; then
+				log "the VM runs again after: $(tail -n1 "$META/revive")"
+				tail -n1 "$META/revive" >> "$META/revived"
+			fi
+			act=$now actcpu=$(cputicks) hbsz=$h tries=0
+		elif [ $((now - act)) -ge "$FREEZE" ] && [ "$tries" -lt 2 ] &&
+		     [ $(( ($(cputicks) - actcpu) * 1000 / $(getconf CLK_TCK) )) -lt \
+		       $(( (now - act) * 50 )) ]; then
+			{
+				echo "=== after $((now - act)) s without output (attempt $((tries + 1)))"
+				hmp "info registers -a" "info lapic" "info pic"
+			} >> "$META/frozen.txt" 2>&1 || true
+			if [ "$tries" = 0 ]; then
+				what="stop and cont"
+				hmp stop cont > /dev/null 2>&1 || true
+			else
+				what="an NMI"
+				hmp nmi > /dev/null 2>&1 || true
+			fi
+			echo "frozen for $((now - act)) s ($(grep -c 'HLT=1' "$META/frozen.txt") halted vCPU states in .vmrun/frozen.txt): $what" >> "$META/revive"
+			log "no output for $((now - act)) s and QEMU idle: the VM froze; waking it with $what"
+			tries=$((tries + 1)) act=$now actcpu=$(cputicks)
+		fi
 		if [ "$sz" != "$lastsz" ]; then
-			lastsz=$sz last=$(date +%s) lastcpu=$(cputicks)
-			lasthb=$(stat -c %s "$META/heartbeat" 2>/dev/null || echo 0)
-		elif [ $(( $(date +%s) - last )) -ge "$IDLE" ]; then
+			lastsz=$sz last=$now lastcpu=$(cputicks)
+			lasthb=$h
+		elif [ $((now - last)) -ge "$IDLE" ]; then
 			cpu=$(( ($(cputicks) - lastcpu) * 1000 / $(getconf CLK_TCK) ))
 			# The heartbeat (stage2.sh) tells a frozen VM from a
 			# blocked script.
 			hb="no heartbeat meanwhile: the VM froze"
 			if [ "$(stat -c %s "$META/heartbeat" 2>/dev/null || echo 0)" -gt "$lasthb" ]; then
 				hb="heartbeat went on: the VM ran, its script printed nothing; last: $(tail -n1 "$META/heartbeat" | tr -d '\r')"
+			elif [ -s "$META/revive" ]; then
+				hb+="; woken without effect: $(tr '\n' ';' < "$META/revive")"
 			fi
 			log "console silent for ${IDLE}s (QEMU used ${cpu} ms of CPU meanwhile; $hb): killing the VM"
 			printf '%s\n%s\n' "$cpu" "$hb" > "$META/idle"
@@ -346,6 +414,7 @@ if [ "$IDLE" -gt 0 ]; then
 	done
 fi
 wait "$qpid" || qrc=$?
+rm -f "$MON"
 t1=$(now)
 if [ -n "$tailpid" ]; then
 	sleep 0.3
