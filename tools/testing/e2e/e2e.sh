@@ -130,7 +130,7 @@ run_vm() {
 		echo "e2e: INFRA: the test VM froze and ran on once woken: $(tr '\n' ';' < "$RES/vm/.vmrun/revived")"
 	fi
 	if [ -f "$RES/vm/.vmrun/idle" ]; then
-		echo "e2e: INFRA: the test VM's console was silent for ${E2E_IDLE:-240}s: it was killed (its QEMU used $(sed -n 1p "$RES/vm/.vmrun/idle" 2>/dev/null) ms of CPU meanwhile; $(sed -n 2p "$RES/vm/.vmrun/idle" 2>/dev/null))"
+		echo "e2e: INFRA: the test VM's console was silent for $(sed -n 3p "$RES/vm/.vmrun/idle" 2>/dev/null)s: it was killed (its QEMU used $(sed -n 1p "$RES/vm/.vmrun/idle" 2>/dev/null) ms of CPU meanwhile; $(sed -n 2p "$RES/vm/.vmrun/idle" 2>/dev/null))"
 		VM_HUNG=1
 	fi
 }

@@ -119,7 +119,8 @@ run_l2() {
 # l2_migrated (which tells the guest to stop) and waits for the guest to
 # power off. Needs the caller's hmp_on and log.
 # Sets L2_STATUS and L2_REASON as run_l2 does; L2_CON, the consoles of the
-# QEMUs in order (l2-NAME.console; each QEMU's in l2-NAME.N.console); the
+# QEMUs in order (l2-NAME.console; each QEMU's in l2-NAME.N.console, all
+# of them in $VM_OUT once it returns, on the test VM's tmpfs before); the
 # odd-numbered QEMUs get the options in the array MIG_ODD_OPTS too (host
 # settings the guest does not see, e.g. the device's polling); the
 # QEMUs' messages in l2-NAME.stderr; MIG_DONE, the migrations that
@@ -128,16 +129,22 @@ run_l2() {
 MIG_MON_PORT=4560 MIG_PORT=4660	# + the QEMU's index
 run_l2_migrate() {
 	local name=$1 mode=$2 count=$3 tmo=$4 idle=$5
-	local base=$VM_OUT/l2-$name con cfd fd cur=0 pids=() ready=0 reason='' rc=0 zz
+	local base=$VM_OUT/l2-$name tb=/tmp/vn-l2-$name con cfd fd cur=0 pids=() ready=0
+	local reason='' rc=0 zz f
 	local start=$SECONDS last=$SECONDS beat=$SECONDS killed=0 line part='' r i
 	local qcmd=("$QEMU" -name "l2-$name" -machine "pc,hpet=off" -accel kvm -cpu host
 		    -smp 1 -m "${L2_MEM:-256M}" -nodefaults -no-user-config -display none
 		    -no-reboot "${FW[@]}" -kernel "$KERNEL" -initrd "$INITRD"
 		    -append "console=ttyS0 panic=-1 quiet loglevel=4 noxsave tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE ${L2_APPEND:-}"
 		    "${L2_DEVICE[@]}")
-	con=$base.console
-	L2_CON=$con L2_REASON='' MIG_DONE=0 MIG_FAIL='' MIG_TIMES=''
-	rm -f "$base".*.console "$base".*.stderr "$base.hmp.log"
+	# The consoles, QEMU's messages and the monitor log are written to
+	# the test VM's tmpfs, and copied to $VM_OUT at the end: not to files
+	# on the 9p share that the script reads every second while QEMU
+	# appends to them (the test VM of this pass went silent in nested
+	# boots; the check plan, whose consoles are pipes, does not).
+	con=$tb.console
+	L2_CON=$base.console L2_REASON='' MIG_DONE=0 MIG_FAIL='' MIG_TIMES=''
+	rm -f "$base".*.console "$base".*.stderr "$base.hmp.log" "$tb".*
 	exec {cfd}> "$con"
 	# a pipe nobody writes to: read -t on it sleeps without a fork
 	exec {zz}<> <(:)
@@ -145,12 +152,12 @@ run_l2_migrate() {
 	mig_qemu() {
 		local i=$1
 		shift
-		: > "$base.$i.console"
+		: > "$tb.$i.console"
 		local odd=()
 		[ $((i % 2)) = 1 ] && odd=("${MIG_ODD_OPTS[@]}")
-		"${qcmd[@]}" "${odd[@]}" -chardev "file,id=con,path=$base.$i.console" -serial chardev:con \
+		"${qcmd[@]}" "${odd[@]}" -chardev "file,id=con,path=$tb.$i.console" -serial chardev:con \
 			-monitor "tcp:127.0.0.1:$((MIG_MON_PORT + i)),server=on,wait=off" "$@" \
-			</dev/null > /dev/null 2> "$base.$i.stderr" &
+			</dev/null > /dev/null 2> "$tb.$i.stderr" &
 		pids[i]=$!
 	}
 	# mig_drain: the new lines of the current QEMU's console
@@ -189,7 +196,7 @@ run_l2_migrate() {
 			read -r -t 0.5 -u $zz
 		done
 		if [ -z "$dfd" ]; then
-			MIG_FAIL="migration $((MIG_DONE + 1)): the destination QEMU $nxt did not start: $(head -c 300 "$base.$nxt.stderr")"
+			MIG_FAIL="migration $((MIG_DONE + 1)): the destination QEMU $nxt did not start: $(head -c 300 "$tb.$nxt.stderr")"
 			kill -9 "${pids[nxt]}" 2>/dev/null
 			wait "${pids[nxt]}" 2>/dev/null
 			return 1
@@ -205,10 +212,10 @@ run_l2_migrate() {
 			echo "destination: $(mig_vmstatus $dfd)"
 			hmp_on $sfd "migrate_set_parameter max-bandwidth 4G"
 			hmp_on $sfd "migrate_set_parameter downtime-limit ${MIG_DOWNTIME_MS:-1000}"
-		} >> "$base.hmp.log"
+		} >> "$tb.hmp.log"
 		t0=$SECONDS
 		out=$(hmp_on $sfd "migrate -d tcp:127.0.0.1:$((MIG_PORT + nxt))")
-		echo "$out" >> "$base.hmp.log"
+		echo "$out" >> "$tb.hmp.log"
 		# An answer is an error (a migration blocker, a bad URI).
 		out=${out#*: }
 		[ -n "$out" ] && st="refused: ${out%; }"
@@ -226,22 +233,22 @@ run_l2_migrate() {
 			fi
 			read -r -t 0.5 -u $zz
 		done
-		[[ $st == refused* ]] || echo "$out" >> "$base.hmp.log"
+		[[ $st == refused* ]] || echo "$out" >> "$tb.hmp.log"
 		tot=$(sed -n 's/.*total time: \([0-9]*\) ms.*/\1/p' <<< "$out")
 		down=$(sed -n 's/.*downtime: \([0-9]*\) ms.*/\1/p' <<< "$out")
 		log "[$name] migration $((MIG_DONE + 1)): QEMU $cur -> $nxt: $st after $((SECONDS - t0))s (total ${tot:-?} ms, downtime ${down:-?} ms)"
 		if [ "$st" != completed ]; then
 			# The guest runs on in the source (or is lost with it).
 			MIG_FAIL="migration $((MIG_DONE + 1)) (QEMU $cur -> $nxt): $st after $((SECONDS - t0))s"
-			hmp_on $sfd migrate_cancel >> "$base.hmp.log"
+			hmp_on $sfd migrate_cancel >> "$tb.hmp.log"
 			exec {sfd}>&- {dfd}>&-
 			kill -9 "${pids[nxt]}" 2>/dev/null
 			wait "${pids[nxt]}" 2>/dev/null
 			return 1
 		fi
 		out=$(mig_vmstatus $dfd)
-		echo "destination: $out" >> "$base.hmp.log"
-		echo quit >> "$base.hmp.log"
+		echo "destination: $out" >> "$tb.hmp.log"
+		echo quit >> "$tb.hmp.log"
 		printf 'quit\n' >&$sfd
 		exec {sfd}>&- {dfd}>&-
 		for ((i = 0; i < 40; i++)); do
@@ -252,7 +259,7 @@ run_l2_migrate() {
 		wait "${pids[cur]}" 2>/dev/null
 		mig_drain	# the source's last lines, then the destination's
 		exec {fd}<&-
-		exec {fd}< "$base.$nxt.console"
+		exec {fd}< "$tb.$nxt.console"
 		cur=$nxt
 		last=$SECONDS
 		if [[ $out != *"VM status: running"* ]]; then
@@ -263,7 +270,7 @@ run_l2_migrate() {
 	}
 	log "[$name] booting the nested guest (kvm, mode $mode, ${L2_MEM:-256M}, $count migrations, timeout ${tmo}s, watchdog ${idle}s)"
 	mig_qemu 0
-	exec {fd}< "$base.0.console"
+	exec {fd}< "$tb.0.console"
 	while :; do
 		mig_drain
 		if ! kill -0 "${pids[cur]}" 2>/dev/null; then
@@ -306,15 +313,19 @@ run_l2_migrate() {
 	wait "${pids[cur]}"
 	rc=$?
 	for ((i = 0; i <= cur; i++)); do
-		sed "s/^/[QEMU $i] /" "$base.$i.stderr"
+		sed "s/^/[QEMU $i] /" "$tb.$i.stderr"
 	done > "$base.stderr"
+	for f in "$tb".*; do
+		cp "$f" "$base.${f#"$tb".}"
+	done
+	con=$base.console
 	log "[$name] QEMU $cur exited with status $rc after $((SECONDS - start))s, $MIG_DONE migrations${reason:+ ($reason)}"
 	grep -v 'Unhandled WRMSR' "$base.stderr" | sed 's/^/e2e: [qemu] /' | head -n 40
 	if grep -aq '^E2E-DONE' "$con" && [ $rc -eq 0 ]; then
 		L2_STATUS="done"
 	elif ! grep -aq '^E2E-START' "$con" && [ -z "$reason" ] && [ $rc -ne 0 ] && [ "$cur" = 0 ]; then
 		L2_STATUS=error
-		L2_REASON="QEMU refused to start: $(head -c 300 "$base.0.stderr")"
+		L2_REASON="QEMU refused to start: $(head -c 300 "$tb.0.stderr")"
 	else
 		L2_STATUS=infra
 		L2_REASON=${reason:-QEMU $cur status $rc, no E2E-DONE}

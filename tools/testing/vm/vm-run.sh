@@ -363,7 +363,7 @@ if [ "$IDLE" -gt 0 ]; then
 	# (the vCPUs look at their interrupts again), then once with an NMI;
 	# each attempt is in .vmrun/revive, one that worked in .vmrun/revived.
 	FREEZE=${VM_FREEZE_SECS:-60}
-	act=$(date +%s) actcpu=0 hbsz=0 tries=0
+	act=$(date +%s) actcpu=0 hbsz=0 tries=0 gaveup=0
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
 		sz=$(stat -c %s "$CONSOLE" 2>/dev/null || echo 0)
@@ -375,7 +375,12 @@ if [ "$IDLE" -gt 0 ]; then
 				tail -n1 "$META/revive" >> "$META/revived"
 			fi
 			act=$now actcpu=$(cputicks) hbsz=$h tries=0
-		elif [ $((now - act)) -ge "$FREEZE" ] && [ "$tries" -lt 2 ] &&
+		elif [ $((now - act)) -ge "$FREEZE" ] && [ "$tries" -ge 2 ] &&
+		     [ $(( ($(cputicks) - actcpu) * 1000 / $(getconf CLK_TCK) )) -lt \
+		       $(( (now - act) * 50 )) ]; then
+			# Neither woke it: no need to wait for --idle.
+			gaveup=1
+		elif [ $((now - act)) -ge "$FREEZE" ] &&
 		     [ $(( ($(cputicks) - actcpu) * 1000 / $(getconf CLK_TCK) )) -lt \
 		       $(( (now - act) * 50 )) ]; then
 			{
@@ -396,7 +401,7 @@ if [ "$IDLE" -gt 0 ]; then
 		if [ "$sz" != "$lastsz" ]; then
 			lastsz=$sz last=$now lastcpu=$(cputicks)
 			lasthb=$h
-		elif [ $((now - last)) -ge "$IDLE" ]; then
+		elif [ $((now - last)) -ge "$IDLE" ] || [ "$gaveup" = 1 ]; then
 			cpu=$(( ($(cputicks) - lastcpu) * 1000 / $(getconf CLK_TCK) ))
 			# The heartbeat (stage2.sh) tells a frozen VM from a
 			# blocked script.
@@ -406,8 +411,8 @@ if [ "$IDLE" -gt 0 ]; then
 			elif [ -s "$META/revive" ]; then
 				hb+="; woken without effect: $(tr '\n' ';' < "$META/revive")"
 			fi
-			log "console silent for ${IDLE}s (QEMU used ${cpu} ms of CPU meanwhile; $hb): killing the VM"
-			printf '%s\n%s\n' "$cpu" "$hb" > "$META/idle"
+			log "console silent for $((now - last))s (QEMU used ${cpu} ms of CPU meanwhile; $hb): killing the VM"
+			printf '%s\n%s\n%s\n' "$cpu" "$hb" "$((now - last))" > "$META/idle"
 			kill "$qpid" 2>/dev/null || true
 			break
 		fi
@@ -461,7 +466,7 @@ if [ -f "$OUT/status" ]; then
 else
 	rc=1
 	if [ -f "$META/idle" ]; then
-		echo "vm-run: FAIL: the VM's console was silent for ${IDLE}s ($(sed -n 2p "$META/idle")): killed" >&2
+		echo "vm-run: FAIL: the VM's console was silent for $(sed -n 3p "$META/idle")s ($(sed -n 2p "$META/idle")): killed" >&2
 	elif [ -f "$META/watchdog" ]; then
 		echo "vm-run: FAIL: guest watchdog fired (script ran longer than ${GUEST_WD}s)" >&2
 	elif [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
