@@ -25,6 +25,8 @@
 #                       FUZZ_SECONDS (default 60; tools/testing/fuzz)
 #   make bench          fio: native vs vhost-nvme vs the userspace baseline in a
 #                       VM, results/bench.{json,md,png} (tools/bench/bench.sh)
+#   make bench-icount   instructions per I/O of each mode, counted by a TCG
+#                       plugin, results/icount.{json,md} (tools/bench/icount.sh)
 
 ifneq ($(KERNELRELEASE),)
 # Invoked by Kbuild without a Kbuild file: nothing to build.
@@ -35,7 +37,7 @@ KDIR ?= /lib/modules/$(KVER)/build
 SELFTESTS := tools/testing/selftests/vhost_nvme
 FUZZ_SECONDS ?= 60
 
-.PHONY: all modules clean deps dkms check check-e2e check-hostile check-dkms check-intree check-kernels check-debug run fuzz bench
+.PHONY: all modules clean deps dkms check check-e2e check-hostile check-dkms check-intree check-kernels check-debug run fuzz bench bench-icount
 
 all: modules
 
@@ -82,5 +84,8 @@ fuzz:
 
 bench:
 	tools/bench/bench.sh
+
+bench-icount:
+	tools/bench/icount.sh
 
 endif

@@ -6,7 +6,7 @@
 #   E2E-TAP ok - DESCRIPTION            E2E-TAP not ok - DESCRIPTION: DETAIL
 # plus E2E-INFO lines (progress, figures) and the lines the test VM checks
 # against the backend after power-off (E2E-RAW, E2E-FILE).
-# Usage: l2-tests.sh full|tcg|bench|config|slow|ns|migrate
+# Usage: l2-tests.sh full|tcg|bench|config|slow|ns|migrate|icount
 # Kernel command line: e2e.serial=S e2e.nsze=N (expected values); bench
 # only: e2e.dev= (the disk, e.g. /dev/vda for the virtio-blk baseline),
 # e2e.bench=RW:BS:QD,... (fio runs, JSON output), e2e.secs= and e2e.ramp=
@@ -21,6 +21,9 @@ BENCH=
 SECS=${E2E_BENCH_SECS:-8}
 RAMP=1
 MIGSECS=900
+ICOUNT=
+ICOUNT_IOS=2000:12000
+ICOUNT_REPS=2
 for a in $(cat /proc/cmdline); do
 	case $a in
 	e2e.serial=*) SERIAL=${a#e2e.serial=} ;;
@@ -30,6 +33,9 @@ for a in $(cat /proc/cmdline); do
 	e2e.secs=*) SECS=${a#e2e.secs=} ;;
 	e2e.ramp=*) RAMP=${a#e2e.ramp=} ;;
 	e2e.migsecs=*) MIGSECS=${a#e2e.migsecs=} ;;
+	e2e.icount=*) ICOUNT=${a#e2e.icount=} ;;
+	e2e.ios=*) ICOUNT_IOS=${a#e2e.ios=} ;;
+	e2e.reps=*) ICOUNT_REPS=${a#e2e.reps=} ;;
 	esac
 done
 FAILS=0
@@ -333,6 +339,32 @@ if [ "$MODE" = migrate ]; then
 		echo "E2E-RAW 256 4 $(sha256sum < /tmp/k.back | cut -d' ' -f1)"
 	fi
 	kernel_log_check
+	exit $FAILS
+fi
+
+# --- instructions per I/O (e2e.mode=icount; tools/bench/guest-level-icount.sh) ---
+# e2e.icount=RW:BS:QD,... e2e.ios=SMALL:LARGE e2e.reps=N: each fio run of
+# SMALL and of LARGE I/Os between the insn-count plugin's markers (mark, in
+# the initramfs), N times; one line per marked run, in marker order:
+#   E2E-ICOUNT INDEX RW BS QD IOS STATUS
+if [ "$MODE" = icount ]; then
+	i=0	# the test VM resynced the marks' numbers before this boot
+	for rep in $(seq "$ICOUNT_REPS"); do
+		for spec in $(echo "$ICOUNT" | tr ',' ' '); do
+			rw=${spec%%:*} rest=${spec#*:}
+			bs=${rest%%:*} qd=${rest#*:}
+			for ios in $(echo "$ICOUNT_IOS" | tr ':' ' '); do
+				mark start
+				fio_run icount --rw="$rw" --bs="$bs" --iodepth="$qd" \
+					--number_ios="$ios" --norandommap --randrepeat=0
+				st=$?
+				mark stop
+				i=$((i + 1))
+				echo "E2E-ICOUNT $i $rw $bs $qd $ios $st"
+				[ $st = 0 ] || { show /tmp/fio.icount; notok "fio $rw $bs $qd $ios"; }
+			done
+		done
+	done
 	exit $FAILS
 fi
 

@@ -3,7 +3,8 @@
 #
 # Build the nested (L2) guest's initramfs: static busybox and fio, nvme-cli
 # and mkfs.ext4 with their libraries, the nvme/ext4 modules of the test
-# kernel, l2-init and l2-tests.sh. Cached by content; prints its path.
+# kernel, l2-init, l2-tests.sh and mark (tools/bench/icount/mark.c, built
+# static: make bench-icount's markers). Cached by content; prints its path.
 # Usage: mk-initramfs.sh KVER FIO [min]
 #   min: busybox, fio and the nvme module only (3 MB instead of 20: the
 #        nested TCG guest unpacks it in a fraction of the time).
@@ -30,9 +31,10 @@ file -L "$BB" | grep -q 'statically linked' || die "$BB is not static (busybox-s
 for b in "${BINS[@]}"; do [ -x "$b" ] || die "$b missing (nvme-cli, e2fsprogs)"; done
 [ -x "$FIO" ] || die "no fio at $FIO"
 
+MARK=$HERE/../../bench/icount/mark.c
 inputs() {
-	echo "format 2 $KVER $MODS ${BINS[*]}"
-	cat "$HERE/l2-init" "$HERE/l2-tests.sh" "$BB" "$FIO" "${BINS[@]}" | sha256sum
+	echo "format 3 $KVER $MODS ${BINS[*]}"
+	cat "$HERE/l2-init" "$HERE/l2-tests.sh" "$BB" "$FIO" "$MARK" "${BINS[@]}" | sha256sum
 	stat -c '%n %s %Y' "/lib/modules/$KVER/modules.dep"
 }
 key=$(inputs | sha256sum | cut -d' ' -f1)
@@ -50,6 +52,7 @@ for a in $("$BB" --list); do
 	[ -e "$tmp/bin/$a" ] || ln -s busybox "$tmp/bin/$a"
 done
 cp "$FIO" "$tmp/usr/bin/fio"
+gcc -O2 -static -o "$tmp/usr/bin/mark" "$MARK" || die "cannot build $MARK"
 for b in "${BINS[@]}"; do
 	cp "$b" "$tmp/usr/sbin/"
 	# The libraries, at the paths the dynamic loader looks at.

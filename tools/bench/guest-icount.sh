@@ -1,0 +1,93 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest side of `make bench-icount` (tools/bench/icount.sh, through
+# vm-run.sh with the insn-count plugin): fio runs of a fixed number of
+# I/Os, each between the plugin's markers (tools/bench/icount/mark), so
+# that the test VM's instructions are counted for exactly that run. Each
+# configuration runs with ICOUNT_SMALL and ICOUNT_LARGE I/Os: the
+# difference of the two counts, divided by the difference of the I/Os,
+# is the cost of one I/O without fio's start and end.
+#
+# Modes (the fio engine's, on null_blk memory_backed=0 irqmode=0):
+#   native            fio's io_uring engine on /dev/nullb0
+#   vhost-nvme        the engine on the module, shadow doorbells, irqfd
+#   vhost-nvme-poll   the same with the module's SQ polling (ICOUNT_POLL_US)
+#   vhost-nvme-2w     one device, two queue pairs, one worker each, the
+#                     same I/Os in flight in all (a fair 1 vs 2 workers)
+#   userspace         the engine's userspace controller (io_uring)
+#   userspace-poll    the same, its thread polling the SQs
+# Writes $VM_OUT/icount-runs.txt: one line per marked run, in order:
+#   SEGMENT INDEX MODE RW BS QD IOS STATUS
+# (one segment: a resync marker first; see insn-count.c).
+set -uo pipefail
+: "${VM_OUT:?run this through tools/bench/icount.sh}"
+# shellcheck source=../testing/vm/guest-lib.sh
+. tools/testing/vm/guest-lib.sh
+# shellcheck disable=SC1091
+[ -f "$VM_OUT/icount.env" ] && . "$VM_OUT/icount.env"
+
+MODES=${ICOUNT_MODES:-native vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace userspace-poll}
+CONFIGS=${ICOUNT_CONFIGS:-randread:4096:1 randread:4096:16 read:131072:16}
+SMALL=${ICOUNT_SMALL:-2000}
+LARGE=${ICOUNT_LARGE:-12000}
+REPS=${ICOUNT_REPS:-2}
+POLL_US=${ICOUNT_POLL_US:-500}
+ENGINE=$PWD/tools/fio-vhost-nvme/fio-vhost-nvme.so
+MARK=$PWD/tools/bench/icount/build/mark
+DEV=/dev/nullb0
+RUNS=$VM_OUT/icount-runs.txt
+: > "$RUNS"
+say() { echo "icount: $*"; }
+
+mode_args() {	# mode_args MODE QD
+	local eng="--ioengine=external:$ENGINE --shadow_db=1"
+	case $1 in
+	native)          echo "--ioengine=io_uring --direct=1 --iodepth=$2" ;;
+	vhost-nvme)      echo "$eng --iodepth=$2" ;;
+	vhost-nvme-poll) echo "$eng --sq_poll_us=$POLL_US --iodepth=$2" ;;
+	vhost-nvme-2w)   echo "$eng --workers=2 --nr_queues=2 --iodepth=$2" ;;
+	userspace)       echo "$eng --userspace=1 --iodepth=$2" ;;
+	userspace-poll)  echo "$eng --userspace=1 --sq_poll_us=$POLL_US --iodepth=$2" ;;
+	*)               return 1 ;;
+	esac
+}
+
+say "loading vhost_nvme.ko and null_blk (memory_backed=0 irqmode=0)"
+vn_load_module || { say "FAILED: cannot load vhost_nvme.ko"; exit 1; }
+modprobe null_blk nr_devices=1 memory_backed=0 irqmode=0 gb=16 ||
+	{ say "FAILED: cannot load null_blk"; exit 1; }
+[ -b "$DEV" ] && [ -f "$ENGINE" ] && [ -x "$MARK" ] ||
+	{ say "FAILED: no $DEV, $ENGINE or $MARK"; exit 1; }
+"$MARK" resync || { say "FAILED: $MARK does not run"; exit 1; }
+
+i=0 failed=0 t0=$SECONDS
+for ((rep = 1; rep <= REPS; rep++)); do
+	for c in $CONFIGS; do
+		IFS=: read -r rw bs qd <<< "$c"
+		for mode in $MODES; do
+			for ios in $SMALL $LARGE; do
+				"$MARK" start
+				# shellcheck disable=SC2046	# the mode's words
+				timeout -k 5 600 fio --name=icount --filename="$DEV" --rw="$rw" \
+					--bs="$bs" --number_ios="$ios" --norandommap \
+					--randrepeat=0 $(mode_args "$mode" "$qd") \
+					> "$VM_OUT/fio.last" 2>&1
+				st=$?
+				"$MARK" stop
+				i=$((i + 1))
+				echo "1 $i $mode $rw $bs $qd $ios $st" >> "$RUNS"
+				if [ $st != 0 ]; then
+					failed=$((failed + 1))
+					say "FAILED: $mode $rw bs=$bs qd=$qd $ios I/Os: fio status $st"
+					sed 's/^/icount:   /' "$VM_OUT/fio.last" | tail -n 5
+				fi
+			done
+			say "[$((SECONDS - t0))s] rep $rep $mode $rw bs=$bs qd=$qd"
+		done
+	done
+done
+rmmod null_blk
+vn_unload_module
+say "done: $i runs, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Instructions per I/O from a `make bench-icount` run.
+
+icount-report.py RUNS PLUGIN_LOG OUT_PREFIX
+
+RUNS: the guests' icount-runs.txt (SEGMENT INDEX MODE RW BS QD IOS STATUS
+per marked run; several files may be given, separated by commas, with as
+many plugin logs); PLUGIN_LOG: QEMU's -D file with the insn-count plugin's
+"insn-count: mark N kernel K user U" lines, numbered from 1 again after
+each "insn-count: resync" (segment 1 after the first resync). Per mode, configuration and
+repetition, the cost of one I/O is (count(LARGE) - count(SMALL)) /
+(LARGE - SMALL): fio's start and end cancel out. Writes OUT_PREFIX.json
+and OUT_PREFIX.md (medians over the repetitions, their spread, the ratio
+to native and to the userspace controller, and the issue's targets).
+"""
+import json
+import re
+import statistics
+import sys
+
+
+def load(runs_path, log_path):
+    marks = {}
+    seg = 0
+    for line in open(log_path, errors="replace"):
+        if line.startswith("insn-count: resync"):
+            seg += 1
+            continue
+        m = re.match(r"insn-count: mark (\d+) kernel (\d+) user (\d+)", line)
+        if m:
+            marks[(seg, int(m.group(1)))] = (int(m.group(2)), int(m.group(3)))
+    runs = []
+    for line in open(runs_path):
+        f = line.split()
+        if len(f) != 8:
+            continue
+        seg, idx, mode, rw, bs, qd, ios, st = f
+        runs.append(dict(idx="%s.%s" % (seg, idx), mode=mode, rw=rw,
+                         bs=int(bs), qd=int(qd), ios=int(ios), ok=st == "0",
+                         count=marks.get((int(seg), int(idx)))))
+    return runs
+
+
+def per_io(runs):
+    """{(mode, rw, bs, qd): [(total, kernel, user) per I/O, one per rep]}"""
+    out = {}
+    pending = {}
+    for r in runs:
+        key = (r["mode"], r["rw"], r["bs"], r["qd"])
+        if not r["ok"] or r["count"] is None:
+            pending.pop(key, None)
+            continue
+        if key in pending and pending[key]["ios"] < r["ios"]:
+            a = pending.pop(key)
+            dn = r["ios"] - a["ios"]
+            dk = (r["count"][0] - a["count"][0]) / dn
+            du = (r["count"][1] - a["count"][1]) / dn
+            out.setdefault(key, []).append((dk + du, dk, du))
+        else:
+            pending[key] = r
+    return out
+
+
+def main():
+    runs_paths, log_paths, prefix = sys.argv[1:4]
+    runs = []
+    for rp, lp in zip(runs_paths.split(","), log_paths.split(",")):
+        runs += load(rp, lp)
+    missing = [r["idx"] for r in runs if r["count"] is None]
+    res = per_io(runs)
+    rows = []
+    for (mode, rw, bs, qd), reps in sorted(res.items(),
+                                           key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+        tot = [t for t, _, _ in reps]
+        med = statistics.median(tot)
+        rows.append(dict(mode=mode, rw=rw, bs=bs, qd=qd, reps=len(reps),
+                         insn_per_io=med, min=min(tot), max=max(tot),
+                         spread=(max(tot) - min(tot)) / med if med else 0,
+                         kernel=statistics.median(k for _, k, _ in reps),
+                         user=statistics.median(u for _, _, u in reps),
+                         insn_per_byte=med / bs))
+    by = {(r["mode"], r["rw"], r["bs"], r["qd"]): r for r in rows}
+    for r in rows:
+        guest = r["mode"].startswith("guest-") or r["mode"] == "native-1vcpu"
+        nat = by.get(("native-1vcpu" if guest else "native", r["rw"], r["bs"], r["qd"]))
+        us = by.get(("userspace", r["rw"], r["bs"], r["qd"]))
+        r["vs_native"] = r["insn_per_io"] / nat["insn_per_io"] if nat else None
+        r["vs_userspace"] = r["insn_per_io"] / us["insn_per_io"] if us else None
+    json.dump(dict(rows=rows, unmarked_runs=missing), open(prefix + ".json", "w"),
+              indent=1)
+
+    md = ["# Instructions per I/O (`make bench-icount`)", "",
+          "Every instruction the test VM executed (guest kernel and user space, "
+          "all vCPUs) per I/O, counted by a TCG plugin between markers around "
+          "fio runs of a fixed number of I/Os; the difference of two sizes "
+          "cancels fio's start and end. Median over the repetitions; spread = "
+          "(max - min) / median.", "",
+          "× native: to fio's io_uring on the backend in the same test VM "
+          "(engine level: `native`; guest level: `native-1vcpu`).", "",
+          "| config | mode | insns/I/O | kernel | user | spread | × native | × userspace |",
+          "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cfg = "%s %s QD%d" % (r["rw"], "4K" if r["bs"] == 4096 else "%dK" % (r["bs"] // 1024), r["qd"])
+        f = lambda x: "—" if x is None else "%.2f" % x
+        md.append("| %s | %s | %.0f | %.0f | %.0f | %.1f%% | %s | %s |" % (
+            cfg, r["mode"], r["insn_per_io"], r["kernel"], r["user"],
+            100 * r["spread"], f(r["vs_native"]), f(r["vs_userspace"])))
+    md += ["", "Targets (issue 15): the module (vhost-nvme) ≤ 1.3× native at QD1 "
+           "and ≤ 1.1× at QD ≥ 16; ≤ 0.5× the userspace controller at every QD; "
+           "polling ≤ notification at QD ≥ 16.", ""]
+    for r in rows:
+        if r["mode"] != "vhost-nvme" or r["rw"] != "randread":
+            continue
+        lim = 1.3 if r["qd"] == 1 else 1.1
+        if r["vs_native"] is not None:
+            md.append("- randread QD%d: %.2f× native (target ≤ %.1f×): %s" % (
+                r["qd"], r["vs_native"], lim, "met" if r["vs_native"] <= lim else "missed"))
+        if r["vs_userspace"] is not None:
+            md.append("- randread QD%d: %.2f× userspace (target ≤ 0.5×): %s" % (
+                r["qd"], r["vs_userspace"], "met" if r["vs_userspace"] <= 0.5 else "missed"))
+        poll = by.get(("vhost-nvme-poll", r["rw"], r["bs"], r["qd"]))
+        if poll:
+            extra = poll["insn_per_io"] - r["insn_per_io"]
+            md.append("- randread QD%d: polling costs %+.0f instructions per I/O%s" % (
+                r["qd"], extra, "" if r["qd"] < 16 else
+                (" (target ≤ 0 at QD ≥ 16: %s)" % ("met" if extra <= 0 else "missed"))))
+    for r in rows:
+        if r["mode"] != "guest-vhost-nvme":
+            continue
+        for other in ("guest-nvme", "guest-virtio-blk", "guest-virtio-blk-iothread"):
+            o = by.get((other, r["rw"], r["bs"], r["qd"]))
+            if o:
+                x = r["insn_per_io"] / o["insn_per_io"]
+                md.append("- guest level, %s %dK QD%d: vhost-nvme %.2f× %s (target ≤ 0.25×): %s" % (
+                    r["rw"], r["bs"] // 1024, r["qd"], x, other[6:],
+                    "met" if x <= 0.25 else "missed"))
+    if missing:
+        md += ["", "Runs without a count (plugin not loaded, or a marker lost): %s"
+               % " ".join(map(str, missing))]
+    open(prefix + ".md", "w").write("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0 if rows and not missing else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

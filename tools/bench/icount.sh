@@ -1,0 +1,93 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench-icount`: the instructions the test VM executes per I/O,
+# counted instead of timed (issue 15: a TCG time spreads by 2.5x between
+# runs, an instruction count does not), in two test VMs on Debian's QEMU
+# with -accel tcg,thread=single and the plugin
+# tools/bench/icount/insn-count.c, which counts between markers the guests
+# execute around each fio run:
+#  1. engine level (smp 2; tools/bench/guest-icount.sh): the modes of
+#     `make bench` (native io_uring, the fio engine on the module with and
+#     without polling, 1 and 2 workers at equal I/Os in flight, the
+#     userspace controller with and without polling);
+#  2. guest level (smp 1, nested KVM; tools/bench/guest-level-icount.sh):
+#     fio in a nested guest on -device vhost-nvme, QEMU's nvme, virtio-blk
+#     and virtio-blk with an iothread, and fio on the backend in that VM.
+# tools/bench/icount-report.py turns the counts into instructions per I/O:
+# results/icount.json and results/icount.md; the plugin's logs and the
+# guests' run lists in results/icount/.
+#
+# Environment: ICOUNT_MODES, ICOUNT_CONFIGS (RW:BS:QD words), ICOUNT_SMALL
+# and ICOUNT_LARGE (the two run sizes, in I/Os: 2000 and 12000),
+# ICOUNT_REPS (2), ICOUNT_POLL_US (500), ICOUNT_GUEST (1; 0 skips the guest
+# level), ICOUNT_GUEST_DEVICES: see the two guest scripts.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+RESULTS=${RESULTS:-$REPO/results}
+OUT=$RESULTS/icount
+say() { echo "icount: $*"; }
+rm -rf "$OUT"
+mkdir -p "$OUT/vm" "$OUT/vm-guest"
+
+say "deps"
+tools/testing/deps.sh > "$OUT/deps.log" 2>&1 || { cat "$OUT/deps.log"; exit 1; }
+# shellcheck source=../testing/env.sh
+. tools/testing/env.sh
+say "building the module, the fio engine, the plugin and the marker"
+make -C "$KDIR" M="$REPO" modules > "$OUT/build.log" 2>&1 ||
+	{ tail -n 30 "$OUT/build.log"; exit 1; }
+make -C tools/fio-vhost-nvme > "$OUT/build-engine.log" 2>&1 ||
+	{ tail -n 30 "$OUT/build-engine.log"; exit 1; }
+B=tools/bench/icount/build
+mkdir -p "$B"
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
+	-o "$B/insn-count.so" tools/bench/icount/insn-count.c
+gcc -O2 -Wall -Wextra -Werror -static -o "$B/mark" tools/bench/icount/mark.c
+
+GUEST=${ICOUNT_GUEST:-1}
+if [ "$GUEST" = 1 ]; then
+	say "QEMU with -device vhost-nvme, static fio, the nested guest's initramfs"
+	tools/qemu/build-qemu.sh > "$OUT/build-qemu.log" 2>&1 ||
+		{ tail -n 30 "$OUT/build-qemu.log"; exit 1; }
+	QEMU=$(tail -n1 "$OUT/build-qemu.log")
+	FIO=$(tools/testing/e2e/build-fio.sh 2> "$OUT/build-fio.log" | tail -n1) ||
+		{ tail -n 30 "$OUT/build-fio.log"; exit 1; }
+	INITRD=$(tools/testing/e2e/mk-initramfs.sh "$KVER" "$FIO" 2> "$OUT/initramfs.log" |
+		 tail -n1) || { tail -n 30 "$OUT/initramfs.log"; exit 1; }
+fi
+
+for v in ICOUNT_MODES ICOUNT_CONFIGS ICOUNT_SMALL ICOUNT_LARGE ICOUNT_REPS \
+	 ICOUNT_POLL_US ICOUNT_GUEST_DEVICES; do
+	[ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"
+done > "$OUT/vm/icount.env"
+cp "$OUT/vm/icount.env" "$OUT/vm-guest/icount.env"
+rc=0
+counted() {	# counted LOG VM-RUN-ARGS...: vm-run.sh under the plugin
+	local log=$1
+	shift
+	VM_ACCEL=tcg,thread=single \
+	VM_QEMU_OPTS="-plugin $REPO/$B/insn-count.so -d plugin -D $log" \
+		tools/testing/vm/vm-run.sh "$@"
+}
+say "engine level: the test VM, every vCPU on one thread, counted"
+counted "$OUT/plugin.log" --smp 2 --timeout 3600 --out "$OUT/vm" \
+	tools/bench/guest-icount.sh || rc=$?
+grep -h '^icount: .*FAILED' "$OUT/vm/guest.log" || true
+runs=$OUT/vm/icount-runs.txt logs=$OUT/plugin.log
+if [ "$GUEST" = 1 ]; then
+	say "guest level: nested guests in a test VM with one vCPU, counted"
+	# The nested guest boots the kernel the test VM boots.
+	L2_KERNEL=$VN_CACHE/vm/vmlinux-$KVER
+	[ -s "$L2_KERNEL" ] || L2_KERNEL=$VMLINUZ
+	counted "$OUT/plugin-guest.log" --smp 1 --timeout 5400 --idle 300 --out "$OUT/vm-guest" \
+		tools/bench/guest-level-icount.sh "$QEMU" "$L2_KERNEL" "$INITRD" ||
+		rc=$?
+	grep -h '^icount: .*FAILED' "$OUT/vm-guest/guest.log" || true
+	runs+=",$OUT/vm-guest/icount-runs.txt" logs+=",$OUT/plugin-guest.log"
+fi
+python3 tools/bench/icount-report.py "$runs" "$logs" "$RESULTS/icount" || rc=1
+say "results in $RESULTS/icount.md"
+exit "$rc"

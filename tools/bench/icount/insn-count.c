@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * insn-count: a TCG plugin that counts the guest instructions executed
+ * between markers, split into kernel and user space.
+ *
+ * A marker is a guest instruction "outb %al, $0xeb" (start), "outb %al,
+ * $0xec" (stop) or "outb %al, $0xed" (resync), executed by
+ * tools/bench/icount/mark at any privilege level and any nesting depth:
+ * TCG runs a nested guest's code too, so a marker in the nested guest
+ * counts the whole test VM, KVM in it included.  At each stop after a
+ * start the plugin prints, through qemu_plugin_outs() (QEMU's -d plugin
+ * -D FILE):
+ *   insn-count: mark N kernel K user U
+ * the instructions since the start; a resync prints "insn-count: resync"
+ * and numbers the next marks from 1 again (a nested guest that died
+ * between its markers cannot shift the numbers of the next one's).  Counting is per translation
+ * block, inline: the test VM runs with -accel tcg,thread=single, so the
+ * counters have one writer.  Kernel: a block at a virtual address in the
+ * upper half (x86-64's kernel half; a nested guest's kernel is there too).
+ *
+ * Written against the plugin ABI of Debian 12's QEMU 7.2 (version 1):
+ * the few declarations it needs are below, so no QEMU source is needed.
+ */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef uint64_t qemu_plugin_id_t;
+typedef struct qemu_info_t qemu_info_t;
+struct qemu_plugin_tb;
+struct qemu_plugin_insn;
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };
+enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
+typedef void (*udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+typedef void (*vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
+typedef void (*tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id,
+					   tb_trans_cb_t cb);
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb,
+					      enum qemu_plugin_op op,
+					      void *ptr, uint64_t imm);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn,
+					    vcpu_udata_cb_t cb,
+					    enum qemu_plugin_cb_flags flags,
+					    void *userdata);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, udata_cb_t cb,
+				    void *userdata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb,
+						 size_t idx);
+const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
+size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
+void qemu_plugin_outs(const char *string);
+
+EXPORT int qemu_plugin_version = 1;
+
+enum { KERNEL, USER };
+static uint64_t count[2];	/* since boot */
+static uint64_t at_start[2];
+static unsigned int marks;
+static int started;
+
+#define MARK_START	((void *)1)
+#define MARK_STOP	((void *)2)
+#define MARK_RESYNC	((void *)3)
+
+static void mark(unsigned int vcpu, void *what)
+{
+	char line[128];
+
+	(void)vcpu;
+	if (what == MARK_RESYNC) {
+		marks = 0;
+		started = 0;
+		qemu_plugin_outs("insn-count: resync\n");
+		return;
+	}
+	if (what == MARK_START) {
+		at_start[KERNEL] = count[KERNEL];
+		at_start[USER] = count[USER];
+		started = 1;
+		return;
+	}
+	if (!started)
+		return;
+	started = 0;
+	snprintf(line, sizeof(line),
+		 "insn-count: mark %u kernel %" PRIu64 " user %" PRIu64 "\n",
+		 ++marks, count[KERNEL] - at_start[KERNEL],
+		 count[USER] - at_start[USER]);
+	qemu_plugin_outs(line);
+}
+
+static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+	size_t i, n = qemu_plugin_tb_n_insns(tb);
+	int where = (qemu_plugin_tb_vaddr(tb) >> 63) ? KERNEL : USER;
+
+	(void)id;
+	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+						 &count[where], n);
+	for (i = 0; i < n; i++) {
+		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+		const uint8_t *b = qemu_plugin_insn_data(insn);
+
+		/* outb %al, $imm8 */
+		if (qemu_plugin_insn_size(insn) != 2 || b[0] != 0xe6 ||
+		    b[1] < 0xeb || b[1] > 0xed)
+			continue;
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, mark,
+						       QEMU_PLUGIN_CB_NO_REGS,
+						       (void *)(uintptr_t)(b[1] - 0xea));
+	}
+}
+
+static void at_exit(qemu_plugin_id_t id, void *userdata)
+{
+	char line[128];
+
+	(void)id;
+	(void)userdata;
+	snprintf(line, sizeof(line),
+		 "insn-count: total kernel %" PRIu64 " user %" PRIu64 " marks %u\n",
+		 count[KERNEL], count[USER], marks);
+	qemu_plugin_outs(line);
+}
+
+EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
+			       int argc, char **argv)
+{
+	(void)info;
+	(void)argc;
+	(void)argv;
+	qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
+	qemu_plugin_register_atexit_cb(id, at_exit, NULL);
+	return 0;
+}
