@@ -293,6 +293,8 @@ static int vnvme_worker_start(struct vnvme_worker *worker)
 	char name[TASK_COMM_LEN];
 
 	INIT_WORK(&worker->orphan_work, vnvme_worker_orphan_fn);
+	/* A worker unparked for a new owner: the old one's kill is not its */
+	WRITE_ONCE(worker->killed, false);
 	snprintf(name, sizeof(name), "vhost-nvme-%d", current->pid);
 	worker->vtsk = vhost_task_create(vnvme_worker_fn, vnvme_worker_killed,
 					 worker, name);
