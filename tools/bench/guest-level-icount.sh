@@ -58,16 +58,20 @@ modprobe kvm_amd vgif=0 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
 NSZE=$(cat /sys/block/nullb0/size)
 
 # native-1vcpu: fio on the backend in this VM, the same marked runs.
+native_run() {	# native_run RW BS QD IOS
+	timeout -k 5 600 fio --name=icount --filename="$DEV" --ioengine=io_uring \
+		--direct=1 --thread --rw="$1" --bs="$2" --iodepth="$3" \
+		--number_ios="$4" --norandommap --randrepeat=0 > /dev/null 2>&1
+}
 resync || { say "FAILED: $MARK does not run"; exit 1; }
 i=0
 for ((rep = 1; rep <= REPS; rep++)); do
 	for c in $CONFIGS; do
 		IFS=: read -r rw bs qd <<< "$c"
+		native_run "$rw" "$bs" "$qd" "$SMALL"	# uncounted: faults fio in
 		for ios in $SMALL $LARGE; do
 			"$MARK" start
-			timeout -k 5 600 fio --name=icount --filename="$DEV" --ioengine=io_uring \
-				--direct=1 --thread --rw="$rw" --bs="$bs" --iodepth="$qd" \
-				--number_ios="$ios" --norandommap --randrepeat=0 > /dev/null 2>&1
+			native_run "$rw" "$bs" "$qd" "$ios"
 			st=$?
 			"$MARK" stop
 			i=$((i + 1))

@@ -353,6 +353,9 @@ if [ "$MODE" = icount ]; then
 		for spec in $(echo "$ICOUNT" | tr ',' ' '); do
 			rw=${spec%%:*} rest=${spec#*:}
 			bs=${rest%%:*} qd=${rest#*:}
+			# Uncounted: the first run faults fio in.
+			fio_run icount --rw="$rw" --bs="$bs" --iodepth="$qd" \
+				--number_ios="${ICOUNT_IOS%%:*}" --norandommap --randrepeat=0
 			for ios in $(echo "$ICOUNT_IOS" | tr ':' ' '); do
 				mark start
 				fio_run icount --rw="$rw" --bs="$bs" --iodepth="$qd" \
