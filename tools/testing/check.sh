@@ -5,7 +5,8 @@
 # W=1 build, sparse C=2 build) -> selftest build -> one VM running
 # tools/testing/vm/guest-check.sh (module load, selftests, unload) and one
 # running the hostile suite (guest-hostile.sh), each with a
-# kernel-warning scan -> userspace unit tests and a short fuzz run of dptr.c
+# kernel-warning scan -> userspace unit tests, the freeze classifier and a
+# short fuzz run of dptr.c
 # (FUZZ_CHECK_SECONDS, default 20) -> the module, selftests and a hostile run
 # on the newest Debian kernel (check-kernels.sh sid) -> end-to-end tests with
 # nested guests (e2e.sh). Every step is a pass/fail/skip item; the
@@ -190,6 +191,16 @@ if run_logged "$RES/unit-build.log" make -C tools/testing/unit; then
 else
 	item fail "build unit tests" "see $RES/unit-build.log"
 	show "$RES/unit-build.log"
+fi
+# How vm-run.sh tells the emulator's freezes (an infrastructure SKIP in the
+# e2e) from a guest that waits for an interrupt nobody sends (a FAIL).
+step "the freeze classifier (tools/testing/vm/test-freeze-class.sh)"
+before=$FAIL
+frc=0
+tools/testing/vm/test-freeze-class.sh > "$RES/freeze-class.tap" 2>&1 || frc=$?
+tap_items "freeze classifier" "$RES/freeze-class.tap"
+if [ "$frc" != 0 ] && [ "$FAIL" = "$before" ]; then
+	item fail "freeze classifier" "exit status $frc; see $RES/freeze-class.tap"
 fi
 fz=${FUZZ_CHECK_SECONDS:-20}
 step "fuzzing dptr.c for ${fz}s"

@@ -123,7 +123,7 @@ run_vm() {
 	sleep 1
 	kill $tpid 2>/dev/null || true
 	wait $tpid 2>/dev/null || true
-	VM_HUNG=0
+	VM_HUNG=0 VM_EMU=
 	if [ -s "$RES/vm/.vmrun/revived" ]; then
 		# Frozen (a halted vCPU nothing woke) and woken by vm-run.sh:
 		# what ran after it is as valid as what ran before.
@@ -132,6 +132,13 @@ run_vm() {
 	if [ -f "$RES/vm/.vmrun/idle" ]; then
 		echo "e2e: INFRA: the test VM's console was silent for $(sed -n 3p "$RES/vm/.vmrun/idle" 2>/dev/null)s: it was killed (its QEMU used $(sed -n 1p "$RES/vm/.vmrun/idle" 2>/dev/null) ms of CPU meanwhile; $(sed -n 2p "$RES/vm/.vmrun/idle" 2>/dev/null))"
 		VM_HUNG=1
+		# A vCPU halted with a deliverable interrupt it never took:
+		# no guest (nor module) can do that, the emulator froze
+		# (vm-run.sh, tools/testing/vm/freeze-class.py).
+		if grep -q '^emulator: ' "$RES/vm/.vmrun/frozen-class" 2>/dev/null; then
+			VM_EMU=$(sed -n '1s/^emulator: //p' "$RES/vm/.vmrun/frozen-class")
+			echo "e2e: INFRA: the freeze is the emulator's: $VM_EMU"
+		fi
 	fi
 }
 
@@ -140,6 +147,7 @@ t0=$(date +%s)
 run_vm "$PLAN"
 vm_note=
 keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
+	[ -d "$RES/vm" ] || return 0
 	rm -rf "${RES:?}/vm-$1"
 	mv "$RES/vm" "$RES/vm-$1"
 	cp "$RES/vm-run.log" "$RES/vm-$1/vm-run.log"
@@ -155,13 +163,21 @@ keep_attempt() {	# keep_attempt NAME: keep the logs of a hung test VM
 # its control already: the vhost-nvme pass that ran before it in the same VM.
 # hung_control: keep the hung VM's logs, boot the control (the nested KVM
 # guest on QEMU's own -device nvme) in a test VM of its own; ctl is
-# "passed" if it ran to the end, else "failed".
-hung_control() {
+# "passed" if it ran to the end, else "failed"; ctl_why says why a
+# hang is no verdict. A freeze vm-run.sh found to be the emulator's needs
+# no control: ctl is "emulator".
+hung_control() {	# hung_control [PLAN DEVICE PATTERN]: the control
+	local plan=${1:-control-kvm} dev=${2:-"QEMU's -device nvme"} pat=${3:-}
 	keep_attempt hung
-	echo "e2e: the test VM hung; control: the nested KVM guest on QEMU's -device nvme"
-	run_vm control-kvm
-	ctl=failed
-	if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: ' "$RES/vm/e2e.tap" 2>/dev/null; then
+	if [ -n "$VM_EMU" ]; then
+		ctl=emulator ctl_why="the freeze is the emulator's: $VM_EMU"
+		echo "e2e: the test VM froze in the emulator; no control needed"
+		return
+	fi
+	echo "e2e: the test VM hung; control: the same pass on $dev"
+	run_vm "$plan"
+	ctl=failed ctl_why="the control on $dev failed too"
+	if [ "$VM_HUNG" = 0 ] && grep -q "^ok .* control: $pat" "$RES/vm/e2e.tap" 2>/dev/null; then
 		ctl=passed
 	fi
 }
@@ -191,18 +207,12 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-migrate ]; then
 		vm_note="the test VM froze in the migration pass [$hung_in], device ${E2E_MIG_DEVICE:-vhost-nvme}"
 		tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note"
 	else
-		keep_attempt hung
-		echo "e2e: the test VM hung; control: the migration pass on virtio-blk"
-		run_vm control-migrate
-		ctl=failed
-		if [ "$VM_HUNG" = 0 ] && grep -q '^ok .* control: .*ran to the end' "$RES/vm/e2e.tap" 2>/dev/null; then
-			ctl=passed
-		fi
+		hung_control control-migrate virtio-blk '.*ran to the end'
 		keep_attempt control
 		if [ $ctl = passed ]; then
 			tap "not ok" "test VM with the migrated nested guest ran to the end: it hung, while the control on virtio-blk did not (see $RES/vm-hung)"
 		else
-			vm_note="the test VM hung in the migration pass on ${E2E_MIG_DEVICE:-vhost-nvme} and the control on virtio-blk failed too"
+			vm_note="the test VM hung in the migration pass on ${E2E_MIG_DEVICE:-vhost-nvme}; $ctl_why"
 			tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
 		fi
 	fi
@@ -221,7 +231,7 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ]; then
 	if [ $ctl = passed ]; then
 		tap "not ok" "nested guest under KVM ran to the end: the test VM hung, while the control on -device nvme did not (see $RES/vm-hung)"
 	else
-		vm_note="the test VM hung with a nested KVM guest on vhost-nvme and the control on -device nvme failed too"
+		vm_note="the test VM hung with a nested KVM guest on vhost-nvme; $ctl_why"
 		tap "not ok" "nested guest under KVM ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
 	fi
 	late_hang=1	# said
@@ -239,7 +249,7 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check ]; then
 	if [ $ctl = passed ]; then
 		tap "not ok" "test VM with a nested KVM guest on vhost-nvme ran to the end: it hung, while the control on -device nvme did not (see $RES/vm-hung)"
 	else
-		vm_note="the test VM hung with a nested KVM guest on vhost-nvme and the control on -device nvme failed too"
+		vm_note="the test VM hung with a nested KVM guest on vhost-nvme; $ctl_why"
 		tap "not ok" "test VM with a nested KVM guest ran to the end # SKIP infrastructure: $vm_note (see $RES/vm-hung, $RES/vm-control)"
 	fi
 fi

@@ -363,6 +363,10 @@ if [ "$IDLE" -gt 0 ]; then
 	# (the vCPUs look at their interrupts again), then once with an NMI;
 	# each attempt is in .vmrun/revive, one that worked in .vmrun/revived.
 	FREEZE=${VM_FREEZE_SECS:-60}
+	lapics=()	# "info lapic" shows the monitor's current vCPU
+	for ((c = 0; c < SMP; c++)); do
+		lapics+=("cpu $c" "info lapic")
+	done
 	act=$(date +%s) actcpu=0 hbsz=0 tries=0 gaveup=0
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
@@ -385,7 +389,7 @@ if [ "$IDLE" -gt 0 ]; then
 		       $(( (now - act) * 50 )) ]; then
 			{
 				echo "=== after $((now - act)) s without output (attempt $((tries + 1)))"
-				hmp "info registers -a" "info lapic" "info pic"
+				hmp "info registers -a" "${lapics[@]}" "info pic"
 			} >> "$META/frozen.txt" 2>&1 || true
 			if [ "$tries" = 0 ]; then
 				what="stop and cont"
@@ -410,6 +414,12 @@ if [ "$IDLE" -gt 0 ]; then
 				hb="heartbeat went on: the VM ran, its script printed nothing; last: $(tail -n1 "$META/heartbeat" | tr -d '\r')"
 			elif [ -s "$META/revive" ]; then
 				hb+="; woken without effect: $(tr '\n' ';' < "$META/revive")"
+			fi
+			# A halted vCPU that does not take a deliverable
+			# interrupt is the emulator's freeze (freeze-class.py).
+			if [ -s "$META/frozen.txt" ]; then
+				python3 "$VM_DIR/freeze-class.py" "$META/frozen.txt" > "$META/frozen-class" 2>&1 || true
+				hb+="; $(cat "$META/frozen-class")"
 			fi
 			log "console silent for $((now - last))s (QEMU used ${cpu} ms of CPU meanwhile; $hb): killing the VM"
 			printf '%s\n%s\n%s\n' "$cpu" "$hb" "$((now - last))" > "$META/idle"
