@@ -1466,24 +1466,45 @@ static long vnvme_get_info(struct vnvme_dev *dev, void __user *argp)
 /* ---------------------------------------------------------------------- */
 /* Ownership and teardown */
 
-static long vnvme_set_owner(struct vnvme_dev *dev)
+/*
+ * The owner's address space and memory cgroup: what the workers use and
+ * charge while the caller owns the device.
+ */
+static int vnvme_owner_get(struct vnvme_dev *dev)
 {
-	struct vnvme_worker *worker;
 	struct mm_struct *mm;
 
-	if (dev->mm || dev->released)
-		return -EBUSY;
+	lockdep_assert_held(&dev->mutex);
 	mm = get_task_mm(current);
 	if (!mm)
 		return -EINVAL;
 	dev->mm = mm;
 	dev->memcg = get_mem_cgroup_from_mm(mm);
+	return 0;
+}
+
+static void vnvme_owner_put(struct vnvme_dev *dev)
+{
+	lockdep_assert_held(&dev->mutex);
+	mem_cgroup_put(dev->memcg);
+	dev->memcg = NULL;
+	mmput(dev->mm);
+	dev->mm = NULL;
+}
+
+static long vnvme_set_owner(struct vnvme_dev *dev)
+{
+	struct vnvme_worker *worker;
+	int ret;
+
+	if (dev->mm || dev->released)
+		return -EBUSY;
+	ret = vnvme_owner_get(dev);
+	if (ret)
+		return ret;
 	worker = vnvme_worker_create(dev);
 	if (IS_ERR(worker)) {
-		mem_cgroup_put(dev->memcg);
-		dev->memcg = NULL;
-		dev->mm = NULL;
-		mmput(mm);
+		vnvme_owner_put(dev);
 		return PTR_ERR(worker);
 	}
 	WRITE_ONCE(dev->poll_ns, (u64)READ_ONCE(poll_us) * NSEC_PER_USEC);
@@ -1559,10 +1580,7 @@ static long vnvme_release_owner(struct vnvme_dev *dev, void __user *argp)
 	dev->release_cred = get_current_cred();
 	dev->release_cookie = arg.cookie;
 	dev->released = true;
-	mem_cgroup_put(dev->memcg);
-	dev->memcg = NULL;
-	mmput(dev->mm);
-	dev->mm = NULL;
+	vnvme_owner_put(dev);
 	return 0;
 }
 
@@ -1571,7 +1589,6 @@ static long vnvme_take_owner(struct vnvme_dev *dev, void __user *argp)
 {
 	struct vhost_nvme_handover arg;
 	const struct cred *cred;
-	struct mm_struct *mm;
 	unsigned int i;
 	int ret;
 
@@ -1588,11 +1605,9 @@ static long vnvme_take_owner(struct vnvme_dev *dev, void __user *argp)
 	if (!uid_eq(current_euid(), cred->euid) &&
 	    !ns_capable(cred->user_ns, CAP_SYS_ADMIN))
 		return -EPERM;
-	mm = get_task_mm(current);
-	if (!mm)
-		return -EINVAL;
-	dev->mm = mm;
-	dev->memcg = get_mem_cgroup_from_mm(mm);
+	ret = vnvme_owner_get(dev);
+	if (ret)
+		return ret;
 	if (dev->release_helper) {
 		ret = vnvme_helper_start(dev);
 		if (ret)
@@ -1617,10 +1632,7 @@ out_park:
 		dev->helper = NULL;
 	}
 out_put:
-	mem_cgroup_put(dev->memcg);
-	dev->memcg = NULL;
-	mmput(dev->mm);
-	dev->mm = NULL;
+	vnvme_owner_put(dev);
 	return ret;
 }
 
@@ -1811,12 +1823,8 @@ static int vnvme_reset(struct vnvme_dev *dev, enum vnvme_wait how)
 		}
 	}
 	WARN_ON_ONCE(atomic_long_read(&dev->bounce_used));
-	if (dev->mm) {
-		mem_cgroup_put(dev->memcg);
-		dev->memcg = NULL;
-		mmput(dev->mm);
-		dev->mm = NULL;
-	}
+	if (dev->mm)
+		vnvme_owner_put(dev);
 	if (dev->released) {
 		put_cred(dev->release_cred);
 		dev->release_cred = NULL;
