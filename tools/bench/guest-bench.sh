@@ -6,12 +6,9 @@
 # backend costs next to nothing, so the figures are the I/O path's) and
 # runs fio, interleaving the modes and repeating every configuration:
 #
-#   native           fio's io_uring engine on /dev/nullb0 (the limit)
-#   vhost-nvme       the fio engine on the module, shadow doorbells, irqfd
-#   vhost-nvme-poll  the same with the module's SQ polling (sq_poll_us)
-#   vhost-nvme-2w    2 jobs, each its own device (worker) and queue pair
-#   userspace        the same engine and rings, a userspace controller
-#                    thread with io_uring instead of the module
+#   native, vhost-nvme, vhost-nvme-poll, vhost-nvme-2w, userspace and
+#   userspace-poll (tools/bench/modes.sh; every mode at the same I/Os in
+#   flight; all but userspace-poll by default)
 #
 # for 4K random reads at each QD of BENCH_QDS and 128K sequential reads at
 # BENCH_SEQ_QD. Raw fio JSON goes to $VM_OUT/raw/REP-MODE-RW-qdQD-bsBS.json,
@@ -21,6 +18,8 @@ set -uo pipefail
 : "${VM_OUT:?run this through tools/bench/bench.sh}"
 # shellcheck source=../testing/vm/guest-lib.sh
 . tools/testing/vm/guest-lib.sh
+# shellcheck source=modes.sh
+. tools/bench/modes.sh
 # Settings from bench.sh (the guest inherits no environment from the host).
 # shellcheck disable=SC1091
 [ -f "$VM_OUT/bench.env" ] && . "$VM_OUT/bench.env"
@@ -30,6 +29,7 @@ RAMP=${BENCH_RAMP:-1}
 REPS=${BENCH_REPS:-3}
 QDS=${BENCH_QDS:-1 4 16 64}
 SEQ_QD=${BENCH_SEQ_QD:-16}
+# shellcheck disable=SC2034	# used by modes.sh
 POLL_US=${BENCH_POLL_US:-500}
 MODES=${BENCH_MODES:-native vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace}
 ENGINE=$PWD/tools/fio-vhost-nvme/fio-vhost-nvme.so
@@ -66,19 +66,6 @@ modprobe null_blk nr_devices=1 memory_backed=0 irqmode=0 gb=16 ||
 	done
 } > "$VM_OUT/env.txt"
 
-# fio arguments of a mode (QD is per job).
-mode_args() {	# mode_args MODE QD
-	local eng="--ioengine=external:$ENGINE --shadow_db=1"
-	case $1 in
-	native)          echo "--ioengine=io_uring --direct=1 --iodepth=$2" ;;
-	vhost-nvme)      echo "$eng --iodepth=$2" ;;
-	vhost-nvme-poll) echo "$eng --sq_poll_us=$POLL_US --iodepth=$2" ;;
-	vhost-nvme-2w)   echo "$eng --numjobs=2 --iodepth=$2" ;;
-	userspace)       echo "$eng --userspace=1 --iodepth=$2" ;;
-	*)               return 1 ;;
-	esac
-}
-
 # One fio process per configuration, a stonewalled job per mode (in the
 # given order): under TCG a fio start costs about a second, as much as a
 # fifth of a run. report.py --split gives each mode's job its own file,
@@ -89,7 +76,7 @@ run_config() {	# run_config REP RW BS QD MODE...
 	all=$RAW/$rep-all-$rw-qd$qd-bs$bs.json.all
 	for mode in "$@"; do
 		# shellcheck disable=SC2207
-		args+=(--name="$mode" --stonewall $(mode_args "$mode" "$qd"))
+		args+=(--name="$mode" --stonewall $(bench_mode_args "$mode" "$qd"))
 	done
 	timeout -k 5 $(($# * (RUNTIME + RAMP + 10) + 60)) fio --filename="$DEV" \
 		--rw="$rw" --bs="$bs" --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \

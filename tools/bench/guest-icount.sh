@@ -10,13 +10,8 @@
 # is the cost of one I/O without fio's start and end.
 #
 # Modes (the fio engine's, on null_blk memory_backed=0 irqmode=0):
-#   native            fio's io_uring engine on /dev/nullb0
-#   vhost-nvme        the engine on the module, shadow doorbells, irqfd
-#   vhost-nvme-poll   the same with the module's SQ polling (ICOUNT_POLL_US)
-#   vhost-nvme-2w     one device, two queue pairs, one worker each, the
-#                     same I/Os in flight in all (a fair 1 vs 2 workers)
-#   userspace         the engine's userspace controller (io_uring)
-#   userspace-poll    the same, its thread polling the SQs
+#   native, vhost-nvme, vhost-nvme-poll, vhost-nvme-2w, userspace and
+#   userspace-poll (tools/bench/modes.sh; polling for ICOUNT_POLL_US)
 # Writes $VM_OUT/icount-runs.txt: one line per marked run, in order:
 #   SEGMENT INDEX MODE RW BS QD IOS STATUS
 # (one segment: a resync marker first; see insn-count.c).
@@ -24,6 +19,8 @@ set -uo pipefail
 : "${VM_OUT:?run this through tools/bench/icount.sh}"
 # shellcheck source=../testing/vm/guest-lib.sh
 . tools/testing/vm/guest-lib.sh
+# shellcheck source=modes.sh
+. tools/bench/modes.sh
 # shellcheck disable=SC1091
 [ -f "$VM_OUT/icount.env" ] && . "$VM_OUT/icount.env"
 
@@ -32,6 +29,7 @@ CONFIGS=${ICOUNT_CONFIGS:-randread:4096:1 randread:4096:16 read:131072:16}
 SMALL=${ICOUNT_SMALL:-2000}
 LARGE=${ICOUNT_LARGE:-12000}
 REPS=${ICOUNT_REPS:-2}
+# shellcheck disable=SC2034	# used by modes.sh
 POLL_US=${ICOUNT_POLL_US:-500}
 ENGINE=$PWD/tools/fio-vhost-nvme/fio-vhost-nvme.so
 MARK=$PWD/tools/bench/icount/build/mark
@@ -40,24 +38,11 @@ RUNS=$VM_OUT/icount-runs.txt
 : > "$RUNS"
 say() { echo "icount: $*"; }
 
-mode_args() {	# mode_args MODE QD
-	local eng="--ioengine=external:$ENGINE --shadow_db=1"
-	case $1 in
-	native)          echo "--ioengine=io_uring --direct=1 --iodepth=$2" ;;
-	vhost-nvme)      echo "$eng --iodepth=$2" ;;
-	vhost-nvme-poll) echo "$eng --sq_poll_us=$POLL_US --iodepth=$2" ;;
-	vhost-nvme-2w)   echo "$eng --workers=2 --nr_queues=2 --iodepth=$2" ;;
-	userspace)       echo "$eng --userspace=1 --iodepth=$2" ;;
-	userspace-poll)  echo "$eng --userspace=1 --sq_poll_us=$POLL_US --iodepth=$2" ;;
-	*)               return 1 ;;
-	esac
-}
-
 fio_run() {	# fio_run MODE RW BS QD IOS
 	# shellcheck disable=SC2046	# the mode's words
 	timeout -k 5 600 fio --name=icount --filename="$DEV" --rw="$2" \
 		--bs="$3" --number_ios="$5" --norandommap --randrepeat=0 \
-		$(mode_args "$1" "$4") > "$VM_OUT/fio.last" 2>&1
+		$(bench_mode_args "$1" "$4") > "$VM_OUT/fio.last" 2>&1
 }
 
 say "loading vhost_nvme.ko and null_blk (memory_backed=0 irqmode=0)"

@@ -23,7 +23,8 @@ import re
 import statistics
 import sys
 
-ENGINE_MODES = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace"]
+ENGINE_MODES = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
+                "userspace-poll"]
 # Measured in the second, one-vCPU test VM; compared with its own native.
 GUEST_MODES = ["native-1vcpu", "guest-vhost-nvme", "guest-nvme", "guest-virtio-blk"]
 MODE_ORDER = ENGINE_MODES + GUEST_MODES
@@ -205,9 +206,8 @@ def markdown(records, env, notes, meta, failed):
         out.append("")
         tables(out, by, emodes, qds, seq, "native")
         if "vhost-nvme-2w" in emodes:
-            out.append("² `vhost-nvme-2w`: 2 fio jobs, each with its own /dev/vhost-nvme (so its own "
-                       "worker) and queue pair, each at the QD shown: twice the I/Os in flight of the "
-                       "other rows.")
+            out.append("² `vhost-nvme-2w`: one device with two queue pairs and a worker each, the "
+                       "I/Os spread round robin, at the QD shown in all, as every other row.")
             out.append("")
     if gmodes:
         out.append("Guest level: fio in a nested Linux guest under KVM (test VM with one vCPU); "
