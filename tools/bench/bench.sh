@@ -41,19 +41,8 @@ if [ "$(dpkg-query -W -f='${Status}' gnuplot-nox 2>/dev/null)" != "install ok in
 fi
 # shellcheck source=../testing/env.sh
 . tools/testing/env.sh
-case $VN_CACHE/ in
-/tmp/*|/run/*|/dev/*)
-	# The test VM sees the host's files, but has its own /tmp.
-	say "VN_CACHE=$VN_CACHE: the test VM cannot see it (its /tmp, /run and /dev are its own)"
-	exit 1 ;;
-esac
-
-say "building the module against $KDIR"
-make -C "$KDIR" M="$REPO" modules > "$OUT/build.log" 2>&1 ||
-	{ tail -n 30 "$OUT/build.log"; say "module build failed"; exit 1; }
-say "building the fio engine (fio's source headers are fetched once)"
-make -C tools/fio-vhost-nvme > "$OUT/build-engine.log" 2>&1 ||
-	{ tail -n 30 "$OUT/build-engine.log"; say "engine build failed"; exit 1; }
+# shellcheck source=lib.sh
+. tools/bench/lib.sh
 
 export BENCH_RUNTIME=${BENCH_RUNTIME:-3} BENCH_RAMP=${BENCH_RAMP:-1} BENCH_REPS=${BENCH_REPS:-3}
 export BENCH_QDS=${BENCH_QDS:-1 4 16 64} BENCH_SEQ_QD=${BENCH_SEQ_QD:-16}
@@ -65,17 +54,7 @@ export BENCH_POLL_US=${BENCH_POLL_US:-500}
 [ -n "${BENCH_MODES:-}" ] && export BENCH_MODES
 [ -n "${BENCH_GUEST_DEVICES:-}" ] && export BENCH_GUEST_DEVICES
 GUEST=${BENCH_GUEST:-1}
-if [ "$GUEST" = 1 ]; then
-	say "building QEMU with -device vhost-nvme (the first build, fetch included, takes 5-8 minutes)"
-	tools/qemu/build-qemu.sh > "$OUT/build-qemu.log" 2>&1 ||
-		{ tail -n 30 "$OUT/build-qemu.log"; say "QEMU build failed"; exit 1; }
-	QEMU=$(tail -n1 "$OUT/build-qemu.log")
-	say "static fio and the nested guest's initramfs"
-	FIO=$(tools/testing/e2e/build-fio.sh 2> "$OUT/build-fio.log" | tail -n1) ||
-		{ tail -n 30 "$OUT/build-fio.log"; say "static fio build failed"; exit 1; }
-	INITRD=$(tools/testing/e2e/mk-initramfs.sh "$KVER" "$FIO" 2> "$OUT/initramfs.log" | tail -n1) ||
-		{ tail -n 30 "$OUT/initramfs.log"; say "initramfs build failed"; exit 1; }
-fi
+bench_build "$OUT" "$GUEST" || exit 1
 # The guests inherit nothing from here but the job file: pass the settings
 # through a file in the output share that the guest scripts read.
 rm -rf "$OUT/vm" "$OUT/vm-guest"

@@ -36,11 +36,7 @@ say "deps"
 tools/testing/deps.sh > "$OUT/deps.log" 2>&1 || { cat "$OUT/deps.log"; exit 1; }
 # shellcheck source=../testing/env.sh
 . tools/testing/env.sh
-say "building the module, the fio engine, the plugin and the marker"
-make -C "$KDIR" M="$REPO" modules > "$OUT/build.log" 2>&1 ||
-	{ tail -n 30 "$OUT/build.log"; exit 1; }
-make -C tools/fio-vhost-nvme > "$OUT/build-engine.log" 2>&1 ||
-	{ tail -n 30 "$OUT/build-engine.log"; exit 1; }
+say "building the plugin and the marker"
 B=tools/bench/icount/build
 mkdir -p "$B"
 gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
@@ -48,16 +44,9 @@ gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
 gcc -O2 -Wall -Wextra -Werror -static -o "$B/mark" tools/bench/icount/mark.c
 
 GUEST=${ICOUNT_GUEST:-1}
-if [ "$GUEST" = 1 ]; then
-	say "QEMU with -device vhost-nvme, static fio, the nested guest's initramfs"
-	tools/qemu/build-qemu.sh > "$OUT/build-qemu.log" 2>&1 ||
-		{ tail -n 30 "$OUT/build-qemu.log"; exit 1; }
-	QEMU=$(tail -n1 "$OUT/build-qemu.log")
-	FIO=$(tools/testing/e2e/build-fio.sh 2> "$OUT/build-fio.log" | tail -n1) ||
-		{ tail -n 30 "$OUT/build-fio.log"; exit 1; }
-	INITRD=$(tools/testing/e2e/mk-initramfs.sh "$KVER" "$FIO" 2> "$OUT/initramfs.log" |
-		 tail -n1) || { tail -n 30 "$OUT/initramfs.log"; exit 1; }
-fi
+# shellcheck source=lib.sh
+. tools/bench/lib.sh
+bench_build "$OUT" "$GUEST" || exit 1
 
 for v in ICOUNT_MODES ICOUNT_CONFIGS ICOUNT_SMALL ICOUNT_LARGE ICOUNT_REPS \
 	 ICOUNT_POLL_US ICOUNT_GUEST_DEVICES; do
