@@ -52,6 +52,9 @@ modprobe null_blk nr_devices=1 memory_backed=0 irqmode=0 gb=16 ||
 [ -b "$DEV" ] && [ -f "$ENGINE" ] && [ -x "$MARK" ] ||
 	{ say "FAILED: no $DEV, $ENGINE or $MARK"; exit 1; }
 "$MARK" resync || { say "FAILED: $MARK does not run"; exit 1; }
+# The kernel's and the module's symbols, for the plugin's profile.
+echo 0 > /proc/sys/kernel/kptr_restrict
+cat /proc/kallsyms > "$VM_OUT/kallsyms"
 
 i=0 failed=0 t0=$SECONDS
 for ((rep = 1; rep <= REPS; rep++)); do

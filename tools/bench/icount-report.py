@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Instructions per I/O from a `make bench-icount` run.
 
-icount-report.py RUNS PLUGIN_LOG OUT_PREFIX
+icount-report.py RUNS PLUGIN_LOG OUT_PREFIX [KALLSYMS]
 
 RUNS: the guests' icount-runs.txt (SEGMENT INDEX MODE RW BS QD IOS STATUS
 per marked run; several files may be given, separated by commas, with as
@@ -13,15 +13,25 @@ repetition, the cost of one I/O is (count(LARGE) - count(SMALL)) /
 (LARGE - SMALL): fio's start and end cancel out. Writes OUT_PREFIX.json
 and OUT_PREFIX.md (medians over the repetitions, their spread, the ratio
 to native and to the userspace controller, and the issue's targets).
+
+With the plugin's profile=on, its "insn-count: prof N ADDRESS COUNT" lines
+(kernel blocks by start address) and KALLSYMS (the test VM's
+/proc/kallsyms; for the first RUNS file, the engine level) give the kernel
+instructions per I/O of each function, the same difference of two sizes:
+a section of OUT_PREFIX.md and "functions" in OUT_PREFIX.json.
 """
+import bisect
 import json
 import re
 import statistics
 import sys
 
+MODES = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
+         "userspace-poll"]
 
 def load(runs_path, log_path):
     marks = {}
+    profs = {}
     seg = 0
     for line in open(log_path, errors="replace"):
         if line.startswith("insn-count: resync"):
@@ -30,6 +40,10 @@ def load(runs_path, log_path):
         m = re.match(r"insn-count: mark (\d+) kernel (\d+) user (\d+)", line)
         if m:
             marks[(seg, int(m.group(1)))] = (int(m.group(2)), int(m.group(3)))
+            continue
+        m = re.match(r"insn-count: prof (\d+) ([0-9a-f]+) (\d+)", line)
+        if m:
+            profs.setdefault((seg, int(m.group(1))), {})[int(m.group(2), 16)] = int(m.group(3))
     runs = []
     for line in open(runs_path):
         f = line.split()
@@ -38,8 +52,59 @@ def load(runs_path, log_path):
         seg, idx, mode, rw, bs, qd, ios, st = f
         runs.append(dict(idx="%s.%s" % (seg, idx), mode=mode, rw=rw,
                          bs=int(bs), qd=int(qd), ios=int(ios), ok=st == "0",
-                         count=marks.get((int(seg), int(idx)))))
+                         count=marks.get((int(seg), int(idx))),
+                         prof=profs.get((int(seg), int(idx)))))
     return runs
+
+
+class Symbols:
+    """Text symbols of a /proc/kallsyms, for the function of an address."""
+
+    def __init__(self, path):
+        syms = []
+        for line in open(path, errors="replace"):
+            f = line.split()
+            if len(f) >= 3 and f[1] in "tTwW" and int(f[0], 16):
+                name = f[2] + (" " + f[3] if len(f) > 3 else "")
+                syms.append((int(f[0], 16), name))
+        syms.sort()
+        self.addrs = [a for a, _ in syms]
+        self.names = [n for _, n in syms]
+
+    def name(self, addr):
+        i = bisect.bisect_right(self.addrs, addr) - 1
+        return self.names[i] if i >= 0 else "0x%x" % addr
+
+
+def functions(runs, syms):
+    """{(mode, rw, bs, qd): {function: kernel instructions per I/O}}, the
+    median over the repetitions of (LARGE - SMALL) / (IOs difference)."""
+    def by_fn(prof):
+        out = {}
+        for addr, n in prof.items():
+            fn = syms.name(addr)
+            out[fn] = out.get(fn, 0) + n
+        return out
+    reps = {}
+    pending = {}
+    for r in runs:
+        key = (r["mode"], r["rw"], r["bs"], r["qd"])
+        if not r["ok"] or r["prof"] is None:
+            pending.pop(key, None)
+            continue
+        if key in pending and pending[key]["ios"] < r["ios"]:
+            a = pending.pop(key)
+            dn = r["ios"] - a["ios"]
+            fa, fb = by_fn(a["prof"]), by_fn(r["prof"])
+            reps.setdefault(key, []).append(
+                {fn: (fb.get(fn, 0) - fa.get(fn, 0)) / dn for fn in set(fa) | set(fb)})
+        else:
+            pending[key] = r
+    out = {}
+    for key, lst in reps.items():
+        fns = set().union(*lst)
+        out[key] = {fn: statistics.median(d.get(fn, 0) for d in lst) for fn in fns}
+    return out
 
 
 def per_io(runs):
@@ -65,8 +130,12 @@ def per_io(runs):
 def main():
     runs_paths, log_paths, prefix = sys.argv[1:4]
     runs = []
-    for rp, lp in zip(runs_paths.split(","), log_paths.split(",")):
-        runs += load(rp, lp)
+    fns = {}
+    for i, (rp, lp) in enumerate(zip(runs_paths.split(","), log_paths.split(","))):
+        level = load(rp, lp)
+        runs += level
+        if i == 0 and len(sys.argv) > 4 and any(r["prof"] for r in level):
+            fns = functions(level, Symbols(sys.argv[4]))
     missing = [r["idx"] for r in runs if r["count"] is None]
     res = per_io(runs)
     rows = []
@@ -87,8 +156,11 @@ def main():
         us = by.get(("userspace", r["rw"], r["bs"], r["qd"]))
         r["vs_native"] = r["insn_per_io"] / nat["insn_per_io"] if nat else None
         r["vs_userspace"] = r["insn_per_io"] / us["insn_per_io"] if us else None
-    json.dump(dict(rows=rows, unmarked_runs=missing), open(prefix + ".json", "w"),
-              indent=1)
+    json.dump(dict(rows=rows, unmarked_runs=missing,
+                   functions=[dict(mode=k[0], rw=k[1], bs=k[2], qd=k[3],
+                                   per_io={fn: round(v, 1) for fn, v in d.items() if abs(v) >= 1})
+                              for k, d in sorted(fns.items())]),
+              open(prefix + ".json", "w"), indent=1)
 
     md = ["# Instructions per I/O (`make bench-icount`)", "",
           "Every instruction the test VM executed (guest kernel and user space, "
@@ -135,6 +207,21 @@ def main():
                 md.append("- guest level, %s %dK QD%d: vhost-nvme %.2f× %s (target ≤ 0.25×): %s" % (
                     r["rw"], r["bs"] // 1024, r["qd"], x, other[6:],
                     "met" if x <= 0.25 else "missed"))
+    if fns:
+        md += ["", "## Where the kernel's instructions go", "",
+               "Kernel instructions per I/O by function (the plugin's profile=on: "
+               "blocks by start address, functions from the test VM's /proc/kallsyms), "
+               "engine level, the 12 largest of each mode; \"rest\": all other "
+               "functions.", ""]
+        for key in sorted(fns, key=lambda k: (k[1], k[2], k[3], MODES.index(k[0])
+                                              if k[0] in MODES else 99, k[0])):
+            mode, rw, bs, qd = key
+            d = fns[key]
+            top = sorted(d.items(), key=lambda kv: -kv[1])[:12]
+            rest = sum(d.values()) - sum(v for _, v in top)
+            md.append("- %s %s QD%d, `%s`: %s; rest %.0f" % (
+                rw, "4K" if bs == 4096 else "%dK" % (bs // 1024), qd, mode,
+                ", ".join("%s %.0f" % (fn.replace(" [", " ["), v) for fn, v in top), rest))
     if missing:
         md += ["", "Runs without a count (plugin not loaded, or a marker lost): %s"
                % " ".join(map(str, missing))]

@@ -21,7 +21,8 @@
 # Environment: ICOUNT_MODES, ICOUNT_CONFIGS (RW:BS:QD words), ICOUNT_SMALL
 # and ICOUNT_LARGE (the two run sizes, in I/Os: 2000 and 12000),
 # ICOUNT_REPS (2), ICOUNT_POLL_US (500), ICOUNT_GUEST (1; 0 skips the guest
-# level), ICOUNT_GUEST_DEVICES: see the two guest scripts.
+# level), ICOUNT_PROFILE (1: the engine level also by kernel function),
+# ICOUNT_GUEST_DEVICES: see the two guest scripts.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,15 +55,19 @@ for v in ICOUNT_MODES ICOUNT_CONFIGS ICOUNT_SMALL ICOUNT_LARGE ICOUNT_REPS \
 done > "$OUT/vm/icount.env"
 cp "$OUT/vm/icount.env" "$OUT/vm-guest/icount.env"
 rc=0
-counted() {	# counted LOG VM-RUN-ARGS...: vm-run.sh under the plugin
-	local log=$1
-	shift
+counted() {	# counted LOG PLUGIN-ARGS VM-RUN-ARGS...: vm-run.sh under the plugin
+	local log=$1 args=$2
+	shift 2
 	VM_ACCEL=tcg,thread=single \
-	VM_QEMU_OPTS="-plugin $REPO/$B/insn-count.so -d plugin -D $log" \
+	VM_QEMU_OPTS="-plugin $REPO/$B/insn-count.so$args -d plugin -D $log" \
 		tools/testing/vm/vm-run.sh "$@"
 }
 say "engine level: the test VM, every vCPU on one thread, counted"
-counted "$OUT/plugin.log" --smp 2 --timeout 3600 --out "$OUT/vm" \
+# The engine level also counts by kernel function (the plugin's
+# profile=on, the test VM's kallsyms); ICOUNT_PROFILE=0 leaves it out.
+prof=
+[ "${ICOUNT_PROFILE:-1}" = 1 ] && prof=,profile=on
+counted "$OUT/plugin.log" "$prof" --smp 2 --timeout 3600 --out "$OUT/vm" \
 	tools/bench/guest-icount.sh || rc=$?
 grep -h '^icount: .*FAILED' "$OUT/vm/guest.log" || true
 runs=$OUT/vm/icount-runs.txt logs=$OUT/plugin.log
@@ -71,12 +76,13 @@ if [ "$GUEST" = 1 ]; then
 	# The nested guest boots the kernel the test VM boots.
 	L2_KERNEL=$VN_CACHE/vm/vmlinux-$KVER
 	[ -s "$L2_KERNEL" ] || L2_KERNEL=$VMLINUZ
-	counted "$OUT/plugin-guest.log" --smp 1 --timeout 5400 --idle 300 --out "$OUT/vm-guest" \
+	counted "$OUT/plugin-guest.log" "" --smp 1 --timeout 5400 --idle 300 --out "$OUT/vm-guest" \
 		tools/bench/guest-level-icount.sh "$QEMU" "$L2_KERNEL" "$INITRD" ||
 		rc=$?
 	grep -h '^icount: .*FAILED' "$OUT/vm-guest/guest.log" || true
 	runs+=",$OUT/vm-guest/icount-runs.txt" logs+=",$OUT/plugin-guest.log"
 fi
-python3 tools/bench/icount-report.py "$runs" "$logs" "$RESULTS/icount" || rc=1
+python3 tools/bench/icount-report.py "$runs" "$logs" "$RESULTS/icount" \
+	"$OUT/vm/kallsyms" || rc=1
 say "results in $RESULTS/icount.md"
 exit "$rc"

@@ -18,6 +18,14 @@
  * counters have one writer.  Kernel: a block at a virtual address in the
  * upper half (x86-64's kernel half; a nested guest's kernel is there too).
  *
+ * With the argument profile=on (-plugin insn-count.so,profile=on) it
+ * also counts per kernel translation block, by the block's start address,
+ * and prints after each mark line the blocks that ran at least 1000
+ * instructions since the start:
+ *   insn-count: prof N ADDRESS INSTRUCTIONS
+ * (hexadecimal address; icount-report.py puts them into functions with the
+ * test VM's /proc/kallsyms).
+ *
  * Written against the plugin ABI of Debian 12's QEMU 7.2 (version 1):
  * the few declarations it needs are below, so no QEMU source is needed.
  */
@@ -25,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -65,6 +75,82 @@ static uint64_t at_start[2];
 static unsigned int marks;
 static int started;
 
+/*
+ * profile=on: a counter per kernel block start address, in an open
+ * addressing table that grows at half full.  Entries never move while a
+ * block's inline counter points at them: the table is an array of
+ * pointers to entries allocated one by one.
+ */
+struct prof {
+	uint64_t vaddr;
+	uint64_t count;		/* since boot, by the inline op */
+	uint64_t at_start;
+};
+static int profile;
+static struct prof **ptab;
+static size_t psize, pused;
+
+static struct prof **prof_slot(struct prof **tab, size_t size, uint64_t vaddr)
+{
+	size_t i = (vaddr * 0x9e3779b97f4a7c15ull) >> 20;
+
+	for (;; i++) {
+		struct prof **e = &tab[i & (size - 1)];
+
+		if (!*e || (*e)->vaddr == vaddr)
+			return e;
+	}
+}
+
+static struct prof *prof_get(uint64_t vaddr)
+{
+	struct prof **e;
+
+	if (2 * (pused + 1) > psize) {
+		size_t nsize = psize ? 2 * psize : 1 << 16, i;
+		struct prof **ntab = calloc(nsize, sizeof(*ntab));
+
+		if (!ntab)
+			return NULL;
+		for (i = 0; i < psize; i++)
+			if (ptab[i])
+				*prof_slot(ntab, nsize, ptab[i]->vaddr) = ptab[i];
+		free(ptab);
+		ptab = ntab;
+		psize = nsize;
+	}
+	e = prof_slot(ptab, psize, vaddr);
+	if (!*e) {
+		*e = calloc(1, sizeof(**e));
+		if (!*e)
+			return NULL;
+		(*e)->vaddr = vaddr;
+		pused++;
+	}
+	return *e;
+}
+
+static void prof_mark(int start)
+{
+	char line[128];
+	size_t i;
+
+	for (i = 0; i < psize; i++) {
+		struct prof *e = ptab[i];
+
+		if (!e)
+			continue;
+		if (start) {
+			e->at_start = e->count;
+		} else if (e->count - e->at_start >= 1000) {
+			snprintf(line, sizeof(line),
+				 "insn-count: prof %u %" PRIx64 " %" PRIu64 "\n",
+				 marks, e->vaddr, e->count - e->at_start);
+			qemu_plugin_outs(line);
+		}
+	}
+}
+
 #define MARK_START	((void *)1)
 #define MARK_STOP	((void *)2)
 #define MARK_RESYNC	((void *)3)
@@ -84,6 +170,7 @@ static void mark(unsigned int vcpu, void *what)
 		at_start[KERNEL] = count[KERNEL];
 		at_start[USER] = count[USER];
 		started = 1;
+		prof_mark(1);
 		return;
 	}
 	if (!started)
@@ -94,16 +181,25 @@ static void mark(unsigned int vcpu, void *what)
 		 ++marks, count[KERNEL] - at_start[KERNEL],
 		 count[USER] - at_start[USER]);
 	qemu_plugin_outs(line);
+	prof_mark(0);
 }
 
 static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t i, n = qemu_plugin_tb_n_insns(tb);
-	int where = (qemu_plugin_tb_vaddr(tb) >> 63) ? KERNEL : USER;
+	uint64_t vaddr = qemu_plugin_tb_vaddr(tb);
+	int where = (vaddr >> 63) ? KERNEL : USER;
 
 	(void)id;
 	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
 						 &count[where], n);
+	if (profile && where == KERNEL) {
+		struct prof *e = prof_get(vaddr);
+
+		if (e)
+			qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+								 &e->count, n);
+	}
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		const uint8_t *b = qemu_plugin_insn_data(insn);
@@ -133,9 +229,17 @@ static void at_exit(qemu_plugin_id_t id, void *userdata)
 EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
 			       int argc, char **argv)
 {
+	int i;
+
 	(void)info;
-	(void)argc;
-	(void)argv;
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "profile=on")) {
+			profile = 1;
+		} else {
+			fprintf(stderr, "insn-count: unknown argument %s\n", argv[i]);
+			return -1;
+		}
+	}
 	qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
 	qemu_plugin_register_atexit_cb(id, at_exit, NULL);
 	return 0;
