@@ -24,7 +24,8 @@
 # from there is copied into DIR, but ARGS naming host files there won't work.
 # Environment: VM_ACCEL=tcg|kvm (skip the probe; tcg,thread=single: one
 # thread runs every vCPU, as a TCG plugin's inline counters need),
-# VM_QEMU_OPTS (more QEMU options, words), KVER/VMLINUZ (see env.sh),
+# VM_QEMU_OPTS (more QEMU options, words), VM_QEMU_BIN (another
+# qemu-system-x86_64, with virtio-9p), KVER/VMLINUZ (see env.sh),
 # VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux),
 # VM_MODULES_DIR=dir (the modules directory of VM_KERNEL, as `make
 # modules_install` lays it out: the initramfs takes its modules from there and
@@ -225,8 +226,10 @@ fi
 # --- accelerator ------------------------------------------------------------
 CMDLINE_BASE="console=ttyS0 tsc=reliable panic=-1 quiet loglevel=4"
 qemu_base() {	# qemu_base ACCEL: sets the array QBASE
-	QBASE=(qemu-system-x86_64 -name vhost-nvme-test -machine pc -accel "$1"
-	       -cpu max -nodefaults -no-user-config -display none -no-reboot)
+	QBASE=("${VM_QEMU_BIN:-qemu-system-x86_64}" -name vhost-nvme-test -machine pc
+	       -accel "$1" -cpu max -nodefaults -no-user-config -display none -no-reboot)
+	# A QEMU built without its firmware takes Debian's.
+	[ -z "${VM_QEMU_BIN:-}" ] || QBASE+=(-L /usr/share/qemu -L /usr/share/seabios)
 }
 
 probe_kvm() {	# exit 0 if a stock kernel boots to the initramfs under KVM
