@@ -23,6 +23,14 @@
  *   controller is the hotplug handler of its NVMe bus (hw/nvme's, with
  *   patch 0003) and takes vhost-nvme-ns devices only.
  *
+ * Live update (cpr-transfer, QEMU 10.0): the device fd and the queues'
+ * eventfds travel to the next QEMU in the cpr state (named vhost-nvme/
+ * SERIAL); the old QEMU releases the module's device once its VM is
+ * stopped and saved, the new one realizes on the same queues without
+ * telling the module anything and takes the device over after loading
+ * (VHOST_NVME_RELEASE_OWNER, VHOST_NVME_TAKE_OWNER; the cookie in the
+ * vhost-nvme/handover subsection).  The guest sees a pause, no reset.
+ *
  * Everything runs under the BQL.
  *
  * Usage:
@@ -56,6 +64,7 @@
 #include "system/block-backend.h"
 #include "block/block.h"
 #include "migration/blocker.h"
+#include "migration/cpr.h"
 #include "migration/misc.h"
 #include "migration/options.h"
 #include "migration/vmstate.h"
@@ -127,6 +136,7 @@ struct VhostNvmeCtrl {
     bool allow_tcg;
     bool irqfd_allowed;     /* x-irqfd=off: the main loop raises them all */
     bool can_log;           /* the module has VHOST_NVME_F_LOG_ALL */
+    bool can_handover;      /* ... and VHOST_NVME_F_OWNER_HANDOVER */
     bool incoming;          /* realized for an incoming migration */
 
     int vfd;
@@ -164,6 +174,16 @@ struct VhostNvmeCtrl {
     bool logging;           /* VHOST_NVME_F_LOG_ALL set */
     Error *blocker;
     NotifierWithReturn mig_notifier;
+
+    /* Live update (cpr-transfer) */
+    char *cpr_name;         /* our fds in the cpr state: vhost-nvme/SERIAL */
+    bool owner;             /* this process owns the module's device */
+    bool cpr_incoming;      /* realized on the device of the QEMU before */
+    uint64_t cookie;        /* of a hand-over under way */
+    uint64_t cpr_features;  /* the features the source negotiated */
+    bool cpr_sent;          /* the cpr state is gone: new fds stay here */
+    bool cpr_stale;         /* a queue's fds were created since */
+    NotifierWithReturn cpr_notifier;
 };
 
 struct VhostNvmeClass {
@@ -263,7 +283,9 @@ static void vn_mem_commit(MemoryListener *l)
         g_free(mem);
         return;
     }
-    ret = vn_log_grow(v, mem) ? vn_ioctl(v, VHOST_SET_MEM_TABLE, mem) : -ENOMEM;
+    /* Without the device (a live update), vn_take() sends it. */
+    ret = !v->owner ? 0 :
+          vn_log_grow(v, mem) ? vn_ioctl(v, VHOST_SET_MEM_TABLE, mem) : -ENOMEM;
     if (ret) {
         if (!v->mem_error_reported) {
             error_report("vhost-nvme: VHOST_SET_MEM_TABLE with %u regions: %s",
@@ -436,6 +458,9 @@ static int vn_vector_use(PCIDevice *pdev, unsigned int vector, MSIMessage msg)
     VhostNvmeCtrl *v = VHOST_NVME(pdev);
     unsigned int qid;
 
+    if (!v->owner && !v->cpr_incoming) {
+        return 0;       /* handed over: the next QEMU routes them */
+    }
     for (qid = 1; qid < v->nr_q; qid++) {
         VNQueue *cq = &v->cq[qid];
 
@@ -455,6 +480,9 @@ static void vn_vector_release(PCIDevice *pdev, unsigned int vector)
     VhostNvmeCtrl *v = VHOST_NVME(pdev);
     unsigned int qid;
 
+    if (!v->owner && !v->cpr_incoming) {
+        return;
+    }
     for (qid = 1; qid < v->nr_q; qid++) {
         VNQueue *cq = &v->cq[qid];
 
@@ -550,15 +578,62 @@ static void vn_cq_err_read(EventNotifier *e)
     }
 }
 
+/*
+ * The eventfds the module knows are in the cpr state, so that a live
+ * update hands them to the next QEMU with the device: id 0 is the device,
+ * then per queue its kick, error and (CQ) interrupt eventfds.
+ */
+enum { VN_CPR_KICK, VN_CPR_ERR, VN_CPR_IRQ };
+
+static int vn_cpr_id(const VNQueue *q, bool cq, int kind)
+{
+    return 1 + q->qid * 8 + cq * 4 + kind;
+}
+
+/*
+ * A new eventfd; on a live update's destination, while the migrated
+ * queues are loaded, the one the last QEMU gave the module instead.
+ */
+static bool vn_notifier_init(VhostNvmeCtrl *v, EventNotifier *e, int id)
+{
+    int fd;
+
+    if (v->cpr_incoming) {
+        fd = cpr_find_fd(v->cpr_name, id);
+        if (fd < 0) {
+            error_report("vhost-nvme %s: the cpr state has no eventfd %d",
+                         NVME(v)->params.serial, id);
+            return false;
+        }
+        event_notifier_init_fd(e, fd);
+        return true;
+    }
+    if (event_notifier_init(e, 0) < 0) {
+        return false;
+    }
+    cpr_save_fd(v->cpr_name, id, event_notifier_get_fd(e));
+    /* The next QEMU would not find it: no hand-over this time. */
+    v->cpr_stale |= v->cpr_sent;
+    return true;
+}
+
+static void vn_notifier_cleanup(VhostNvmeCtrl *v, EventNotifier *e, int id)
+{
+    cpr_delete_fd(v->cpr_name, id);
+    event_notifier_cleanup(e);
+}
+
 /* The eventfds of a queue that vn_queue_init() set up. */
 static void vn_queue_uninit(VNQueue *q, bool cq)
 {
+    VhostNvmeCtrl *v = q->v;
+
     if (cq) {
-        event_notifier_cleanup(&q->irq);
+        vn_notifier_cleanup(v, &q->irq, vn_cpr_id(q, cq, VN_CPR_IRQ));
     }
     event_notifier_set_handler(&q->err, NULL);
-    event_notifier_cleanup(&q->err);
-    event_notifier_cleanup(&q->kick);
+    vn_notifier_cleanup(v, &q->err, vn_cpr_id(q, cq, VN_CPR_ERR));
+    vn_notifier_cleanup(v, &q->kick, vn_cpr_id(q, cq, VN_CPR_KICK));
     q->exists = false;
 }
 
@@ -615,21 +690,21 @@ static bool vn_queue_init(VNQueue *q, VhostNvmeCtrl *v, uint16_t qid,
     q->size = size;
     q->addr = addr;
     q->virq = -1;
-    if (event_notifier_init(&q->kick, 0) < 0) {
+    if (!vn_notifier_init(v, &q->kick, vn_cpr_id(q, cq, VN_CPR_KICK))) {
         return false;
     }
-    if (event_notifier_init(&q->err, 0) < 0) {
+    if (!vn_notifier_init(v, &q->err, vn_cpr_id(q, cq, VN_CPR_ERR))) {
         goto fail_kick;
     }
-    if (cq && event_notifier_init(&q->irq, 0) < 0) {
+    if (cq && !vn_notifier_init(v, &q->irq, vn_cpr_id(q, cq, VN_CPR_IRQ))) {
         goto fail_err;
     }
     return true;
 
 fail_err:
-    event_notifier_cleanup(&q->err);
+    vn_notifier_cleanup(v, &q->err, vn_cpr_id(q, cq, VN_CPR_ERR));
 fail_kick:
-    event_notifier_cleanup(&q->kick);
+    vn_notifier_cleanup(v, &q->kick, vn_cpr_id(q, cq, VN_CPR_KICK));
     return false;
 }
 
@@ -705,7 +780,8 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     arg.kickfd = event_notifier_get_fd(&cq->kick);
     arg.errfd = event_notifier_get_fd(&cq->err);
     arg.worker = vn_cq_worker(v, cqid);
-    ret = vn_ioctl(v, VHOST_NVME_CREATE_CQ, &arg);
+    /* A live update's destination: the module has the queue already. */
+    ret = v->cpr_incoming ? 0 : vn_ioctl(v, VHOST_NVME_CREATE_CQ, &arg);
     if (ret) {
         vn_queue_uninit(cq, true);
         return vn_errno_status(ret);
@@ -714,8 +790,8 @@ static uint16_t vn_create_cq(NvmeCtrl *n, uint16_t cqid, uint64_t addr,
     event_notifier_set_handler(&cq->err, vn_cq_err_read);
     trace_vhost_nvme_create_cq(cqid, size, addr, vector, ien, arg.worker);
     /* A new CQ does not coalesce: tell the module only if it must. */
-    if (v->coalescing && !test_bit(vector, v->no_coalescing) &&
-        vn_cq_coalesce(v, cq)) {
+    if (!v->cpr_incoming && v->coalescing &&
+        !test_bit(vector, v->no_coalescing) && vn_cq_coalesce(v, cq)) {
         error_report("vhost-nvme: CQ %u: VHOST_NVME_SET_IRQ_COALESCING failed",
                      cqid);
     }
@@ -753,7 +829,7 @@ static uint16_t vn_create_sq(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
     arg.kickfd = event_notifier_get_fd(&sq->kick);
     arg.addr = addr;
     arg.errfd = event_notifier_get_fd(&sq->err);
-    ret = vn_ioctl(v, VHOST_NVME_CREATE_SQ, &arg);
+    ret = v->cpr_incoming ? 0 : vn_ioctl(v, VHOST_NVME_CREATE_SQ, &arg);
     if (ret) {
         vn_queue_uninit(sq, false);
         return vn_errno_status(ret);
@@ -888,7 +964,8 @@ static uint16_t vn_dbbuf_config(NvmeCtrl *n, uint64_t dbs, uint64_t eis)
     VhostNvmeCtrl *v = vn_of(n);
     unsigned int qid;
 
-    if (!dbs || !eis || vn_set_doorbells(v, true, dbs, eis)) {
+    if (!dbs || !eis ||
+        (!v->cpr_incoming && vn_set_doorbells(v, true, dbs, eis))) {
         return NVME_INVALID_FIELD | NVME_DNR;
     }
     v->shadow = true;
@@ -959,7 +1036,8 @@ static void vn_pause(VhostNvmeCtrl *v, unsigned int why)
 {
     v->paused |= why;
     trace_vhost_nvme_pause(v->paused, v->quiesced);
-    if (v->quiesced || v->vfd < 0 || vn_quiesce_sync(v, false)) {
+    /* A device another QEMU owns, or released, is quiesced. */
+    if (v->quiesced || v->vfd < 0 || (v->owner && vn_quiesce_sync(v, false))) {
         return;
     }
     v->quiesced = v->pause_quiesced = true;
@@ -979,12 +1057,19 @@ static void vn_unpause(VhostNvmeCtrl *v, unsigned int why)
     v->quiesced = v->pause_quiesced = false;
 }
 
+static int vn_take(VhostNvmeCtrl *v);
+
 static void vn_vm_state_change(void *opaque, bool running, RunState state)
 {
     VhostNvmeCtrl *v = opaque;
     unsigned int qid;
 
     if (running) {
+        /* A live update that failed: the device comes back. */
+        if (!v->owner && v->cookie && vn_take(v)) {
+            nvme_offload_fatal(NVME(v));
+            return;
+        }
         vn_unpause(v, VN_PAUSE_VM);
         if (!v->incoming) {
             return;
@@ -1140,6 +1225,18 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
         return;
     }
     trace_vhost_nvme_reset();
+    if (!v->owner) {
+        /* Handed over (a live update): only this QEMU's side goes. */
+        for (qid = 1; qid < v->nr_q; qid++) {
+            if (v->sq[qid].exists) {
+                vn_queue_free(v, &v->sq[qid], false);
+            }
+            if (v->cq[qid].exists) {
+                vn_queue_free(v, &v->cq[qid], true);
+            }
+        }
+        return;
+    }
     vn_disable_stop(v);         /* a pending disable is forgotten */
     v->pause_quiesced = false;  /* quiesced until the next CC.EN 0 to 1 */
     /* Features return to their defaults */
@@ -1273,6 +1370,12 @@ static int vn_attach(VhostNvmeCtrl *v, NvmeNamespace *ns, Error **errp)
     if (!b || b->fd < 0) {
         error_setg(errp, "namespace %u is not a vhost-nvme-ns", arg.nsid);
         return -EINVAL;
+    }
+    if (v->cpr_incoming) {
+        /* A live update: the module has the namespace already. */
+        set_bit(arg.nsid, v->attached);
+        trace_vhost_nvme_ns_attach(arg.nsid, b->path);
+        return 0;
     }
     arg.fd = b->fd;
     arg.lba_shift = ns->lbaf.ds;
@@ -1613,16 +1716,205 @@ static int vn_migration_notify(NotifierWithReturn *notifier,
     return 0;
 }
 
+/*
+ * Live update (cpr-transfer): the device, released by the QEMU before (or
+ * by this one, when the update failed), becomes this process's.  The
+ * module gets this process's view: the memory table at its addresses, the
+ * doorbell page and the polling; the queues' eventfds are served here.
+ */
+static int vn_take(VhostNvmeCtrl *v)
+{
+    struct vhost_nvme_handover h = { .cookie = v->cookie };
+    struct vhost_nvme_poll poll = { .poll_us = v->poll_us };
+    const char *what = NULL;
+    unsigned int qid;
+    int ret;
+
+    ret = vn_ioctl(v, VHOST_NVME_TAKE_OWNER, &h);
+    trace_vhost_nvme_handover_take(ret);
+    if (ret) {
+        error_report("vhost-nvme %s: VHOST_NVME_TAKE_OWNER: %s",
+                     NVME(v)->params.serial, strerror(-ret));
+        return ret;
+    }
+    v->owner = true;
+    v->cookie = 0;
+    if (v->mem) {
+        ret = vn_ioctl(v, VHOST_SET_MEM_TABLE, v->mem);
+        what = "VHOST_SET_MEM_TABLE";
+    }
+    if (!ret && !v->shadow) {
+        ret = vn_set_doorbells(v, false, 0, 0);
+        what = "VHOST_NVME_SET_DOORBELLS";
+    }
+    if (!ret && v->poll_us >= 0) {
+        ret = vn_ioctl(v, VHOST_NVME_SET_POLL, &poll);
+        what = "VHOST_NVME_SET_POLL";
+    }
+    if (ret) {
+        error_report("vhost-nvme %s: the device taken over: %s: %s",
+                     NVME(v)->params.serial, what, strerror(-ret));
+        return ret;
+    }
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->sq[qid].exists) {
+            event_notifier_set_handler(&v->sq[qid].err, vn_sq_err_read);
+            vn_queue_ioeventfd(v, &v->sq[qid], false, v->shadow);
+        }
+        if (v->cq[qid].exists) {
+            event_notifier_set_handler(&v->cq[qid].err, vn_cq_err_read);
+            vn_cq_update_mode(v, &v->cq[qid]);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Live update, the source: the VM is stopped, the module quiesced and
+ * hw/nvme's queues saved (vn_queue_state()).  The device goes to the next
+ * QEMU, which takes it with the cookie.  This QEMU and its KVM VM let go
+ * of the queues' eventfds: an irqfd of this VM reads the interrupt
+ * eventfd's count as it injects into a VM that no longer runs, and the
+ * next QEMU's main loop, while it raises a vector itself, would find
+ * nothing to read.
+ */
+static int vn_release(VhostNvmeCtrl *v)
+{
+    struct vhost_nvme_handover h = { 0 };
+    const char *serial = NVME(v)->params.serial;
+    unsigned int qid;
+    int ret;
+
+    if (!v->can_handover) {
+        error_report("vhost-nvme %s: the module cannot hand its device over "
+                     "to another QEMU", serial);
+        return -ENOTSUP;
+    }
+    if (v->cpr_stale) {
+        error_report("vhost-nvme %s: a queue was created after the cpr state "
+                     "was sent", serial);
+        return -EBUSY;
+    }
+    /* cpr-transfer copies no RAM: the module need not log. */
+    if (v->log) {
+        ret = vn_set_logging(v, false);
+        if (!ret) {
+            ret = vn_set_log(v, NULL, 0);
+        }
+        if (ret) {
+            error_report("vhost-nvme %s: cannot stop the dirty log: %s",
+                         serial, strerror(-ret));
+            return ret;
+        }
+        vn_log_free(v);
+    }
+    ret = vn_ioctl(v, VHOST_NVME_RELEASE_OWNER, &h);
+    if (ret) {
+        error_report("vhost-nvme %s: VHOST_NVME_RELEASE_OWNER: %s", serial,
+                     strerror(-ret));
+        return ret;
+    }
+    v->owner = false;
+    v->cookie = h.cookie;
+    v->cpr_features = v->features;
+    for (qid = 1; qid < v->nr_q; qid++) {
+        if (v->sq[qid].exists) {
+            event_notifier_set_handler(&v->sq[qid].err, NULL);
+            vn_queue_ioeventfd(v, &v->sq[qid], false, false);
+        }
+        if (v->cq[qid].exists) {
+            event_notifier_set_handler(&v->cq[qid].err, NULL);
+            vn_cq_irq_teardown(&v->cq[qid]);
+            vn_queue_ioeventfd(v, &v->cq[qid], true, false);
+        }
+    }
+    trace_vhost_nvme_handover_release();
+    return 0;
+}
+
+/* cpr-transfer's migrations: which queue fds the next QEMU can find */
+static int vn_cpr_notify(NotifierWithReturn *notifier, MigrationEvent *e,
+                         Error **errp)
+{
+    VhostNvmeCtrl *v = container_of(notifier, VhostNvmeCtrl, cpr_notifier);
+
+    /* At SETUP, cpr_state_save() has sent the fds saved until now. */
+    v->cpr_sent = e->type == MIG_EVENT_PRECOPY_SETUP;
+    v->cpr_stale = false;
+    return 0;
+}
+
+static bool vn_handover_needed(void *opaque)
+{
+    return migrate_mode() == MIG_MODE_CPR_TRANSFER;
+}
+
+static int vn_handover_pre_save(void *opaque)
+{
+    return vn_release(opaque);
+}
+
+/* After the controller's section: its queues are saved before the release */
+static const VMStateDescription vn_vmstate_handover = {
+    .name = "vhost-nvme/handover",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = vn_handover_needed,
+    .pre_save = vn_handover_pre_save,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(cookie, VhostNvmeCtrl),
+        VMSTATE_UINT64(cpr_features, VhostNvmeCtrl),
+        VMSTATE_VARRAY_UINT32(worker_ids, VhostNvmeCtrl, workers, 0,
+                              vmstate_info_uint32, uint32_t),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* A live update's destination takes the device once its queues are set up. */
+static int vn_post_load(void *opaque, int version_id)
+{
+    VhostNvmeCtrl *v = opaque;
+    const char *serial = NVME(v)->params.serial;
+    bool incoming = v->cpr_incoming;
+
+    v->cpr_incoming = false;    /* queues created from now on are new */
+    if (!incoming && !v->cookie) {
+        return 0;
+    }
+    if (!incoming) {
+        error_report("vhost-nvme %s: the source handed its device over, but "
+                     "the cpr state did not bring it", serial);
+        return -EINVAL;
+    }
+    if (!v->cookie) {
+        error_report("vhost-nvme %s: the source did not hand its device over",
+                     serial);
+        return -EINVAL;
+    }
+    if (v->cpr_features != v->features) {
+        error_report("vhost-nvme %s: the source negotiated features 0x%"
+                     PRIx64 ", this QEMU 0x%" PRIx64, serial, v->cpr_features,
+                     v->features);
+        return -EINVAL;
+    }
+    return vn_take(v) ? -EIO : 0;
+}
+
 static const VMStateDescription vn_vmstate = {
     .name = "vhost-nvme",
     .version_id = 1,
     .minimum_version_id = 1,
+    .post_load = vn_post_load,
     .fields = (const VMStateField[]) {
         /* Before the controller: its queues are created coalescing so. */
         VMSTATE_UINT32(coalescing, VhostNvmeCtrl),
         VMSTATE_BITMAP(no_coalescing, VhostNvmeCtrl, 1, nr_vectors),
         VMSTATE_STRUCT(parent_obj, VhostNvmeCtrl, 1, vmstate_nvme, NvmeCtrl),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vn_vmstate_handover,
+        NULL
     },
 };
 
@@ -1652,13 +1944,20 @@ static bool vn_open_module(VhostNvmeCtrl *v, Error **errp)
 {
     int ret;
 
-    if (v->vhostfd_str) {
+    /*
+     * A live update's destination realizes on the device of the QEMU
+     * before, which owns it until vn_post_load() takes it.
+     */
+    v->cpr_name = g_strdup_printf("vhost-nvme/%s", NVME(v)->params.serial);
+    v->vfd = cpr_is_incoming() ? cpr_find_fd(v->cpr_name, 0) : -1;
+    v->cpr_incoming = v->vfd >= 0;
+    if (!v->cpr_incoming && v->vhostfd_str) {
         v->vfd = monitor_fd_param(monitor_cur(), v->vhostfd_str, errp);
         if (v->vfd < 0) {
             error_prepend(errp, "unable to parse vhostfd: ");
             return false;
         }
-    } else {
+    } else if (!v->cpr_incoming) {
         v->vfd = qemu_open("/dev/vhost-nvme", O_RDWR, errp);
         if (v->vfd < 0) {
             if (errno == ENOENT || errno == ENODEV || errno == ENXIO) {
@@ -1669,6 +1968,9 @@ static bool vn_open_module(VhostNvmeCtrl *v, Error **errp)
             }
             return false;
         }
+    }
+    if (!v->cpr_incoming) {
+        cpr_save_fd(v->cpr_name, 0, v->vfd);
     }
     v->info.size = sizeof(v->info);
     ret = vn_ioctl(v, VHOST_NVME_GET_INFO, &v->info);
@@ -1681,11 +1983,15 @@ static bool vn_open_module(VhostNvmeCtrl *v, Error **errp)
                    v->info.abi_version, VHOST_NVME_ABI_VERSION);
         return false;
     }
+    if (v->cpr_incoming) {
+        return true;
+    }
     ret = vn_ioctl(v, VHOST_SET_OWNER, NULL);
     if (ret) {
         error_setg_errno(errp, -ret, "VHOST_SET_OWNER");
         return false;
     }
+    v->owner = true;
     return true;
 }
 
@@ -1753,7 +2059,8 @@ static bool vn_start_workers(VhostNvmeCtrl *v, Error **errp)
     int ret;
 
     v->worker_ids = g_new0(uint32_t, v->workers);
-    for (i = 1; i < v->workers; i++) {
+    /* A live update's destination: the source's, in the handover section */
+    for (i = 1; i < v->workers && !v->cpr_incoming; i++) {
         struct vhost_nvme_worker w = { 0 };
 
         ret = vn_ioctl(v, VHOST_NVME_NEW_WORKER, &w);
@@ -1792,7 +2099,9 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
     }
     p->dbcs = want & VHOST_NVME_F_SHADOW_DB;
     v->can_log = supported & VHOST_NVME_F_LOG_ALL;
-    ret = vn_ioctl(v, VHOST_SET_FEATURES, &want);
+    v->can_handover = supported & VHOST_NVME_F_OWNER_HANDOVER;
+    /* A live update's destination: the source's, checked at load */
+    ret = v->cpr_incoming ? 0 : vn_ioctl(v, VHOST_SET_FEATURES, &want);
     if (ret) {
         error_setg_errno(errp, -ret, "VHOST_SET_FEATURES");
         return false;
@@ -1811,7 +2120,7 @@ static bool vn_negotiate(VhostNvmeCtrl *v, Error **errp)
                        v->info.max_poll_us : 0);
             return false;
         }
-        ret = vn_ioctl(v, VHOST_NVME_SET_POLL, &poll);
+        ret = v->cpr_incoming ? 0 : vn_ioctl(v, VHOST_NVME_SET_POLL, &poll);
         if (ret) {
             error_setg_errno(errp, -ret, "VHOST_NVME_SET_POLL");
             return false;
@@ -2008,9 +2317,12 @@ static void vn_cleanup(VhostNvmeCtrl *v)
     }
     vn_close_backend(&v->b);
     if (v->vfd >= 0) {
+        cpr_delete_fd(v->cpr_name, 0);
         close(v->vfd);          /* the module tears everything down */
         v->vfd = -1;
     }
+    g_free(v->cpr_name);
+    v->cpr_name = NULL;
     qemu_vfree(v->vmm_db);
     v->vmm_db = NULL;
     g_free(v->worker_ids);
@@ -2064,7 +2376,7 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
     v->stats_gone = g_new0(struct vhost_nvme_ns_stats, NVME_MAX_NAMESPACES + 1);
     v->vmm_db = qemu_memalign(VN_PAGE, VN_PAGE);
     memset(v->vmm_db, 0, VN_PAGE);
-    ret = vn_set_doorbells(v, false, 0, 0);
+    ret = v->cpr_incoming ? 0 : vn_set_doorbells(v, false, 0, 0);
     if (ret) {
         error_setg_errno(errp, -ret, "VHOST_NVME_SET_DOORBELLS");
         goto fail;
@@ -2120,6 +2432,8 @@ static void vn_realize(PCIDevice *pdev, Error **errp)
         }
     }
     migration_add_notifier(&v->mig_notifier, vn_migration_notify);
+    migration_add_notifier_mode(&v->cpr_notifier, vn_cpr_notify,
+                                MIG_MODE_CPR_TRANSFER);
     /* An incoming migration's queues wait for the VM to run. */
     if (runstate_check(RUN_STATE_INMIGRATE)) {
         v->incoming = true;
@@ -2145,6 +2459,7 @@ static void vn_exit(PCIDevice *pdev)
     }
     qemu_del_vm_change_state_handler(v->vmstate);
     migration_remove_notifier(&v->mig_notifier);
+    migration_remove_notifier(&v->cpr_notifier);
     migrate_del_blocker(&v->blocker);
     /* Its nvme_ctrl_reset() runs vn_reset(): the module is still open. */
     vc->parent_exit(pdev);
