@@ -19,6 +19,7 @@
 #          E2E_MIG_DEVICE_OPTS, E2E_MIG_ODD_OPTS, E2E_MIG_VARIANTS,
 #          E2E_MIG_VARIANT_COUNT,
 #          E2E_MIG_QEMU_OPTS, E2E_MIG_APPEND, E2E_MIG_COUNT, E2E_MIG_MEM.
+#   check-cpr: the same pass with live updates (cpr-transfer) instead.
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
 # (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
 # E2E_KO: boot the test VM on another kernel (its image, its modules
@@ -182,7 +183,8 @@ hung_control() {	# hung_control [PLAN DEVICE PATTERN]: the control
 	fi
 }
 hung_in=
-if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate) true ;; *) false ;; esac; then
+tapsrc=$RES/vm	# the test VM whose items count
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|check-cpr) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
@@ -199,7 +201,7 @@ esac
 if [ $late_hang = 1 ]; then
 	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"
 	tap "not ok" "test VM with nested KVM guests ran to the end # SKIP infrastructure: $vm_note"
-elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-migrate ]; then
+elif [ "$VM_HUNG" = 1 ] && { [ "$PLAN" = check-migrate ] || [ "$PLAN" = check-cpr ]; }; then
 	# The test VM froze while a nested KVM guest was migrated. On nvme or
 	# vhost-nvme the same pass on virtio-blk decides, in a test VM of its
 	# own; on virtio-blk (the control itself) it is an infrastructure SKIP.
@@ -207,8 +209,9 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-migrate ]; then
 		vm_note="the test VM froze in the migration pass [$hung_in], device ${E2E_MIG_DEVICE:-vhost-nvme}"
 		tap "not ok" "test VM with the migrated nested guest ran to the end # SKIP infrastructure: $vm_note"
 	else
-		hung_control control-migrate virtio-blk '.*ran to the end'
+		hung_control "control-${PLAN#check-}" virtio-blk '.*ran to the end'
 		keep_attempt control
+		tapsrc=$RES/vm-hung	# what ran before the freeze stands
 		if [ $ctl = passed ]; then
 			tap "not ok" "test VM with the migrated nested guest ran to the end: it hung, while the control on virtio-blk did not (see $RES/vm-hung)"
 		else
@@ -228,6 +231,7 @@ elif [ "$VM_HUNG" = 1 ] && [ "$PLAN" = check-kvm ]; then
 	# a test VM of its own, as for the check plan.
 	hung_control
 	keep_attempt control	# its items are not this plan's
+	tapsrc=$RES/vm-hung	# what ran before the freeze stands
 	if [ $ctl = passed ]; then
 		tap "not ok" "nested guest under KVM ran to the end: the test VM hung, while the control on -device nvme did not (see $RES/vm-hung)"
 	else
@@ -257,7 +261,7 @@ echo "e2e: test VM done in $(( $(date +%s) - t0 ))s"
 vrc=0
 [ -f "$RES/vm/status" ] && [ "$(cat "$RES/vm/status")" = 0 ] || vrc=1
 
-if [ -f "$RES/vm/e2e.tap" ]; then
+if [ -f "$tapsrc/e2e.tap" ]; then
 	while IFS= read -r line; do
 		[[ $line =~ ^(not\ )?ok\ [0-9]+\ -\ (.*)$ ]] || continue
 		if [ -n "${BASH_REMATCH[1]}" ]; then
@@ -265,7 +269,7 @@ if [ -f "$RES/vm/e2e.tap" ]; then
 		else
 			tap ok "${BASH_REMATCH[2]}"
 		fi
-	done < "$RES/vm/e2e.tap"
+	done < "$tapsrc/e2e.tap"
 fi
 if [ $late_hang = 1 ]; then
 	:	# said above

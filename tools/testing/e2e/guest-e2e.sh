@@ -34,6 +34,9 @@
 #               $VM_OUT/params.sh, which e2e.sh writes from its
 #               environment); control-migrate: the same on virtio-blk
 #               (e2e.sh's control after the test VM hung);
+#        check-cpr, control-cpr: the same with live updates (cpr-transfer:
+#               each migration to a new QEMU that takes the module's
+#               device over) instead of migrations;
 #        bench: the nested guest under KVM runs fio and prints IOPS.
 # Every nested guest has a timeout and a console watchdog. Nothing is
 # retried: when a nested guest on -device vhost-nvme crashes or hangs, the
@@ -150,7 +153,7 @@ log "QEMU $QEMU"
 [ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
 USER_CHECKS=1
 LATE_ONLY=0	# a plan of late passes only (see late below)
-case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|control-migrate) LATE_ONLY=1 ;; esac
+case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|control-migrate|check-cpr|control-cpr) LATE_ONLY=1 ;; esac
 case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
 [ $LATE_ONLY = 1 ] && USER_CHECKS=0
 # check-user: the user-error checks alone, no nested guest
@@ -875,6 +878,16 @@ fi
 # or hang of the nested guest on nvme or vhost-nvme: the same pass on
 # virtio-blk decides, as in kvm_pass (on virtio-blk itself nothing does:
 # a failure).
+# Plans check-cpr and control-cpr (issue 13, part 2): the same passes with
+# live updates instead (MIG_CPR=1 in run_l2_migrate: QEMU 10.0's
+# cpr-transfer to a new QEMU on the same host, guest RAM in a shared
+# memfd); on vhost-nvme each new QEMU takes the module's device over
+# (VHOST_NVME_TAKE_OWNER) with its queues where they stood. The odd QEMUs'
+# options by default: "-global vhost-nvme.x-irqfd=off", every other QEMU
+# raises the interrupts from its main loop (as QEMU does for a masked
+# vector): KVM's irqfds are exclusive waiters on the eventfd, so an irqfd
+# the last QEMU's VM kept would take those interrupts (polling is not
+# alternated: a QEMU without poll-us keeps the polling it found).
 mig_devices() {	# mig_devices DEVICE OPTS: sets L2_DEVICE and L2_APPEND
 	local drv="file=/dev/nullb0,if=none,id=m0,format=raw,cache=none,aio=native" o=$2
 	[ -n "$o" ] && [ "${o:0:1}" != , ] && o=,$o
@@ -895,8 +908,12 @@ mig_devices() {	# mig_devices DEVICE OPTS: sets L2_DEVICE and L2_APPEND
 	L2_DEVICE+=(${E2E_MIG_QEMU_OPTS:-})
 	# The odd QEMUs' options: the device under test's only.
 	MIG_ODD_OPTS=()
-	if [ "$PLAN" = control-migrate ] || [ "$1" != "${E2E_MIG_DEVICE:-vhost-nvme}" ]; then
+	if [ "$PLAN" = control-migrate ] || [ "$PLAN" = control-cpr ] ||
+	   [ "$1" != "${E2E_MIG_DEVICE:-vhost-nvme}" ]; then
 		:
+	elif [ "$1" = vhost-nvme ] && [ "$MIG_CPR" = 1 ]; then
+		# shellcheck disable=SC2206
+		MIG_ODD_OPTS=(${E2E_MIG_ODD_OPTS--global vhost-nvme.x-irqfd=off})
 	elif [ "$1" = vhost-nvme ]; then
 		# shellcheck disable=SC2206
 		MIG_ODD_OPTS=(${E2E_MIG_ODD_OPTS--global vhost-nvme.poll-us=50})
@@ -932,8 +949,8 @@ migrate_one() {
 	local mdev=$1 opts=$2 pfx why odd=''
 	mig_devices "$mdev" "$opts" && [ ${#MIG_ODD_OPTS[@]} -gt 0 ] &&
 		odd=", every other QEMU ${MIG_ODD_OPTS[*]}"
-	pfx="[kvm, migrate, $mdev${opts:+ $opts}${MIG_XAPPEND:+ $MIG_XAPPEND}]"
-	[ "$PLAN" = control-migrate ] && pfx="control: $pfx"
+	pfx="[kvm, $MIG_WHAT, $mdev${opts:+ $opts}${MIG_XAPPEND:+ $MIG_XAPPEND}]"
+	case $PLAN in control-migrate|control-cpr) pfx="control: $pfx" ;; esac
 	log "[mig-$mdev] $pfx: $MIG_COUNT migrations$odd"
 	migrate_run "$mdev" "$opts" "mig-$mdev"
 	case $L2_STATUS in
@@ -963,17 +980,19 @@ migrate_one() {
 	fi
 	return 1
 }
+MIG_CPR=0 MIG_WHAT=migrate
 migrate_pass() {
 	local mdev=${E2E_MIG_DEVICE:-vhost-nvme} opts=${E2E_MIG_DEVICE_OPTS:-} v variants=
 	L2_MEM=${E2E_MIG_MEM:-256M}
-	[ "$PLAN" = control-migrate ] && mdev=virtio-blk opts=
+	case $PLAN in check-cpr|control-cpr) MIG_CPR=1 MIG_WHAT=cpr-transfer ;; esac
+	case $PLAN in control-migrate|control-cpr) mdev=virtio-blk opts= ;; esac
 	if [ $KVM = 0 ]; then
-		tap "not ok" "[kvm, migrate, $mdev] no /dev/kvm in the test VM"
+		tap "not ok" "[kvm, $MIG_WHAT, $mdev] no /dev/kvm in the test VM"
 		return
 	fi
 	[ "$mdev" = vhost-nvme ] && variants=${E2E_MIG_VARIANTS-dbcs=off/nvme.poll_queues=1}
 	[ "$mdev" != vhost-nvme ] && variants=${E2E_MIG_VARIANTS:-}
-	[ "$PLAN" = control-migrate ] && variants=
+	case $PLAN in control-migrate|control-cpr) variants= ;; esac
 	MIG_COUNT=${E2E_MIG_COUNT:-10}
 	if migrate_one "$mdev" "$opts" 10; then
 		MIG_COUNT=${E2E_MIG_VARIANT_COUNT:-4}
@@ -986,7 +1005,7 @@ migrate_pass() {
 	MIG_XAPPEND=
 	L2_MEM=
 }
-case $PLAN in check-migrate|control-migrate) migrate_pass ;; esac
+case $PLAN in check-migrate|control-migrate|check-cpr|control-cpr) migrate_pass ;; esac
 
 vn_unload_module || log "rmmod vhost_nvme failed"
 check "vhost_nvme unloads after the nested guests" [ ! -d /sys/module/vhost_nvme ]

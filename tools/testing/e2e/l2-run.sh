@@ -126,13 +126,45 @@ run_l2() {
 # QEMUs' messages in l2-NAME.stderr; MIG_DONE, the migrations that
 # completed; MIG_FAIL, why one did not; MIG_TIMES, "total/downtime" in ms
 # of each.
+# MIG_CPR=1: live updates instead (QEMU 10.0's cpr-transfer): guest RAM in
+# a shared memfd (-machine aux-ram-share=on), each destination started
+# with a main and a cpr -incoming channel (UNIX sockets), the migration
+# started over QMP (HMP's migrate has no cpr channel); the destination's
+# monitor answers once the source has sent its cpr state.
 MIG_MON_PORT=4560 MIG_PORT=4660	# + the QEMU's index
+# mig_qmp SOCKET JSON...: the commands on a QMP socket, after
+# qmp_capabilities; prints each error's description (nothing: all ran)
+mig_qmp() {
+	python3 - "$@" <<'PY' 2>&1
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(60)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+json.loads(f.readline())
+for cmd in ['{"execute": "qmp_capabilities"}'] + sys.argv[2:]:
+    f.write(cmd + "\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r:
+            break
+        if "error" in r:
+            print(r["error"].get("desc", r["error"]))
+            sys.exit(0)
+PY
+}
 run_l2_migrate() {
 	local name=$1 mode=$2 count=$3 tmo=$4 idle=$5
 	local base=$VM_OUT/l2-$name tb=/tmp/vn-l2-$name con cfd fd cur=0 pids=() ready=0
 	local reason='' rc=0 zz f
 	local start=$SECONDS last=$SECONDS beat=$SECONDS killed=0 line part='' r i
-	local qcmd=("$QEMU" -name "l2-$name" -machine "pc,hpet=off" -accel kvm -cpu host
+	local mach=pc,hpet=off cpr=()
+	if [ "${MIG_CPR:-0}" = 1 ]; then
+		mach+=,memory-backend=ram0,aux-ram-share=on
+		cpr=(-object "memory-backend-memfd,id=ram0,size=${L2_MEM:-256M},share=on")
+	fi
+	local qcmd=("$QEMU" -name "l2-$name" -machine "$mach" "${cpr[@]}" -accel kvm -cpu host
 		    -smp 1 -m "${L2_MEM:-256M}" -nodefaults -no-user-config -display none
 		    -no-reboot "${FW[@]}" -kernel "$KERNEL" -initrd "$INITRD"
 		    -append "console=ttyS0 panic=-1 quiet loglevel=4 noxsave tsc=reliable e2e.mode=$mode e2e.serial=$SERIAL e2e.nsze=$NSZE ${L2_APPEND:-}"
@@ -155,6 +187,7 @@ run_l2_migrate() {
 		: > "$tb.$i.console"
 		local odd=()
 		[ $((i % 2)) = 1 ] && odd=("${MIG_ODD_OPTS[@]}")
+		[ "${MIG_CPR:-0}" = 1 ] && odd+=(-qmp "unix:$tb.$i.qmp,server=on,wait=off")
 		"${qcmd[@]}" "${odd[@]}" -chardev "file,id=con,path=$tb.$i.console" -serial chardev:con \
 			-monitor "tcp:127.0.0.1:$((MIG_MON_PORT + i)),server=on,wait=off" "$@" \
 			</dev/null > /dev/null 2> "$tb.$i.stderr" &
@@ -186,15 +219,32 @@ run_l2_migrate() {
 	}
 	# mig_once: migrates the guest from QEMU cur to a new one; 0 when it
 	# completed and runs there
-	mig_once() {
-		local nxt=$((cur + 1)) sfd dfd='' out st=none t0 i tot down
-		mig_qemu $nxt -incoming "tcp:127.0.0.1:$((MIG_PORT + nxt))"
+	# mig_dmon: connects dfd to the destination's monitor (60 s at most)
+	mig_dmon() {
 		for ((i = 0; i < 120; i++)); do
 			{ exec {dfd}<>"/dev/tcp/127.0.0.1/$((MIG_MON_PORT + nxt))"; } 2>/dev/null && break
 			dfd=''
 			kill -0 "${pids[nxt]}" 2>/dev/null || break
 			read -r -t 0.5 -u $zz
 		done
+	}
+	mig_once() {
+		local nxt=$((cur + 1)) sfd dfd='' out st=none t0 i tot down
+		local cprch="{\"channel-type\": \"cpr\", \"addr\": {\"transport\": \"socket\", \"type\": \"unix\", \"path\": \"$tb.$nxt.cpr\"}}"
+		local mainch="{\"channel-type\": \"main\", \"addr\": {\"transport\": \"socket\", \"type\": \"unix\", \"path\": \"$tb.$nxt.mig\"}}"
+		if [ "${MIG_CPR:-0}" = 1 ]; then
+			# Its monitor starts after the cpr state came: wait
+			# for the cpr socket instead.
+			mig_qemu $nxt -incoming "unix:$tb.$nxt.mig" -incoming "$cprch"
+			for ((i = 0; i < 120; i++)); do
+				[ -S "$tb.$nxt.cpr" ] && { dfd=cpr; break; }
+				kill -0 "${pids[nxt]}" 2>/dev/null || break
+				read -r -t 0.5 -u $zz
+			done
+		else
+			mig_qemu $nxt -incoming "tcp:127.0.0.1:$((MIG_PORT + nxt))"
+			mig_dmon
+		fi
 		if [ -z "$dfd" ]; then
 			MIG_FAIL="migration $((MIG_DONE + 1)): the destination QEMU $nxt did not start: $(head -c 300 "$tb.$nxt.stderr")"
 			kill -9 "${pids[nxt]}" 2>/dev/null
@@ -203,22 +253,35 @@ run_l2_migrate() {
 		fi
 		if ! { exec {sfd}<>"/dev/tcp/127.0.0.1/$((MIG_MON_PORT + cur))"; } 2>/dev/null; then
 			MIG_FAIL="migration $((MIG_DONE + 1)): no monitor on the source QEMU $cur"
-			exec {dfd}>&-
+			[ "$dfd" = cpr ] || exec {dfd}>&-
 			kill -9 "${pids[nxt]}" 2>/dev/null
 			wait "${pids[nxt]}" 2>/dev/null
 			return 1
 		fi
 		{
-			echo "destination: $(mig_vmstatus $dfd)"
+			[ "$dfd" = cpr ] || echo "destination: $(mig_vmstatus $dfd)"
 			hmp_on $sfd "migrate_set_parameter max-bandwidth 4G"
 			hmp_on $sfd "migrate_set_parameter downtime-limit ${MIG_DOWNTIME_MS:-1000}"
 		} >> "$tb.hmp.log"
 		t0=$SECONDS
-		out=$(hmp_on $sfd "migrate -d tcp:127.0.0.1:$((MIG_PORT + nxt))")
-		echo "$out" >> "$tb.hmp.log"
-		# An answer is an error (a migration blocker, a bad URI).
-		out=${out#*: }
-		[ -n "$out" ] && st="refused: ${out%; }"
+		if [ "$dfd" = cpr ]; then
+			out=$(mig_qmp "$tb.$cur.qmp" \
+				'{"execute": "migrate-set-parameters", "arguments": {"mode": "cpr-transfer"}}' \
+				"{\"execute\": \"migrate\", \"arguments\": {\"channels\": [$mainch, $cprch]}}")
+			echo "qmp migrate (cpr-transfer): ${out:-started}" >> "$tb.hmp.log"
+			[ -n "$out" ] && st="refused: $out"
+			dfd=''
+			mig_dmon
+			if [ -z "$dfd" ] && [[ $st != refused* ]]; then
+				st="refused: the destination's monitor did not come up: $(head -c 300 "$tb.$nxt.stderr")"
+			fi
+		else
+			out=$(hmp_on $sfd "migrate -d tcp:127.0.0.1:$((MIG_PORT + nxt))")
+			echo "$out" >> "$tb.hmp.log"
+			# An answer is an error (a migration blocker, a bad URI).
+			out=${out#*: }
+			[ -n "$out" ] && st="refused: ${out%; }"
+		fi
 		while [[ $st != refused* ]] && [ $((SECONDS - t0)) -lt "${MIG_WAIT:-180}" ]; do
 			out=$(hmp_on $sfd "info migrate")
 			st=${out#*Migration status: }
@@ -241,7 +304,8 @@ run_l2_migrate() {
 			# The guest runs on in the source (or is lost with it).
 			MIG_FAIL="migration $((MIG_DONE + 1)) (QEMU $cur -> $nxt): $st after $((SECONDS - t0))s"
 			hmp_on $sfd migrate_cancel >> "$tb.hmp.log"
-			exec {sfd}>&- {dfd}>&-
+			exec {sfd}>&-
+			[ -z "$dfd" ] || exec {dfd}>&-
 			kill -9 "${pids[nxt]}" 2>/dev/null
 			wait "${pids[nxt]}" 2>/dev/null
 			return 1
