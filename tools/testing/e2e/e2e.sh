@@ -20,6 +20,7 @@
 #          E2E_MIG_VARIANT_COUNT,
 #          E2E_MIG_QEMU_OPTS, E2E_MIG_APPEND, E2E_MIG_COUNT, E2E_MIG_MEM.
 #   check-cpr: the same pass with live updates (cpr-transfer) instead.
+#   check-live: both passes, without their variants (make check).
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
 # (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
 # E2E_KO: boot the test VM on another kernel (its image, its modules
@@ -184,7 +185,7 @@ hung_control() {	# hung_control [PLAN DEVICE PATTERN]: the control
 }
 hung_in=
 tapsrc=$RES/vm	# the test VM whose items count
-if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|check-cpr) true ;; *) false ;; esac; then
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|check-cpr|check-live) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
@@ -201,7 +202,7 @@ esac
 if [ $late_hang = 1 ]; then
 	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"
 	tap "not ok" "test VM with nested KVM guests ran to the end # SKIP infrastructure: $vm_note"
-elif [ "$VM_HUNG" = 1 ] && { [ "$PLAN" = check-migrate ] || [ "$PLAN" = check-cpr ]; }; then
+elif [ "$VM_HUNG" = 1 ] && case $PLAN in check-migrate|check-cpr|check-live) true ;; *) false ;; esac; then
 	# The test VM froze while a nested KVM guest was migrated. On nvme or
 	# vhost-nvme the same pass on virtio-blk decides, in a test VM of its
 	# own; on virtio-blk (the control itself) it is an infrastructure SKIP.

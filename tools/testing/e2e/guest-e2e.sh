@@ -37,6 +37,8 @@
 #        check-cpr, control-cpr: the same with live updates (cpr-transfer:
 #               each migration to a new QEMU that takes the module's
 #               device over) instead of migrations;
+#        check-live, control-live: both passes, without their variants
+#               (make check);
 #        bench: the nested guest under KVM runs fio and prints IOPS.
 # Every nested guest has a timeout and a console watchdog. Nothing is
 # retried: when a nested guest on -device vhost-nvme crashes or hangs, the
@@ -153,7 +155,7 @@ log "QEMU $QEMU"
 [ -x "$QEMU" ] || { tap "not ok" "QEMU with -device vhost-nvme built"; exit 1; }
 USER_CHECKS=1
 LATE_ONLY=0	# a plan of late passes only (see late below)
-case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|control-migrate|check-cpr|control-cpr) LATE_ONLY=1 ;; esac
+case $PLAN in check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|control-migrate|check-cpr|control-cpr|check-live|control-live) LATE_ONLY=1 ;; esac
 case $PLAN in bench|control-kvm|check-kvm) USER_CHECKS=0 ;; esac
 [ $LATE_ONLY = 1 ] && USER_CHECKS=0
 # check-user: the user-error checks alone, no nested guest
@@ -908,8 +910,7 @@ mig_devices() {	# mig_devices DEVICE OPTS: sets L2_DEVICE and L2_APPEND
 	L2_DEVICE+=(${E2E_MIG_QEMU_OPTS:-})
 	# The odd QEMUs' options: the device under test's only.
 	MIG_ODD_OPTS=()
-	if [ "$PLAN" = control-migrate ] || [ "$PLAN" = control-cpr ] ||
-	   [ "$1" != "${E2E_MIG_DEVICE:-vhost-nvme}" ]; then
+	if [[ $PLAN == control-* ]] || [ "$1" != "${E2E_MIG_DEVICE:-vhost-nvme}" ]; then
 		:
 	elif [ "$1" = vhost-nvme ] && [ "$MIG_CPR" = 1 ]; then
 		# shellcheck disable=SC2206
@@ -950,7 +951,7 @@ migrate_one() {
 	mig_devices "$mdev" "$opts" && [ ${#MIG_ODD_OPTS[@]} -gt 0 ] &&
 		odd=", every other QEMU ${MIG_ODD_OPTS[*]}"
 	pfx="[kvm, $MIG_WHAT, $mdev${opts:+ $opts}${MIG_XAPPEND:+ $MIG_XAPPEND}]"
-	case $PLAN in control-migrate|control-cpr) pfx="control: $pfx" ;; esac
+	case $PLAN in control-*) pfx="control: $pfx" ;; esac
 	log "[mig-$mdev] $pfx: $MIG_COUNT migrations$odd"
 	migrate_run "$mdev" "$opts" "mig-$mdev"
 	case $L2_STATUS in
@@ -981,18 +982,20 @@ migrate_one() {
 	return 1
 }
 MIG_CPR=0 MIG_WHAT=migrate
-migrate_pass() {
+migrate_pass() {	# migrate_pass migrate|cpr
 	local mdev=${E2E_MIG_DEVICE:-vhost-nvme} opts=${E2E_MIG_DEVICE_OPTS:-} v variants=
 	L2_MEM=${E2E_MIG_MEM:-256M}
-	case $PLAN in check-cpr|control-cpr) MIG_CPR=1 MIG_WHAT=cpr-transfer ;; esac
-	case $PLAN in control-migrate|control-cpr) mdev=virtio-blk opts= ;; esac
+	MIG_CPR=0 MIG_WHAT=migrate
+	[ "$1" = cpr ] && MIG_CPR=1 MIG_WHAT=cpr-transfer
+	case $PLAN in control-*) mdev=virtio-blk opts= ;; esac
 	if [ $KVM = 0 ]; then
 		tap "not ok" "[kvm, $MIG_WHAT, $mdev] no /dev/kvm in the test VM"
 		return
 	fi
 	[ "$mdev" = vhost-nvme ] && variants=${E2E_MIG_VARIANTS-dbcs=off/nvme.poll_queues=1}
 	[ "$mdev" != vhost-nvme ] && variants=${E2E_MIG_VARIANTS:-}
-	case $PLAN in control-migrate|control-cpr) variants= ;; esac
+	case $PLAN in control-*) variants= ;; esac
+	[ "$PLAN" = check-live ] && variants=${E2E_MIG_VARIANTS:-}
 	MIG_COUNT=${E2E_MIG_COUNT:-10}
 	if migrate_one "$mdev" "$opts" 10; then
 		MIG_COUNT=${E2E_MIG_VARIANT_COUNT:-4}
@@ -1005,7 +1008,11 @@ migrate_pass() {
 	MIG_XAPPEND=
 	L2_MEM=
 }
-case $PLAN in check-migrate|control-migrate|check-cpr|control-cpr) migrate_pass ;; esac
+case $PLAN in
+check-migrate|control-migrate) migrate_pass migrate ;;
+check-cpr|control-cpr) migrate_pass cpr ;;
+check-live|control-live) migrate_pass migrate; migrate_pass cpr ;;
+esac
 
 vn_unload_module || log "rmmod vhost_nvme failed"
 check "vhost_nvme unloads after the nested guests" [ ! -d /sys/module/vhost_nvme ]
