@@ -3,8 +3,10 @@
 #
 # Guest side of `make bench-icount` (tools/bench/icount.sh, through
 # vm-run.sh with the insn-count plugin): fio runs of a fixed number of
-# I/Os, each between the plugin's markers (tools/bench/icount/mark), so
-# that the test VM's instructions are counted for exactly that run. Each
+# I/Os, each counted between the plugin's markers (tools/bench/icount/mark,
+# run by fio's exec_prerun and exec_postrun: from the job's first I/O to
+# its last, without fio's setup and exit) and reported at a third marker
+# after it. Each
 # configuration runs with ICOUNT_SMALL and ICOUNT_LARGE I/Os: the
 # difference of the two counts, divided by the difference of the I/Os,
 # is the cost of one I/O without fio's start and end.
@@ -38,11 +40,14 @@ RUNS=$VM_OUT/icount-runs.txt
 : > "$RUNS"
 say() { echo "icount: $*"; }
 
-fio_run() {	# fio_run MODE RW BS QD IOS
+fio_run() {	# fio_run MODE RW BS QD IOS [fio options]
+	local mode=$1 rw=$2 bs=$3 qd=$4 ios=$5
+
+	shift 5
 	# shellcheck disable=SC2046	# the mode's words
-	timeout -k 5 600 fio --name=icount --filename="$DEV" --rw="$2" \
-		--bs="$3" --number_ios="$5" --norandommap --randrepeat=0 \
-		$(bench_mode_args "$1" "$4") > "$VM_OUT/fio.last" 2>&1
+	timeout -k 5 600 fio --name=icount --filename="$DEV" --rw="$rw" \
+		--bs="$bs" --number_ios="$ios" --norandommap --randrepeat=0 \
+		$(bench_mode_args "$mode" "$qd") "$@" > "$VM_OUT/fio.last" 2>&1
 }
 
 say "loading vhost_nvme.ko and null_blk (memory_backed=0 irqmode=0)"
@@ -67,10 +72,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			# difference of the two sizes would not cancel.
 			fio_run "$mode" "$rw" "$bs" "$qd" "$SMALL"
 			for ios in $SMALL $LARGE; do
-				"$MARK" start
-				fio_run "$mode" "$rw" "$bs" "$qd" "$ios"
+				# Counted from fio's start of the job's I/O to its
+				# end: fio's own setup and exit vary too much.
+				fio_run "$mode" "$rw" "$bs" "$qd" "$ios" \
+					--exec_prerun="$MARK start" --exec_postrun="$MARK stop"
 				st=$?
-				"$MARK" stop
+				"$MARK" end
 				i=$((i + 1))
 				echo "1 $i $mode $rw $bs $qd $ios $st" >> "$RUNS"
 				if [ $st != 0 ]; then

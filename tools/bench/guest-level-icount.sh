@@ -58,10 +58,13 @@ modprobe kvm_amd vgif=0 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
 NSZE=$(cat /sys/block/nullb0/size)
 
 # native-1vcpu: fio on the backend in this VM, the same marked runs.
-native_run() {	# native_run RW BS QD IOS
+native_run() {	# native_run RW BS QD IOS [fio options]
+	local rw=$1 bs=$2 qd=$3 ios=$4
+
+	shift 4
 	timeout -k 5 600 fio --name=icount --filename="$DEV" --ioengine=io_uring \
-		--direct=1 --thread --rw="$1" --bs="$2" --iodepth="$3" \
-		--number_ios="$4" --norandommap --randrepeat=0 > /dev/null 2>&1
+		--direct=1 --thread --rw="$rw" --bs="$bs" --iodepth="$qd" \
+		--number_ios="$ios" --norandommap --randrepeat=0 "$@" > /dev/null 2>&1
 }
 resync || { say "FAILED: $MARK does not run"; exit 1; }
 i=0
@@ -70,10 +73,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		IFS=: read -r rw bs qd <<< "$c"
 		native_run "$rw" "$bs" "$qd" "$SMALL"	# uncounted: faults fio in
 		for ios in $SMALL $LARGE; do
-			"$MARK" start
-			native_run "$rw" "$bs" "$qd" "$ios"
+			native_run "$rw" "$bs" "$qd" "$ios" \
+				--exec_prerun="$MARK start" --exec_postrun="$MARK stop"
 			st=$?
-			"$MARK" stop
+			"$MARK" end
 			i=$((i + 1))
 			echo "$seg $i native-1vcpu $rw $bs $qd $ios $st" >> "$RUNS"
 		done

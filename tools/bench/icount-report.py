@@ -7,7 +7,8 @@ icount-report.py RUNS PLUGIN_LOG OUT_PREFIX [KALLSYMS]
 RUNS: the guests' icount-runs.txt (SEGMENT INDEX MODE RW BS QD IOS STATUS
 per marked run; several files may be given, separated by commas, with as
 many plugin logs); PLUGIN_LOG: QEMU's -D file with the insn-count plugin's
-"insn-count: mark N kernel K user U" lines, numbered from 1 again after
+"insn-count: mark N kernel K user U" lines ("mark N none": run N was not
+counted: fio failed before its exec_prerun), numbered from 1 again after
 each "insn-count: resync" (segment 1 after the first resync). Per mode, configuration and
 repetition, the cost of one I/O is (count(LARGE) - count(SMALL)) /
 (LARGE - SMALL): fio's start and end cancel out. Writes OUT_PREFIX.json

@@ -4,14 +4,17 @@
  * between markers, split into kernel and user space.
  *
  * A marker is a guest instruction "outb %al, $0xeb" (start), "outb %al,
- * $0xec" (stop) or "outb %al, $0xed" (resync), executed by
- * tools/bench/icount/mark at any privilege level and any nesting depth:
- * TCG runs a nested guest's code too, so a marker in the nested guest
- * counts the whole test VM, KVM in it included.  At each stop after a
- * start the plugin prints, through qemu_plugin_outs() (QEMU's -d plugin
- * -D FILE):
+ * $0xec" (stop), "outb %al, $0xed" (resync) or "outb %al, $0xee" (end),
+ * executed by tools/bench/icount/mark at any privilege level and any
+ * nesting depth: TCG runs a nested guest's code too, so a marker in the
+ * nested guest counts the whole test VM, KVM in it included.  A run is
+ * counted from its start to its stop (fio's exec_prerun and exec_postrun:
+ * fio's own start and end, which vary from run to run, stay out) and
+ * reported at its end, which the script executes after every run whatever
+ * happened, through qemu_plugin_outs() (QEMU's -d plugin -D FILE):
  *   insn-count: mark N kernel K user U
- * the instructions since the start; a resync prints "insn-count: resync"
+ * or "insn-count: mark N none" for a run without a start and a stop, so
+ * that N is always the run's number.  A resync prints "insn-count: resync"
  * and numbers the next marks from 1 again (a nested guest that died
  * between its markers cannot shift the numbers of the next one's).  Counting is per translation
  * block, inline: the test VM runs with -accel tcg,thread=single, so the
@@ -21,7 +24,7 @@
  * With the argument profile=on (-plugin insn-count.so,profile=on) it
  * also counts per kernel translation block, by the block's start address,
  * and prints after each mark line the blocks that ran at least 1000
- * instructions since the start:
+ * instructions between the start and the stop:
  *   insn-count: prof N ADDRESS INSTRUCTIONS
  * (hexadecimal address; icount-report.py puts them into functions with the
  * test VM's /proc/kallsyms).
@@ -85,6 +88,7 @@ struct prof {
 	uint64_t vaddr;
 	uint64_t count;		/* since boot, by the inline op */
 	uint64_t at_start;
+	uint64_t at_stop;
 };
 static int profile;
 static struct prof **ptab;
@@ -130,7 +134,9 @@ static struct prof *prof_get(uint64_t vaddr)
 	return *e;
 }
 
-static void prof_mark(int start)
+enum { PROF_START, PROF_STOP, PROF_PRINT };
+
+static void prof_mark(int what)
 {
 	char line[128];
 	size_t i;
@@ -140,12 +146,15 @@ static void prof_mark(int start)
 
 		if (!e)
 			continue;
-		if (start) {
+		if (what == PROF_START) {
 			e->at_start = e->count;
-		} else if (e->count - e->at_start >= 1000) {
+			e->at_stop = e->count;
+		} else if (what == PROF_STOP) {
+			e->at_stop = e->count;
+		} else if (e->at_stop - e->at_start >= 1000) {
 			snprintf(line, sizeof(line),
 				 "insn-count: prof %u %" PRIx64 " %" PRIu64 "\n",
-				 marks, e->vaddr, e->count - e->at_start);
+				 marks, e->vaddr, e->at_stop - e->at_start);
 			qemu_plugin_outs(line);
 		}
 	}
@@ -154,6 +163,10 @@ static void prof_mark(int start)
 #define MARK_START	((void *)1)
 #define MARK_STOP	((void *)2)
 #define MARK_RESYNC	((void *)3)
+#define MARK_END	((void *)4)
+
+static uint64_t counted[2];	/* from the start to the stop */
+static int stopped;
 
 static void mark(unsigned int vcpu, void *what)
 {
@@ -162,26 +175,33 @@ static void mark(unsigned int vcpu, void *what)
 	(void)vcpu;
 	if (what == MARK_RESYNC) {
 		marks = 0;
-		started = 0;
+		started = stopped = 0;
 		qemu_plugin_outs("insn-count: resync\n");
-		return;
-	}
-	if (what == MARK_START) {
+	} else if (what == MARK_START) {
 		at_start[KERNEL] = count[KERNEL];
 		at_start[USER] = count[USER];
 		started = 1;
-		prof_mark(1);
-		return;
+		stopped = 0;
+		prof_mark(PROF_START);
+	} else if (what == MARK_STOP && started) {
+		counted[KERNEL] = count[KERNEL] - at_start[KERNEL];
+		counted[USER] = count[USER] - at_start[USER];
+		started = 0;
+		stopped = 1;
+		prof_mark(PROF_STOP);
+	} else if (what == MARK_END) {
+		if (stopped)
+			snprintf(line, sizeof(line),
+				 "insn-count: mark %u kernel %" PRIu64 " user %" PRIu64 "\n",
+				 ++marks, counted[KERNEL], counted[USER]);
+		else
+			snprintf(line, sizeof(line), "insn-count: mark %u none\n",
+				 ++marks);
+		qemu_plugin_outs(line);
+		if (stopped)
+			prof_mark(PROF_PRINT);
+		started = stopped = 0;
 	}
-	if (!started)
-		return;
-	started = 0;
-	snprintf(line, sizeof(line),
-		 "insn-count: mark %u kernel %" PRIu64 " user %" PRIu64 "\n",
-		 ++marks, count[KERNEL] - at_start[KERNEL],
-		 count[USER] - at_start[USER]);
-	qemu_plugin_outs(line);
-	prof_mark(0);
 }
 
 static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -206,7 +226,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 		/* outb %al, $imm8 */
 		if (qemu_plugin_insn_size(insn) != 2 || b[0] != 0xe6 ||
-		    b[1] < 0xeb || b[1] > 0xed)
+		    b[1] < 0xeb || b[1] > 0xee)
 			continue;
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, mark,
 						       QEMU_PLUGIN_CB_NO_REGS,

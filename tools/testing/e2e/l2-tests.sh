@@ -357,11 +357,11 @@ if [ "$MODE" = icount ]; then
 			fio_run icount --rw="$rw" --bs="$bs" --iodepth="$qd" \
 				--number_ios="${ICOUNT_IOS%%:*}" --norandommap --randrepeat=0
 			for ios in $(echo "$ICOUNT_IOS" | tr ':' ' '); do
-				mark start
 				fio_run icount --rw="$rw" --bs="$bs" --iodepth="$qd" \
-					--number_ios="$ios" --norandommap --randrepeat=0
+					--number_ios="$ios" --norandommap --randrepeat=0 \
+					--exec_prerun="mark start" --exec_postrun="mark stop"
 				st=$?
-				mark stop
+				mark end
 				i=$((i + 1))
 				echo "E2E-ICOUNT $i $rw $bs $qd $ios $st"
 				[ $st = 0 ] || { show /tmp/fio.icount; notok "fio $rw $bs $qd $ios"; }
