@@ -22,7 +22,9 @@
 # and ICOUNT_LARGE (the two run sizes, in I/Os: 2000 and 12000),
 # ICOUNT_REPS (2), ICOUNT_POLL_US (500), ICOUNT_GUEST (1; 0 skips the guest
 # level), ICOUNT_PROFILE (1: the engine level also by kernel function),
-# ICOUNT_GUEST_DEVICES: see the two guest scripts.
+# ICOUNT_GUEST_DEVICES: see the two guest scripts; ICOUNT_QEMU: the test
+# VMs' QEMU (default: Debian's 7.2, plugin ABI 1; a QEMU 9 or later built
+# with plugins and virtio-9p gets the plugin for ABI 4).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -40,7 +42,13 @@ tools/testing/deps.sh > "$OUT/deps.log" 2>&1 || { cat "$OUT/deps.log"; exit 1; }
 say "building the plugin and the marker"
 B=tools/bench/icount/build
 mkdir -p "$B"
-gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
+abi=1
+if [ -n "${ICOUNT_QEMU:-}" ]; then
+	export VM_QEMU_BIN=$ICOUNT_QEMU
+	major=$("$ICOUNT_QEMU" --version | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
+	[ "${major:-0}" -ge 9 ] && abi=4
+fi
+gcc -DICOUNT_ABI=$abi -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
 	-o "$B/insn-count.so" tools/bench/icount/insn-count.c
 gcc -O2 -Wall -Wextra -Werror -static -o "$B/mark" tools/bench/icount/mark.c
 

@@ -29,8 +29,11 @@
  * (hexadecimal address; icount-report.py puts them into functions with the
  * test VM's /proc/kallsyms).
  *
- * Written against the plugin ABI of Debian 12's QEMU 7.2 (version 1):
- * the few declarations it needs are below, so no QEMU source is needed.
+ * Written against two plugin ABIs, with the few declarations each needs
+ * below, so that no QEMU source is needed: ICOUNT_ABI=1 (the default)
+ * for Debian 12's QEMU 7.2 (version 1: inline additions to plain
+ * counters, one writer under -accel tcg,thread=single) and ICOUNT_ABI=4
+ * for QEMU 10.0 (scoreboards: a counter per vCPU, summed when read).
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -40,6 +43,10 @@
 #include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
+
+#ifndef ICOUNT_ABI
+#define ICOUNT_ABI 1
+#endif
 
 typedef uint64_t qemu_plugin_id_t;
 typedef struct qemu_info_t qemu_info_t;
@@ -53,9 +60,26 @@ typedef void (*tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 
 void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id,
 					   tb_trans_cb_t cb);
+#if ICOUNT_ABI == 1
 void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb,
 					      enum qemu_plugin_op op,
 					      void *ptr, uint64_t imm);
+const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
+#else
+struct qemu_plugin_scoreboard;
+typedef struct {
+	struct qemu_plugin_scoreboard *score;
+	size_t offset;
+} qemu_plugin_u64;
+struct qemu_plugin_scoreboard *qemu_plugin_scoreboard_new(size_t element_size);
+void qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(struct qemu_plugin_tb *tb,
+							enum qemu_plugin_op op,
+							qemu_plugin_u64 entry,
+							uint64_t imm);
+uint64_t qemu_plugin_u64_sum(qemu_plugin_u64 entry);
+size_t qemu_plugin_insn_data(const struct qemu_plugin_insn *insn, void *dest,
+			     size_t len);
+#endif
 void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn,
 					    vcpu_udata_cb_t cb,
 					    enum qemu_plugin_cb_flags flags,
@@ -66,14 +90,43 @@ size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb,
 						 size_t idx);
-const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 void qemu_plugin_outs(const char *string);
 
-EXPORT int qemu_plugin_version = 1;
+EXPORT int qemu_plugin_version = ICOUNT_ABI;
+
+/* A counter of instructions that translated blocks add to as they run */
+#if ICOUNT_ABI == 1
+typedef uint64_t *counter_t;
+
+static void counter_add(struct qemu_plugin_tb *tb, counter_t c, uint64_t n)
+{
+	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+						 c, n);
+}
+
+static uint64_t counter_read(counter_t c)
+{
+	return *c;
+}
+#else
+typedef qemu_plugin_u64 counter_t;
+
+static void counter_add(struct qemu_plugin_tb *tb, counter_t c, uint64_t n)
+{
+	qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb,
+							   QEMU_PLUGIN_INLINE_ADD_U64,
+							   c, n);
+}
+
+static uint64_t counter_read(counter_t c)
+{
+	return qemu_plugin_u64_sum(c);
+}
+#endif
 
 enum { KERNEL, USER };
-static uint64_t count[2];	/* since boot */
+static counter_t count[2];	/* since boot */
 static uint64_t at_start[2];
 static unsigned int marks;
 static int started;
@@ -86,13 +139,21 @@ static int started;
  */
 struct prof {
 	uint64_t vaddr;
-	uint64_t count;		/* since boot, by the inline op */
+	counter_t count;	/* since boot */
 	uint64_t at_start;
 	uint64_t at_stop;
+#if ICOUNT_ABI == 1
+	uint64_t n;
+#endif
 };
 static int profile;
 static struct prof **ptab;
 static size_t psize, pused;
+#if ICOUNT_ABI != 1
+/* The blocks' counters, PROF_MAX of them per vCPU */
+#define PROF_MAX	(1u << 18)
+static struct qemu_plugin_scoreboard *pscore;
+#endif
 
 static struct prof **prof_slot(struct prof **tab, size_t size, uint64_t vaddr)
 {
@@ -125,10 +186,19 @@ static struct prof *prof_get(uint64_t vaddr)
 	}
 	e = prof_slot(ptab, psize, vaddr);
 	if (!*e) {
+#if ICOUNT_ABI != 1
+		if (pused == PROF_MAX)
+			return NULL;	/* not counted by block */
+#endif
 		*e = calloc(1, sizeof(**e));
 		if (!*e)
 			return NULL;
 		(*e)->vaddr = vaddr;
+#if ICOUNT_ABI == 1
+		(*e)->count = &(*e)->n;
+#else
+		(*e)->count = (qemu_plugin_u64){ pscore, pused * sizeof(uint64_t) };
+#endif
 		pused++;
 	}
 	return *e;
@@ -147,10 +217,10 @@ static void prof_mark(int what)
 		if (!e)
 			continue;
 		if (what == PROF_START) {
-			e->at_start = e->count;
-			e->at_stop = e->count;
+			e->at_start = counter_read(e->count);
+			e->at_stop = e->at_start;
 		} else if (what == PROF_STOP) {
-			e->at_stop = e->count;
+			e->at_stop = counter_read(e->count);
 		} else if (e->at_stop - e->at_start >= 1000) {
 			snprintf(line, sizeof(line),
 				 "insn-count: prof %u %" PRIx64 " %" PRIu64 "\n",
@@ -178,14 +248,14 @@ static void mark(unsigned int vcpu, void *what)
 		started = stopped = 0;
 		qemu_plugin_outs("insn-count: resync\n");
 	} else if (what == MARK_START) {
-		at_start[KERNEL] = count[KERNEL];
-		at_start[USER] = count[USER];
+		at_start[KERNEL] = counter_read(count[KERNEL]);
+		at_start[USER] = counter_read(count[USER]);
 		started = 1;
 		stopped = 0;
 		prof_mark(PROF_START);
 	} else if (what == MARK_STOP && started) {
-		counted[KERNEL] = count[KERNEL] - at_start[KERNEL];
-		counted[USER] = count[USER] - at_start[USER];
+		counted[KERNEL] = counter_read(count[KERNEL]) - at_start[KERNEL];
+		counted[USER] = counter_read(count[USER]) - at_start[USER];
 		started = 0;
 		stopped = 1;
 		prof_mark(PROF_STOP);
@@ -211,18 +281,22 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	int where = (vaddr >> 63) ? KERNEL : USER;
 
 	(void)id;
-	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
-						 &count[where], n);
+	counter_add(tb, count[where], n);
 	if (profile && where == KERNEL) {
 		struct prof *e = prof_get(vaddr);
 
 		if (e)
-			qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
-								 &e->count, n);
+			counter_add(tb, e->count, n);
 	}
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+#if ICOUNT_ABI == 1
 		const uint8_t *b = qemu_plugin_insn_data(insn);
+#else
+		uint8_t b[2] = { 0 };
+
+		qemu_plugin_insn_data(insn, b, sizeof(b));
+#endif
 
 		/* outb %al, $imm8 */
 		if (qemu_plugin_insn_size(insn) != 2 || b[0] != 0xe6 ||
@@ -242,7 +316,7 @@ static void at_exit(qemu_plugin_id_t id, void *userdata)
 	(void)userdata;
 	snprintf(line, sizeof(line),
 		 "insn-count: total kernel %" PRIu64 " user %" PRIu64 " marks %u\n",
-		 count[KERNEL], count[USER], marks);
+		 counter_read(count[KERNEL]), counter_read(count[USER]), marks);
 	qemu_plugin_outs(line);
 }
 
@@ -260,6 +334,20 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
 			return -1;
 		}
 	}
+#if ICOUNT_ABI == 1
+	static uint64_t totals[2];
+
+	count[KERNEL] = &totals[KERNEL];
+	count[USER] = &totals[USER];
+#else
+	struct qemu_plugin_scoreboard *totals;
+
+	totals = qemu_plugin_scoreboard_new(2 * sizeof(uint64_t));
+	count[KERNEL] = (qemu_plugin_u64){ totals, 0 };
+	count[USER] = (qemu_plugin_u64){ totals, sizeof(uint64_t) };
+	if (profile)
+		pscore = qemu_plugin_scoreboard_new(PROF_MAX * sizeof(uint64_t));
+#endif
 	qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
 	qemu_plugin_register_atexit_cb(id, at_exit, NULL);
 	return 0;
