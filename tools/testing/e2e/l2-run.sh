@@ -131,7 +131,7 @@ run_l2() {
 # with a main and a cpr -incoming channel (UNIX sockets), the migration
 # started over QMP (HMP's migrate has no cpr channel); the destination's
 # monitor answers once the source has sent its cpr state; the source is
-# told to quit MIG_LINGER s (default 3) after the destination runs.
+# told to quit MIG_LINGER s (default 1) after the destination runs.
 MIG_MON_PORT=4560 MIG_PORT=4660	# + the QEMU's index
 # mig_qmp SOCKET JSON...: the commands on a QMP socket, after
 # qmp_capabilities; prints each error's description (nothing: all ran)
@@ -314,9 +314,9 @@ run_l2_migrate() {
 		out=$(mig_vmstatus $dfd)
 		echo "destination: $out" >> "$tb.hmp.log"
 		# A live update's source lingers as a real one may: until it
-		# exits, what its KVM VM kept of the queues' eventfds would take
+		# exits, what its KVM VM kept of the queues' eventfds could take
 		# the guest's interrupts.
-		[ "${MIG_CPR:-0}" = 1 ] && { read -r -t "${MIG_LINGER:-3}" -u $zz || true; }
+		[ "${MIG_CPR:-0}" = 1 ] && { read -r -t "${MIG_LINGER:-1}" -u $zz || true; }
 		echo quit >> "$tb.hmp.log"
 		printf 'quit\n' >&$sfd
 		exec {sfd}>&- {dfd}>&-
