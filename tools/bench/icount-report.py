@@ -77,6 +77,21 @@ class Symbols:
         return self.names[i] if i >= 0 else "0x%x" % addr
 
 
+def pairs(runs, field):
+    """(key, small run, large run, I/Os between them) for each repetition:
+    a run with FIELD, then a larger one of the same configuration."""
+    pending = {}
+    for r in runs:
+        key = (r["mode"], r["rw"], r["bs"], r["qd"])
+        if not r["ok"] or r[field] is None:
+            pending.pop(key, None)
+        elif key in pending and pending[key]["ios"] < r["ios"]:
+            a = pending.pop(key)
+            yield key, a, r, r["ios"] - a["ios"]
+        else:
+            pending[key] = r
+
+
 def functions(runs, syms):
     """{(mode, rw, bs, qd): {function: kernel instructions per I/O}}, the
     median over the repetitions of (LARGE - SMALL) / (IOs difference)."""
@@ -87,20 +102,10 @@ def functions(runs, syms):
             out[fn] = out.get(fn, 0) + n
         return out
     reps = {}
-    pending = {}
-    for r in runs:
-        key = (r["mode"], r["rw"], r["bs"], r["qd"])
-        if not r["ok"] or r["prof"] is None:
-            pending.pop(key, None)
-            continue
-        if key in pending and pending[key]["ios"] < r["ios"]:
-            a = pending.pop(key)
-            dn = r["ios"] - a["ios"]
-            fa, fb = by_fn(a["prof"]), by_fn(r["prof"])
-            reps.setdefault(key, []).append(
-                {fn: (fb.get(fn, 0) - fa.get(fn, 0)) / dn for fn in set(fa) | set(fb)})
-        else:
-            pending[key] = r
+    for key, a, b, dn in pairs(runs, "prof"):
+        fa, fb = by_fn(a["prof"]), by_fn(b["prof"])
+        reps.setdefault(key, []).append(
+            {fn: (fb.get(fn, 0) - fa.get(fn, 0)) / dn for fn in set(fa) | set(fb)})
     out = {}
     for key, lst in reps.items():
         fns = set().union(*lst)
@@ -111,20 +116,10 @@ def functions(runs, syms):
 def per_io(runs):
     """{(mode, rw, bs, qd): [(total, kernel, user) per I/O, one per rep]}"""
     out = {}
-    pending = {}
-    for r in runs:
-        key = (r["mode"], r["rw"], r["bs"], r["qd"])
-        if not r["ok"] or r["count"] is None:
-            pending.pop(key, None)
-            continue
-        if key in pending and pending[key]["ios"] < r["ios"]:
-            a = pending.pop(key)
-            dn = r["ios"] - a["ios"]
-            dk = (r["count"][0] - a["count"][0]) / dn
-            du = (r["count"][1] - a["count"][1]) / dn
-            out.setdefault(key, []).append((dk + du, dk, du))
-        else:
-            pending[key] = r
+    for key, a, b, dn in pairs(runs, "count"):
+        dk = (b["count"][0] - a["count"][0]) / dn
+        du = (b["count"][1] - a["count"][1]) / dn
+        out.setdefault(key, []).append((dk + du, dk, du))
     return out
 
 
