@@ -20,7 +20,7 @@
 #          E2E_MIG_VARIANT_COUNT,
 #          E2E_MIG_QEMU_OPTS, E2E_MIG_APPEND, E2E_MIG_COUNT, E2E_MIG_MEM.
 #   check-cpr: the same pass with live updates (cpr-transfer) instead.
-#   check-live: both passes, without their variants (make check).
+#   check-live: both passes, each with its variant pass (make check).
 # Environment: RESULTS, VM_RUN_OPTS (extra vm-run.sh options), E2E_TIMEOUT
 # (test-VM timeout, default 2400 s); E2E_VM_KERNEL, E2E_VM_MODULES_DIR and
 # E2E_KO: boot the test VM on another kernel (its image, its modules
