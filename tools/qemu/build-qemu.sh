@@ -23,8 +23,12 @@
 # - Cache: $VN_QEMU_CACHE (default $VN_CACHE/qemu; VN_CACHE defaults to
 #   /var/cache/vhost-nvme). The source tree is keyed on the source version and the patches; the build on the
 #   configure options as well; a change of the device only re-runs ninja,
-#   and nothing at all happens when the stamp (a hash of tools/qemu/*, the
+#   and nothing at all happens when the stamp (a hash of tools/qemu/*, the patches, the
 #   uapi header and the source version) matches.
+# - The binary printed is a copy per stamp, $CACHE/bin/STAMP/, never
+#   rewritten: a test VM may run on one (tools/testing/vm/vm-run.sh) while
+#   the build tree is rebuilt for another tree (a negative control's); the
+#   newest 24 copies are kept.
 #
 # Environment: VN_QEMU_CACHE, VN_QEMU_SUITE (trixie; "bookworm" gives 7.2 as
 # a fallback), VN_QEMU_VERBOSE=1 for full build output.
@@ -55,8 +59,33 @@ quiet() {	# quiet LOG CMD...: run CMD, output to LOG, show its tail on failure
 CONFIGURE_OPTS=(--target-list=x86_64-softmmu --without-default-features
 	--without-default-devices --with-devices-x86_64=vhost-nvme
 	--enable-kvm --enable-tcg --enable-linux-aio
+	--enable-virtfs --enable-attr --enable-plugins
 	--disable-docs --disable-install-blobs --disable-download
 	--disable-werror)
+
+# --- keys ------------------------------------------------------------------------
+hashfiles() { cat "$@" | sha256sum | cut -c1-16; }
+mapfile -t patches < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' \
+			     -e "s|^|$HERE/patches/|" "$HERE/patches/series")
+[ ${#patches[@]} -gt 0 ] || die "no patches in $HERE/patches/series"
+mapfile -t devfiles < <(find "$HERE" -maxdepth 1 -type f | LC_ALL=C sort)
+fullkey() {	# fullkey SRCVER: the stamp of this tree's build
+	(echo "$1 $SUITE"; cat "${devfiles[@]}" "${patches[@]}" "$UAPI") | sha256sum | cut -c1-16
+}
+outbin() { echo "$CACHE/bin/$1/qemu-system-x86_64"; }
+
+# Without the lock: a binary of this stamp was published (the source
+# version as the last run found it, in lists less than a day old).
+APTDIR=$CACHE/apt-$SUITE
+if [ -s "$APTDIR/srcver" ] &&
+   [ -n "$(find "$APTDIR/lists" -maxdepth 1 -name '*Sources*' -mtime -1 2>/dev/null)" ]; then
+	OUTBIN=$(outbin "$(fullkey "$(cat "$APTDIR/srcver")")")
+	if [ -x "$OUTBIN" ]; then
+		touch "${OUTBIN%/*}"
+		echo "$OUTBIN"
+		exit 0
+	fi
+fi
 
 mkdir -p "$CACHE"
 exec 9> "$CACHE/.lock"
@@ -65,7 +94,7 @@ flock 9
 # --- host build dependencies (bookworm) -----------------------------------------
 PKGS=(build-essential pkg-config ninja-build flex bison python3 python3-venv
       python3-setuptools libglib2.0-dev libpixman-1-dev
-      libaio-dev zlib1g-dev dpkg-dev xz-utils
+      libaio-dev zlib1g-dev libattr1-dev dpkg-dev xz-utils
       seabios ipxe-qemu qemu-system-data)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -91,7 +120,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- a private apt configuration for $SUITE ------------------------------------
-APTDIR=$CACHE/apt-$SUITE
 mkdir -p "$APTDIR/lists/partial" "$APTDIR/archives/partial" "$APTDIR/etc"
 cat > "$APTDIR/etc/sources.list" <<EOS
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main
@@ -112,6 +140,7 @@ fi
 SRCVER=$(apt-cache "${APT_OPTS[@]}" showsrc qemu 2>/dev/null |
 	 awk '/^Version:/{print $2}' | sort -V | tail -n1)
 [ -n "$SRCVER" ] || die "no qemu source package in $SUITE"
+echo "$SRCVER" > "$APTDIR/srcver"
 
 # --- meson from trixie (bookworm's 1.0 is too old for QEMU 10) ----------------------
 PYPATH=
@@ -128,22 +157,33 @@ if [ "$SUITE" != bookworm ]; then
 	PYPATH=$MESONDIR/usr/lib/python3/dist-packages
 fi
 
-# --- keys ------------------------------------------------------------------------
-hashfiles() { cat "$@" | sha256sum | cut -c1-16; }
-mapfile -t patches < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' \
-			     -e "s|^|$HERE/patches/|" "$HERE/patches/series")
-[ ${#patches[@]} -gt 0 ] || die "no patches in $HERE/patches/series"
 PATCHKEY=$(hashfiles "$HERE/patches/series" "${patches[@]}")
 CONFKEY=$(echo "${CONFIGURE_OPTS[*]}" | cat - "${patches[@]}" "$HERE/devices.mak" |
 	  sha256sum | cut -c1-16)
-mapfile -t devfiles < <(find "$HERE" -maxdepth 1 -type f | LC_ALL=C sort)
-FULLKEY=$( (echo "$SRCVER $SUITE"; cat "${devfiles[@]}" "$UAPI") | sha256sum | cut -c1-16)
+FULLKEY=$(fullkey "$SRCVER")
 
 SRC=$CACHE/src-$SUITE-${SRCVER//[:~+]/_}-$PATCHKEY
 BUILD=$SRC/build-$CONFKEY
 BIN=$BUILD/qemu-system-x86_64
+OUTBIN=$(outbin "$FULLKEY")
+publish() {	# the build's binary as $OUTBIN, printed
+	if [ ! -x "$OUTBIN" ]; then
+		mkdir -p "${OUTBIN%/*}"
+		cp "$BIN" "$OUTBIN.tmp"
+		mv "$OUTBIN.tmp" "$OUTBIN"
+		# shellcheck disable=SC2012	# names without spaces
+		ls -td "$CACHE"/bin/*/ | tail -n +25 | xargs -r rm -rf
+	fi
+	touch "${OUTBIN%/*}"
+	echo "$OUTBIN"
+}
+if [ -x "$OUTBIN" ]; then
+	touch "${OUTBIN%/*}"
+	echo "$OUTBIN"
+	exit 0
+fi
 if [ -x "$BIN" ] && [ "$(cat "$BUILD/.vhost-nvme-stamp" 2>/dev/null)" = "$FULLKEY" ]; then
-	echo "$BIN"
+	publish
 	exit 0
 fi
 
@@ -198,4 +238,4 @@ start=$(date +%s)
 quiet "$BUILD/ninja.log" ninja -C "$BUILD" -j"$(nproc)" qemu-system-x86_64
 log "built in $(( $(date +%s) - start )) s: $BIN"
 echo "$FULLKEY" > "$BUILD/.vhost-nvme-stamp"
-echo "$BIN"
+publish

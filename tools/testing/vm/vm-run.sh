@@ -25,7 +25,10 @@
 # Environment: VM_ACCEL=tcg|kvm (skip the probe; tcg,thread=single: one
 # thread runs every vCPU, as a TCG plugin's inline counters need),
 # VM_QEMU_OPTS (more QEMU options, words), VM_QEMU_BIN (another
-# qemu-system-x86_64, with virtio-9p), KVER/VMLINUZ (see env.sh),
+# qemu-system-x86_64, with virtio-9p; default: the project's build of
+# QEMU 10.0, tools/qemu/build-qemu.sh, which also runs the nested guests:
+# KVM-in-TCG froze Debian's 7.2 several times a day, 10.0 not once in
+# its first dozen nested boots), KVER/VMLINUZ (see env.sh),
 # VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux),
 # VM_MODULES_DIR=dir (the modules directory of VM_KERNEL, as `make
 # modules_install` lays it out: the initramfs takes its modules from there and
@@ -70,7 +73,6 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 [ -n "$KVER" ] && [ -f "$VMLINUZ" ] || die "no 6.1 kernel (KVER='$KVER'); run tools/testing/deps.sh"
-command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing; run tools/testing/deps.sh"
 mkdir -p "$OUT" "$CACHE"
 OUT=$(realpath "$OUT")
 case $OUT in *[[:space:],]*) die "--out path must not contain spaces or commas: $OUT" ;; esac
@@ -78,6 +80,16 @@ META=$OUT/.vmrun
 rm -rf "$META"
 rm -f "$OUT/status" "$OUT/console.log" "$OUT/guest.log" "$OUT/dmesg.txt" "$OUT/warnings.txt"
 mkdir -p "$META"
+
+# --- emulator -----------------------------------------------------------------
+# build-qemu.sh prints a copy of the binary that no later build rewrites.
+if [ -n "${VM_QEMU_BIN:-}" ]; then
+	VMQEMU=$(command -v "$VM_QEMU_BIN") || die "VM_QEMU_BIN: no $VM_QEMU_BIN"
+elif ! VMQEMU=$("$VM_DIR/../../qemu/build-qemu.sh" 2> "$META/build-qemu.log" | tail -n1) ||
+     [ ! -x "$VMQEMU" ]; then
+	tail -n 20 "$META/build-qemu.log" >&2
+	die "building the test VM's QEMU failed (see $META/build-qemu.log)"
+fi
 
 # Two VMs never run at once (2 cores): serialise everything below, including
 # cache builds and the accelerator probe.
@@ -226,10 +238,10 @@ fi
 # --- accelerator ------------------------------------------------------------
 CMDLINE_BASE="console=ttyS0 tsc=reliable panic=-1 quiet loglevel=4"
 qemu_base() {	# qemu_base ACCEL: sets the array QBASE
-	QBASE=("${VM_QEMU_BIN:-qemu-system-x86_64}" -name vhost-nvme-test -machine pc
-	       -accel "$1" -cpu max -nodefaults -no-user-config -display none -no-reboot)
-	# A QEMU built without its firmware takes Debian's.
-	[ -z "${VM_QEMU_BIN:-}" ] || QBASE+=(-L /usr/share/qemu -L /usr/share/seabios)
+	# A QEMU built without its firmware takes Debian's (-L).
+	QBASE=("$VMQEMU" -name vhost-nvme-test -machine pc
+	       -accel "$1" -cpu max -nodefaults -no-user-config -display none -no-reboot
+	       -L /usr/share/qemu -L /usr/share/seabios)
 }
 
 probe_kvm() {	# exit 0 if a stock kernel boots to the initramfs under KVM
@@ -246,7 +258,7 @@ probe_kvm() {	# exit 0 if a stock kernel boots to the initramfs under KVM
 
 ACCEL=${VM_ACCEL:-}
 if [ -z "$ACCEL" ]; then
-	probe_key="$KVER $(uname -r) $(stat -c %Y "$(command -v qemu-system-x86_64)") $(stat -c %Y "$KERNEL")"
+	probe_key="$KVER $(uname -r) $(cd / && "$VMQEMU" --version | head -n1) $(stat -c %Y "$KERNEL")"
 	probe_cache=$CACHE/accel
 	if [ -f "$probe_cache" ] && [ "$(head -n1 "$probe_cache")" = "$probe_key" ]; then
 		ACCEL=$(sed -n 2p "$probe_cache")
@@ -314,7 +326,7 @@ QEMU+=(-monitor "unix:$MON,server=on,wait=off")
 QEMU+=(${VM_QEMU_OPTS:-})
 printf '%q ' "${QEMU[@]}" > "$META/qemu-cmdline"
 
-log "booting ${KNAME} ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s): ${SCRIPT#"$REPO"/} $*"
+log "booting ${KNAME} ($(basename "$KERNEL"), $ACCEL, smp $SMP, mem $MEM, timeout ${TIMEOUT}s, $VMQEMU): ${SCRIPT#"$REPO"/} $*"
 log "console: $CONSOLE"
 t0=$(now)
 tailpid=
