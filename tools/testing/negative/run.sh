@@ -11,10 +11,12 @@
 # guest-check.sh's own items).  A control that stays green
 # means the suite would pass a device broken that way.
 #
-# A patch with "Lane: e2e PLAN" runs tools/testing/e2e/e2e.sh PLAN in the
-# copy instead (nested guests; the QEMU build is the cached one), and its
-# "Expect-fail-item: DESCRIPTION" lines name e2e items that must be
-# "not ok" (a prefix of the description; "A || B": either).
+# A patch with "Lane: e2e PLAN" runs the copy's guest-e2e.sh PLAN instead
+# (nested guests, with the copy's module and its own QEMU build), several
+# controls to a test VM (guest-e2e-batch.sh), and its "Expect-fail-item:
+# DESCRIPTION" lines name e2e items that must be "not ok" (a prefix of the
+# description; "A || B": either).  The nested guests' initramfs is the
+# repository's: a patch must not change it (tools/testing/e2e/l2-*).
 #
 # A patch with "Lane: hostile ARGS" runs tools/testing/vm/guest-hostile.sh
 # ARGS in the copy (the hostile suite, small), which must exit non-zero, and
@@ -28,8 +30,9 @@
 #
 # The host side of each control (copy, patch, build) runs ahead of the VMs,
 # niced, in the background: while the VM of one control runs, the next ones
-# are being built.  The e2e lanes run first, the selftest lane last, so
-# that its builds are done when its boot begins.  Selftest programs the patch does not touch are the
+# are being built.  The hostile lanes run first (quick to build), then the
+# e2e lane (a QEMU build each), the selftest lane last, so that their builds
+# are done when their boots begin.  Selftest programs the patch does not touch are the
 # repository's own builds (copied with their times, make keeps them) when
 # they are there and up to date.
 set -uo pipefail
@@ -47,44 +50,44 @@ if [ $# -eq 0 ]; then
 	set -- $(cd "$NEG" && grep -L '^Manual:' -- *.patch | sed 's/\.patch$//')
 fi
 
-# neg_e2e NAME PATCH DST PLAN: the e2e lane of one control.
-neg_e2e() {
-	local name=$1 patch=$2 dst=$3 plan missed=() d alt found
-	plan=$(echo "$4" | xargs)
-	(cd "$dst/tree" && VN_REPO="$dst/tree" RESULTS="$dst/e2e" tools/testing/e2e/e2e.sh ${plan:+"$plan"}) \
-		> "$dst/e2e.log" 2>&1
-	if [ ! -s "$dst/e2e/e2e.tap" ]; then
-		echo "negative $name: e2e produced no TAP (see $dst/e2e.log)"
-		return 1
-	fi
+# e2e_verdict NAME PATCH DST: the e2e lane's verdict on DST/vm, printed;
+# 1 if it stayed green or did not run.  FROZEN: why the test VM of the
+# batch died, if it died in this control.
+e2e_verdict() {
+	local name=$1 patch=$2 dst=$3 tap=$3/vm/e2e.tap missed=() d alt found nfail
 	while IFS= read -r d; do
 		# A SKIP (infrastructure) is not red. "A || B": one of them
 		# red is enough (checks that catch the same loss, by chance in
 		# one or the other).
 		found=0
 		while IFS= read -r alt; do
-			grep -qF -- "- $alt" <(grep '^not ok' "$dst/e2e/e2e.tap" | grep -v '# SKIP') &&
+			grep -qF -- "- $alt" <(grep '^not ok' "$tap" 2>/dev/null | grep -v '# SKIP') &&
 				{ found=1; break; }
 		done < <(printf '%s\n' "$d" | sed 's/ || /\n/g')
 		[ "$found" = 1 ] || missed+=("$d")
 	done < <(sed -n 's/^Expect-fail-item: *//p' "$patch")
-	if [ ${#missed[@]} -gt 0 ] && grep -q '^not ok.*# SKIP infrastructure' "$dst/e2e/e2e.tap"; then
+	nfail=$(grep -c '^not ok' "$tap" 2>/dev/null)
+	if [ ${#missed[@]} -eq 0 ]; then
+		echo "negative $name: red as it must be ($nfail e2e items failed, including the expected)"
+		return 0
+	fi
+	if [ -f "$dst/vm/running" ]; then
+		# The test VM died or froze before the items it must turn red
+		# ran: red is not known, nor is green.
+		echo "negative $name: SKIP infrastructure: the test VM ${FROZEN:-died} before ${missed[*]} ran"
+		return 0
+	fi
+	if grep -q '^not ok.*# SKIP infrastructure' "$tap" 2>/dev/null; then
 		# The nested KVM boot it needed did not run (KVM in TCG): no verdict.
-		echo "negative $name: SKIP infrastructure: $(grep -m1 '^not ok.*# SKIP infrastructure' "$dst/e2e/e2e.tap" | sed 's/.*# SKIP infrastructure: *//')"
+		echo "negative $name: SKIP infrastructure: $(grep -m1 '^not ok.*# SKIP infrastructure' "$tap" | sed 's/.*# SKIP infrastructure: *//')"
 		return 0
 	fi
-	if [ ${#missed[@]} -gt 0 ] && grep -q '^not ok.*the test VM hung' "$dst/e2e/e2e.tap"; then
-		# The test VM froze before the items it must turn red ran (its
-		# control on -device nvme then passed): red, but not for the
-		# reason it must be, and green is not known either.
-		echo "negative $name: SKIP infrastructure: the test VM froze before ${missed[*]} ran"
-		return 0
-	fi
-	if [ ${#missed[@]} -gt 0 ]; then
-		echo "negative $name: GREEN where it must fail: ${missed[*]} ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed)"
+	if [ -f "$dst/vm/timedout" ]; then
+		echo "negative $name: timed out (25 minutes) before ${missed[*]} ran"
 		return 1
 	fi
-	echo "negative $name: red as it must be ($(grep -c '^not ok' "$dst/e2e/e2e.tap") e2e items failed, including the expected)"
+	echo "negative $name: GREEN where it must fail: ${missed[*]} ($nfail e2e items failed)"
+	return 1
 }
 
 # neg_hostile NAME PATCH DST ARGS: the hostile lane of one control.
@@ -140,7 +143,20 @@ prep() {
 		return
 	fi
 	case ${lane%% *} in
-	e2e)	# e2e.sh builds in the VM lock: the QEMU cache is shared.
+	e2e)
+		if grep -qE '^\+\+\+ b/tools/testing/e2e/(l2-|mk-initramfs|build-fio)' "$patch"; then
+			echo "the patch changes the nested guests' initramfs, which the e2e lane shares" > "$dst/prep.status"
+			return
+		fi
+		echo "${lane#e2e }" | xargs > "$dst/plan"
+		# A copy of the QEMU build per tree (build-qemu.sh): the
+		# shared build tree is rebuilt for the next control.
+		if ! { make -C "$KDIR" M="$dst/tree" modules &&
+		       (cd "$dst/tree" && tools/qemu/build-qemu.sh | tail -n1 > "$dst/qemu") &&
+		       [ -x "$(cat "$dst/qemu")" ]; } > "$dst/build.log" 2>&1; then
+			echo "build failed (see $dst/build.log)" > "$dst/prep.status"
+			return
+		fi
 		;;
 	hostile)
 		if ! { make -C "$KDIR" M="$dst/tree" modules &&
@@ -190,9 +206,10 @@ selftest_verdict() {
 
 lane_of() { sed -n 's/^Lane: *//p' "$REPO/$NEG/$1.patch" 2>/dev/null; }
 
-# The VMs run the e2e lanes first, then the hostile ones, then the selftest
-# lane's controls, several to a boot; the host side is prepared in the same
-# order, so the selftest lane's builds are done by the time its VM boots.
+# The VMs run the hostile lanes first, then the e2e lane's controls and
+# then the selftest lane's, several to a boot; the host side is prepared
+# in the same order, so each lane's builds are done by the time its VM
+# boots.
 e2e=() hostile=() selftest=()
 for name in "$@"; do
 	lane=$(lane_of "$name")
@@ -202,7 +219,7 @@ for name in "$@"; do
 	*) selftest+=("$name") ;;
 	esac
 done
-set -- "${e2e[@]}" "${hostile[@]}" "${selftest[@]}"
+set -- "${hostile[@]}" "${e2e[@]}" "${selftest[@]}"
 
 # Every control's host side, in order, ahead of the VMs, niced below them.
 mkdir -p "$OUT"
@@ -231,56 +248,93 @@ prepared() {
 }
 
 rc=0
-for name in "${e2e[@]}" "${hostile[@]}"; do
-	patch=$REPO/$NEG/$name.patch
-	dst=$OUT/$name
+for name in "${hostile[@]}"; do
 	prepared "$name" || { rc=1; continue; }
 	lane=$(lane_of "$name")
-	if [ "${lane%% *}" = e2e ]; then
-		neg_e2e "$name" "$patch" "$dst" "${lane#e2e}" || rc=1
-	else
-		neg_hostile "$name" "$patch" "$dst" "${lane#hostile}" || rc=1
-	fi
+	neg_hostile "$name" "$REPO/$NEG/$name.patch" "$OUT/$name" "${lane#hostile}" || rc=1
 done
 
-# The selftest lane: every prepared control in one boot
-# (guest-batch.sh); one that leaves the kernel unfit ends the boot and
-# the rest go on in the next.  The VM's output directory is $OUT itself,
-# so that each control's DIR/vm is writable from the guest.
-todo=()
-for name in "${selftest[@]}"; do
-	prepared "$name" && todo+=("$name") || rc=1
-done
-boot=0
-while [ ${#todo[@]} -gt 0 ]; do
-	boot=$((boot + 1))
-	dirs=()
-	for name in "${todo[@]}"; do
-		dirs+=("$OUT/$name")
+# e2e_inputs: what the e2e lane's test VMs share, as e2e.sh builds it
+# (cached): a static fio, the nested guests' kernel and initramfs.
+e2e_inputs() {
+	local fio
+	fio=$(tools/testing/e2e/build-fio.sh | tail -n1) &&
+	E2E_INITRD=$(tools/testing/e2e/mk-initramfs.sh "$KVER" "$fio" | tail -n1) &&
+	E2E_INITRD_MIN=$(tools/testing/e2e/mk-initramfs.sh "$KVER" "$fio" min | tail -n1) ||
+		return 1
+	E2E_KERNEL=$VN_CACHE/vm/vmlinux-$KVER
+	[ -s "$E2E_KERNEL" ] || E2E_KERNEL=$VMLINUZ
+}
+
+# batch LANE NAME...: the prepared controls of the e2e or the selftest
+# lane, several to a boot (guest-e2e-batch.sh, guest-batch.sh); one that
+# leaves the kernel unfit ends the boot and the rest go on in the next.
+# The VM's output directory is $OUT itself, so that each control's DIR/vm
+# is writable from the guest.
+batch() {
+	local lane=$1 todo=() rest=() dirs=() name dst boot=0 blog
+	shift
+	for name in "$@"; do
+		prepared "$name" && todo+=("$name") || rc=1
 	done
-	VN_REPO="$REPO" tools/testing/vm/vm-run.sh --out "$OUT" \
-		--timeout $((300 + 120 * ${#todo[@]})) \
-		"$NEG/guest-batch.sh" "${dirs[@]}" > "$OUT/batch$boot.log" 2>&1
-	mv -f "$OUT/console.log" "$OUT/batch$boot.console.log" 2>/dev/null
-	rest=()
-	for name in "${todo[@]}"; do
-		dst=$OUT/$name
-		if [ -f "$dst/vm/status" ]; then
-			selftest_verdict "$name" "$REPO/$NEG/$name.patch" "$dst" || rc=1
-		elif [ -f "$dst/vm/running" ]; then
-			echo "negative $name: the VM did not finish (see $OUT/batch$boot.log, $OUT/batch$boot.console.log)"
-			rc=1
+	while [ ${#todo[@]} -gt 0 ]; do
+		boot=$((boot + 1))
+		blog=$OUT/$lane-batch$boot
+		dirs=()
+		for name in "${todo[@]}"; do
+			dirs+=("$OUT/$name")
+		done
+		if [ "$lane" = e2e ]; then
+			# As e2e.sh: one vCPU (nested KVM is reliable with
+			# one), killed when its console is silent (frozen).
+			VN_REPO="$REPO" tools/testing/vm/vm-run.sh --smp 1 --idle 240 \
+				--out "$OUT" --timeout $((600 + 1600 * ${#todo[@]})) \
+				"$NEG/guest-e2e-batch.sh" "$E2E_KERNEL" "$E2E_INITRD" \
+				"$E2E_INITRD_MIN" "${dirs[@]}"
 		else
-			rest+=("$name")
+			VN_REPO="$REPO" tools/testing/vm/vm-run.sh --out "$OUT" \
+				--timeout $((300 + 120 * ${#todo[@]})) \
+				"$NEG/guest-batch.sh" "${dirs[@]}"
+		fi > "$blog.log" 2>&1
+		mv -f "$OUT/console.log" "$blog.console.log" 2>/dev/null
+		FROZEN=
+		if [ -f "$OUT/.vmrun/idle" ]; then
+			FROZEN="froze (console silent; $(sed -n 1p "$OUT/.vmrun/frozen-class" 2>/dev/null || echo "not classified"))"
 		fi
+		rest=()
+		for name in "${todo[@]}"; do
+			dst=$OUT/$name
+			if [ "$lane" = e2e ] && { [ -f "$dst/vm/status" ] || [ -f "$dst/vm/running" ]; }; then
+				e2e_verdict "$name" "$REPO/$NEG/$name.patch" "$dst" || rc=1
+			elif [ -f "$dst/vm/status" ]; then
+				selftest_verdict "$name" "$REPO/$NEG/$name.patch" "$dst" || rc=1
+			elif [ -f "$dst/vm/running" ]; then
+				echo "negative $name: the VM did not finish (see $blog.log, $blog.console.log)"
+				rc=1
+			else
+				rest+=("$name")
+			fi
+		done
+		if [ ${#rest[@]} -eq ${#todo[@]} ]; then
+			for name in "${rest[@]}"; do
+				echo "negative $name: the VM did not start it (see $blog.log)"
+			done
+			rc=1
+			return
+		fi
+		todo=("${rest[@]}")
 	done
-	if [ ${#rest[@]} -eq ${#todo[@]} ]; then
-		for name in "${rest[@]}"; do
-			echo "negative $name: the VM did not start it (see $OUT/batch$boot.log)"
+}
+
+if [ ${#e2e[@]} -gt 0 ]; then
+	if e2e_inputs > "$OUT/e2e-inputs.log" 2>&1; then
+		batch e2e "${e2e[@]}"
+	else
+		for name in "${e2e[@]}"; do
+			echo "negative $name: the nested guests' fio or initramfs did not build (see $OUT/e2e-inputs.log)"
 		done
 		rc=1
-		break
 	fi
-	todo=("${rest[@]}")
-done
+fi
+batch selftest "${selftest[@]}"
 exit $rc
