@@ -185,7 +185,7 @@ hung_control() {	# hung_control [PLAN DEVICE PATTERN]: the control
 }
 hung_in=
 tapsrc=$RES/vm	# the test VM whose items count
-if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-slow|check-ns|check-migrate|check-cpr|check-live) true ;; *) false ;; esac; then
+if [ "$VM_HUNG" = 1 ] && case $PLAN in check|check-kvm|check-user|check-late|check-firmware|check-seabios|check-ovmf|check-config|check-smp|check-slow|check-ns|check-migrate|check-cpr|check-live) true ;; *) false ;; esac; then
 	hung_in=$(grep -ao '^e2e: \[[a-z0-9-]*\]' "$RES/vm/guest.log" 2>/dev/null |
 		  tail -n1 | sed 's/^e2e: \[\(.*\)\]$/\1/')
 fi
@@ -197,7 +197,7 @@ fi
 # Their items are a SKIP; what ran before stays.
 late_hang=0
 case $hung_in in
-kvm-config*|kvm-slow*|kvm-ns*|seabios|ovmf) [ "$VM_HUNG" = 1 ] && late_hang=1 ;;
+kvm-config*|kvm-smp*|kvm-slow*|kvm-ns*|seabios|ovmf) [ "$VM_HUNG" = 1 ] && late_hang=1 ;;
 esac
 if [ $late_hang = 1 ]; then
 	vm_note="the test VM froze in the nested KVM boot [$hung_in], after the passes before it ran to the end"

@@ -46,7 +46,7 @@ run_l2() {
 	# hpet=off: QEMU emulates the HPET in its main loop, on the test VM's
 	# vCPU; the guest's clocks and timers do not need it.
 	exec {fd}< <(exec "$QEMU" -name "l2-$name" -machine pc,hpet=off -accel "$accel" \
-		-cpu "$cpu" -smp 1 -m "$mem" \
+		-cpu "$cpu" -smp "${L2_SMP:-1}" -m "$mem" \
 		-nodefaults -no-user-config -display none -no-reboot "${FW[@]}" \
 		-chardev stdio,id=con,signal=off -serial chardev:con \
 		-kernel "$KERNEL" -initrd "$initrd" \
