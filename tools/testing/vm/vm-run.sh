@@ -82,13 +82,12 @@ rm -f "$OUT/status" "$OUT/console.log" "$OUT/guest.log" "$OUT/dmesg.txt" "$OUT/w
 mkdir -p "$META"
 
 # --- emulator -----------------------------------------------------------------
-# build-qemu.sh prints a copy of the binary that no later build rewrites.
+# build-qemu.sh prints a copy of the binary that no later build rewrites
+# (and says what it does on stderr only when it builds).
 if [ -n "${VM_QEMU_BIN:-}" ]; then
 	VMQEMU=$(command -v "$VM_QEMU_BIN") || die "VM_QEMU_BIN: no $VM_QEMU_BIN"
-elif ! VMQEMU=$("$VM_DIR/../../qemu/build-qemu.sh" 2> "$META/build-qemu.log" | tail -n1) ||
-     [ ! -x "$VMQEMU" ]; then
-	tail -n 20 "$META/build-qemu.log" >&2
-	die "building the test VM's QEMU failed (see $META/build-qemu.log)"
+elif ! VMQEMU=$("$VM_DIR/../../qemu/build-qemu.sh" | tail -n1) || [ ! -x "$VMQEMU" ]; then
+	die "building the test VM's QEMU failed (tools/qemu/build-qemu.sh)"
 fi
 
 # Two VMs never run at once (2 cores): serialise everything below, including
