@@ -371,9 +371,11 @@ if [ "$IDLE" -gt 0 ]; then
 	}
 	last=$(date +%s) lastsz=-1 lastcpu=0 lasthb=0
 	# A frozen VM: neither console nor heartbeat for FREEZE s, QEMU
-	# nearly idle meanwhile (under 5% of a CPU: its vCPUs halted with
-	# nothing to wake them; nested KVM under TCG does that, see
-	# tools/testing/e2e/README.md).  It is woken once with stop and cont
+	# nearly idle in the last 20-40 s (under 5% of a CPU: its vCPUs halted
+	# with nothing to wake them; nested KVM under TCG does that, see
+	# tools/testing/e2e/README.md).  Not since the last output: a VM that
+	# froze after a busy stretch would only look idle after minutes, and
+	# --idle would kill it before the second dump freeze-class.py needs.  It is woken once with stop and cont
 	# (the vCPUs look at their interrupts again), then once with an NMI;
 	# each attempt is in .vmrun/revive, one that worked in .vmrun/revived.
 	FREEZE=${VM_FREEZE_SECS:-60}
@@ -381,26 +383,30 @@ if [ "$IDLE" -gt 0 ]; then
 	for ((c = 0; c < SMP; c++)); do
 		lapics+=("cpu $c" "info lapic")
 	done
-	act=$(date +%s) actcpu=0 hbsz=0 tries=0 gaveup=0
+	act=$(date +%s) hbsz=0 tries=0 gaveup=0
+	win_t=$act win_c=0 prev_t=$act prev_c=0
+	quiet() {	# QEMU used under 5% of a CPU since prev_t
+		[ $(( ($(cputicks) - prev_c) * 1000 / $(getconf CLK_TCK) )) -lt \
+		  $(( (now - prev_t) * 50 )) ]
+	}
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 5
 		sz=$(stat -c %s "$CONSOLE" 2>/dev/null || echo 0)
 		h=$(stat -c %s "$META/heartbeat" 2>/dev/null || echo 0)
 		now=$(date +%s)
+		if [ $((now - win_t)) -ge 20 ]; then
+			prev_t=$win_t prev_c=$win_c win_t=$now win_c=$(cputicks)
+		fi
 		if [ "$sz" != "$lastsz" ] || [ "$h" != "$hbsz" ]; then
 			if [ "$tries" -gt 0 ]; then
 				log "the VM runs again after: $(tail -n1 "$META/revive")"
 				tail -n1 "$META/revive" >> "$META/revived"
 			fi
-			act=$now actcpu=$(cputicks) hbsz=$h tries=0
-		elif [ $((now - act)) -ge "$FREEZE" ] && [ "$tries" -ge 2 ] &&
-		     [ $(( ($(cputicks) - actcpu) * 1000 / $(getconf CLK_TCK) )) -lt \
-		       $(( (now - act) * 50 )) ]; then
+			act=$now hbsz=$h tries=0
+		elif [ $((now - act)) -ge "$FREEZE" ] && [ "$tries" -ge 2 ] && quiet; then
 			# Neither woke it: no need to wait for --idle.
 			gaveup=1
-		elif [ $((now - act)) -ge "$FREEZE" ] &&
-		     [ $(( ($(cputicks) - actcpu) * 1000 / $(getconf CLK_TCK) )) -lt \
-		       $(( (now - act) * 50 )) ]; then
+		elif [ $((now - act)) -ge "$FREEZE" ] && quiet; then
 			{
 				echo "=== after $((now - act)) s without output (attempt $((tries + 1)))"
 				hmp "info registers -a" "${lapics[@]}" "info pic"
@@ -414,7 +420,7 @@ if [ "$IDLE" -gt 0 ]; then
 			fi
 			echo "frozen for $((now - act)) s ($(grep -c 'HLT=1' "$META/frozen.txt") halted vCPU states in .vmrun/frozen.txt): $what" >> "$META/revive"
 			log "no output for $((now - act)) s and QEMU idle: the VM froze; waking it with $what"
-			tries=$((tries + 1)) act=$now actcpu=$(cputicks)
+			tries=$((tries + 1)) act=$now
 		fi
 		if [ "$sz" != "$lastsz" ]; then
 			lastsz=$sz last=$now lastcpu=$(cputicks)
