@@ -27,8 +27,8 @@
 # VM_QEMU_OPTS (more QEMU options, words), VM_QEMU_BIN (another
 # qemu-system-x86_64, with virtio-9p; default: the project's build of
 # QEMU 10.0, tools/qemu/build-qemu.sh, which also runs the nested guests:
-# KVM-in-TCG froze Debian's 7.2 several times a day, 10.0 not once in
-# its first dozen nested boots), KVER/VMLINUZ (see env.sh),
+# KVM-in-TCG froze Debian's 7.2 several times a day, 10.0 less often:
+# tools/testing/e2e/README.md), KVER/VMLINUZ (see env.sh),
 # VM_KERNEL=path (boot this kernel image instead of the extracted vmlinux),
 # VM_MODULES_DIR=dir (the modules directory of VM_KERNEL, as `make
 # modules_install` lays it out: the initramfs takes its modules from there and
