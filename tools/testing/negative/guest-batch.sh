@@ -20,18 +20,8 @@
 set -uo pipefail
 : "${VM_OUT:?run this through tools/testing/vm/vm-run.sh}"
 
-# What a control's backends may leave behind: none of it may outlive the
-# control (the selftests' run.sh sets up and tears down its own).
-leftovers() {
-	[ ! -d /sys/module/null_blk ] || echo "null_blk loaded"
-	find /sys/kernel/config/nullb -mindepth 1 -maxdepth 1 -printf 'nullb config %f\n' 2>/dev/null
-	losetup -a 2>/dev/null | sed 's/^/loop /'
-	dmsetup ls 2>/dev/null | grep -v '^No devices found' | sed 's/^/dm /'
-	grep -E 'vhost-nvme|vnvme' /proc/mounts | sed 's/^/mount /'
-}
-
-# What vm-run.sh counts as a kernel warning
-WARN_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|possible circular locking|lockdep|general protection|Call Trace|kernel BUG|soft lockup|hung_task|blocked for more than'
+# shellcheck source=batch-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/batch-lib.sh"
 
 for dir in "$@"; do
 	[ -f "$dir/vm/status" ] && continue	# done in an earlier boot
@@ -46,17 +36,6 @@ for dir in "$@"; do
 	echo "$rc" > "$dir/vm/status"
 	rm -f "$dir/vm/running"
 	echo "# ${dir##*/}: exit status $rc"
-	left=$(leftovers)
-	if [ -d /sys/module/vhost_nvme ]; then
-		echo "vhost_nvme is still loaded" > "$dir/vm/dirty"
-	elif [ -n "$left" ]; then
-		echo "left behind: $(echo "$left" | paste -sd ';')" > "$dir/vm/dirty"
-	elif grep -qE "$WARN_RE" "$dir/vm/dmesg.txt"; then
-		grep -m1 -E "$WARN_RE" "$dir/vm/dmesg.txt" > "$dir/vm/dirty"
-	fi
-	if [ -f "$dir/vm/dirty" ]; then
-		echo "# ${dir##*/} left the kernel unfit: $(cat "$dir/vm/dirty"); the rest in a fresh VM"
-		exit 0
-	fi
+	batch_unfit "$dir" && exit 0
 done
 exit 0
