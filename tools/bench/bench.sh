@@ -4,8 +4,9 @@
 # `make bench`: deps, module and fio engine builds, then two VM runs:
 #  1. engine level (vm-run.sh, smp 2; tools/bench/guest-bench.sh): 4K random
 #     read IOPS and p50/p99 latency at QD 1/4/16/64 and 128K sequential read
-#     bandwidth on a null_blk (memory_backed=0 irqmode=0) for native io_uring,
-#     the fio engine on the module (notification, polling, 2 workers) and the
+#     bandwidth on a null_blk (memory_backed=0 irqmode=0) for native io_uring
+#     (also on null_blks that complete in a softirq and from a timer), the
+#     fio engine on the module (notification, polling, 2 workers) and the
 #     engine's userspace controller, interleaved and repeated;
 #  2. guest level (smp 1: nested KVM is reliable only with one vCPU;
 #     tools/bench/guest-level.sh): the same fio jobs in a nested Linux guest
@@ -18,7 +19,7 @@
 #
 # Environment: BENCH_RUNTIME (s per run, 3), BENCH_RAMP (1), BENCH_REPS (3),
 # BENCH_QDS ("1 4 16 64"), BENCH_SEQ_QD (16), BENCH_POLL_US (500; see below),
-# BENCH_MODES (engine-level modes, all five), BENCH_GUEST (1; 0 skips the
+# BENCH_MODES (engine-level modes, all seven), BENCH_GUEST (1; 0 skips the
 # guest level), BENCH_GUEST_DEVICES ("vhost-nvme nvme virtio-blk"),
 # VM_RUN_OPTS (extra vm-run.sh options).
 set -euo pipefail
@@ -63,7 +64,7 @@ env | grep -E '^BENCH_' | sed -E "s/^([A-Z_]+)=(.*)$/export \1='\2'/" > "$OUT/vm
 cp "$OUT/vm/bench.env" "$OUT/vm-guest/bench.env"
 
 nq=$(wc -w <<< "$BENCH_QDS")
-nm=$(wc -w <<< "${BENCH_MODES:-a b c d e}")
+nm=$(wc -w <<< "${BENCH_MODES:-a b c d e f g}")
 nd=$(wc -w <<< "${BENCH_GUEST_DEVICES:-a b c}")
 runs=$((BENCH_REPS * (nq + 1) * nm))
 # fio under TCG needs a few seconds beyond runtime + ramp to start and stop.

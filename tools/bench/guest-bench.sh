@@ -31,7 +31,7 @@ QDS=${BENCH_QDS:-1 4 16 64}
 SEQ_QD=${BENCH_SEQ_QD:-16}
 # shellcheck disable=SC2034	# used by modes.sh
 POLL_US=${BENCH_POLL_US:-500}
-MODES=${BENCH_MODES:-native vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace}
+MODES=${BENCH_MODES:-native native-softirq native-timer vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace}
 ENGINE=$PWD/tools/fio-vhost-nvme/fio-vhost-nvme.so
 RAW=$VM_OUT/raw
 NOTES=$VM_OUT/notes.txt
@@ -51,6 +51,7 @@ vn_load_module || { say "FAILED: cannot load vhost_nvme.ko"; exit 1; }
 modprobe null_blk nr_devices=1 memory_backed=0 irqmode=0 gb=16 ||
 	{ say "FAILED: cannot load null_blk"; exit 1; }
 [ -b "$DEV" ] || { say "FAILED: no $DEV"; exit 1; }
+bench_async_backends || { say "FAILED: null_blk devices with irqmode 1 and 2 (configfs)"; exit 1; }
 [ -f "$ENGINE" ] || { say "FAILED: $ENGINE not built"; exit 1; }
 
 {
@@ -78,7 +79,7 @@ run_config() {	# run_config REP RW BS QD MODE...
 		# shellcheck disable=SC2207
 		args+=(--name="$mode" --stonewall $(bench_mode_args "$mode" "$qd"))
 	done
-	timeout -k 5 $(($# * (RUNTIME + RAMP + 10) + 60)) fio --filename="$DEV" \
+	timeout -k 5 $(($# * (RUNTIME + RAMP + 10) + 60)) fio \
 		--rw="$rw" --bs="$bs" --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
 		--norandommap --randrepeat=0 --group_reporting --lat_percentiles=1 \
 		--output-format=json --output="$all" "${args[@]}" > "$all.err" 2>&1

@@ -26,7 +26,7 @@ set -uo pipefail
 # shellcheck disable=SC1091
 [ -f "$VM_OUT/icount.env" ] && . "$VM_OUT/icount.env"
 
-MODES=${ICOUNT_MODES:-native vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace userspace-poll}
+MODES=${ICOUNT_MODES:-native native-softirq native-timer vhost-nvme vhost-nvme-poll vhost-nvme-2w userspace userspace-poll}
 CONFIGS=${ICOUNT_CONFIGS:-randread:4096:1 randread:4096:16 read:131072:16}
 SMALL=${ICOUNT_SMALL:-2000}
 LARGE=${ICOUNT_LARGE:-12000}
@@ -45,7 +45,7 @@ fio_run() {	# fio_run MODE RW BS QD IOS [fio options]
 
 	shift 5
 	# shellcheck disable=SC2046	# the mode's words
-	timeout -k 5 600 fio --name=icount --filename="$DEV" --rw="$rw" \
+	timeout -k 5 600 fio --name=icount --rw="$rw" \
 		--bs="$bs" --number_ios="$ios" --norandommap --randrepeat=0 \
 		$(bench_mode_args "$mode" "$qd") "$@" > "$VM_OUT/fio.last" 2>&1
 }
@@ -56,6 +56,7 @@ modprobe null_blk nr_devices=1 memory_backed=0 irqmode=0 gb=16 ||
 	{ say "FAILED: cannot load null_blk"; exit 1; }
 [ -b "$DEV" ] && [ -f "$ENGINE" ] && [ -x "$MARK" ] ||
 	{ say "FAILED: no $DEV, $ENGINE or $MARK"; exit 1; }
+bench_async_backends || { say "FAILED: null_blk devices with irqmode 1 and 2 (configfs)"; exit 1; }
 "$MARK" resync || { say "FAILED: $MARK does not run"; exit 1; }
 # The kernel's and the module's symbols, for the plugin's profile.
 echo 0 > /proc/sys/kernel/kptr_restrict

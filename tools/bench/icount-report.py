@@ -27,7 +27,7 @@ import re
 import statistics
 import sys
 
-MODES = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
+MODES = ["native", "native-softirq", "native-timer", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
          "userspace-poll"]
 
 def load(runs_path, log_path):

@@ -23,7 +23,7 @@ import re
 import statistics
 import sys
 
-ENGINE_MODES = ["native", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
+ENGINE_MODES = ["native", "native-softirq", "native-timer", "vhost-nvme", "vhost-nvme-poll", "vhost-nvme-2w", "userspace",
                 "userspace-poll"]
 # Measured in the second, one-vCPU test VM; compared with its own native.
 GUEST_MODES = ["native-1vcpu", "guest-vhost-nvme", "guest-nvme", "guest-virtio-blk"]
