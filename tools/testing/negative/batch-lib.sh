@@ -20,6 +20,16 @@ batch_leftovers() {
 # What vm-run.sh counts as a kernel warning
 BATCH_WARN_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|possible circular locking|lockdep|general protection|Call Trace|kernel BUG|soft lockup|hung_task|blocked for more than'
 
+# batch_done DIR RC: the control of DIR ended with status RC: its kernel
+# log and status saved; 0 if it left the kernel unfit (batch_unfit)
+batch_done() {
+	dmesg -c > "$1/vm/dmesg.txt"
+	echo "$2" > "$1/vm/status"
+	rm -f "$1/vm/running"
+	echo "# ${1##*/}: exit status $2"
+	batch_unfit "$1"
+}
+
 # batch_unfit DIR: 0 if the control of DIR left the kernel unfit (the
 # module still loaded, something left behind, or a kernel warning in
 # DIR/vm/dmesg.txt), which DIR/vm/dirty then says

@@ -32,10 +32,6 @@ for dir in "$@"; do
 	(cd "$dir/tree" && VM_OUT="$dir/vm" bash tools/testing/vm/guest-check.sh) \
 		> "$dir/vm/guest.log" 2>&1
 	rc=$?
-	dmesg -c > "$dir/vm/dmesg.txt"
-	echo "$rc" > "$dir/vm/status"
-	rm -f "$dir/vm/running"
-	echo "# ${dir##*/}: exit status $rc"
-	batch_unfit "$dir" && exit 0
+	batch_done "$dir" "$rc" && exit 0
 done
 exit 0

@@ -47,10 +47,6 @@ for dir in "$@"; do
 	for m in null_blk kvm_amd kvm_intel kvm; do
 		[ ! -d /sys/module/$m ] || modprobe -r $m
 	done
-	dmesg -c > "$dir/vm/dmesg.txt"
-	echo "$rc" > "$dir/vm/status"
-	rm -f "$dir/vm/running"
-	echo "# ${dir##*/}: exit status $rc"
-	batch_unfit "$dir" && exit 0
+	batch_done "$dir" "$rc" && exit 0
 done
 exit 0
