@@ -177,12 +177,8 @@ publish() {	# the build's binary as $OUTBIN, printed
 	touch "${OUTBIN%/*}"
 	echo "$OUTBIN"
 }
-if [ -x "$OUTBIN" ]; then
-	touch "${OUTBIN%/*}"
-	echo "$OUTBIN"
-	exit 0
-fi
-if [ -x "$BIN" ] && [ "$(cat "$BUILD/.vhost-nvme-stamp" 2>/dev/null)" = "$FULLKEY" ]; then
+if [ -x "$OUTBIN" ] ||
+   { [ -x "$BIN" ] && [ "$(cat "$BUILD/.vhost-nvme-stamp" 2>/dev/null)" = "$FULLKEY" ]; }; then
 	publish
 	exit 0
 fi
