@@ -659,7 +659,8 @@ fi
 # A controller reset behind a slow backend: every I/O 2 s behind dm-delay;
 # while the reset drains what is in flight, QEMU's monitor keeps answering
 # (Delete I/O SQ and CC.EN 1 to 0 complete from the main loop when the
-# module's drain is over, instead of blocking it).
+# module's drain is over, instead of blocking it); the same for a function
+# level reset the guest writes with I/O in flight.
 HMP_PORT=4555	# the nested QEMU's monitor, where a pass has one
 # monitor_max_ms N: N "info status" round trips on QEMU's monitor, 100 ms
 # apart; prints the longest in ms (10000 if one did not answer).
@@ -690,8 +691,8 @@ monitor_max_ms() {
 	exec {fd}>&-
 	echo $max
 }
-monitor_was_responsive() {
-	[ -n "$SLOW_MAX_MS" ] && [ "$SLOW_MAX_MS" -le 500 ]
+monitor_was_responsive() {	# monitor_was_responsive MS
+	[ -n "$1" ] && [ "$1" -le 500 ]
 }
 # stopped_cq_check: stops the nested VM (16 I/Os of 2 s in flight), saves
 # I/O CQ 1 (its address from the device's trace) twice, 3 s apart, and
@@ -747,6 +748,9 @@ l2_on_line() {
 	E2E-SLOW-RESET*)
 		SLOW_MAX_MS=$(monitor_max_ms 60)
 		log "monitor during the reset: longest round trip ${SLOW_MAX_MS} ms" ;;
+	E2E-SLOW-FLR*)
+		FLR_MAX_MS=$(monitor_max_ms 60)
+		log "monitor during the function level reset: longest round trip ${FLR_MAX_MS} ms" ;;
 	E2E-SLOW-STOP*)
 		STOP_VERDICT=$(stopped_cq_check)
 		log "VM stopped for 3 s with I/O in flight: CQ 1 $STOP_VERDICT" ;;
@@ -759,9 +763,13 @@ l2_on_line() {
 	esac
 }
 slow_items() {
-	collect "$pfx" '(appears|reset_controller|kernel log)' noraw
+	collect "$pfx" '(appears|reset_controller|function level reset|kernel log)' noraw
 	check "$pfx QEMU's monitor answered within 500 ms throughout the reset (longest: ${SLOW_MAX_MS:-none} ms)" \
-		monitor_was_responsive
+		monitor_was_responsive "$SLOW_MAX_MS"
+	check "$pfx QEMU's monitor answered within 500 ms throughout the function level reset (longest: ${FLR_MAX_MS:-none} ms)" \
+		monitor_was_responsive "$FLR_MAX_MS"
+	check "$pfx the function level reset waited for the module's drain outside the main loop" \
+		grep -q 'vhost_nvme_flr_async' "${L2_CON%.console}.stderr"
 	check "$pfx Delete I/O SQ completed asynchronously" \
 		grep -q 'vhost_nvme_delete_sq_async' "${L2_CON%.console}.stderr"
 	check "$pfx VM stopped with I/O in flight: the device wrote nothing to CQ 1 in 3 s (${STOP_VERDICT:-not checked})" \
@@ -776,7 +784,7 @@ slow_pass() {
 		tap "not ok" "$pfx dm-delay over /dev/nullb0"
 		return
 	fi
-	SLOW_MAX_MS= STOP_VERDICT=
+	SLOW_MAX_MS= FLR_MAX_MS= STOP_VERDICT=
 	L2_DEVICE=(-device "vhost-nvme,backend=/dev/mapper/vn-slow,serial=$SERIAL"
 		   -trace 'vhost_nvme_*' -monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off")
 	kvm_pass "$pfx" kvm-slow slow 300 150 slow_items

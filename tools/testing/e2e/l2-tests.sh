@@ -492,6 +492,65 @@ if [ "$MODE" = config ]; then
 	exit $FAILS
 fi
 
+# cfg_byte OFF / cfg_word OFF: the controller's PCI configuration space
+cfg_byte() { od -An -tu1 -j"$1" -N1 "$PCFG" | tr -d ' '; }
+cfg_word() { od -An -tu2 -j"$1" -N2 "$PCFG" | tr -d ' '; }
+uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+# flr_slow_check: a function level reset written straight into the PCI
+# Express Device Control register under fio, as a guest whose driver does
+# not first disable the controller would (Linux's own reset file does:
+# its FLR finds nothing in flight).  With 2 s I/Os in flight the device
+# stays "not ready" (configuration reads all ones, as PCIe lets a function
+# be after an FLR) until the module's drain is over, then resets; the test
+# VM times QEMU's monitor meanwhile (E2E-SLOW-FLR).  The guest then does
+# what Linux's pci_reset_function() does after an FLR: it waits for the
+# function, restores its header (BARs, command) and resets the driver's
+# controller, whose requests fio then sees completed.
+flr_slow_check() {
+	PCFG=/sys/class/nvme/nvme0/device/config
+	p=$(cfg_byte 52) n=0
+	while [ -n "$p" ] && [ "$p" != 0 ] && [ $n -lt 48 ] && [ "$(cfg_byte "$p")" != 16 ]; do
+		p=$(cfg_byte $((p + 1)))
+		n=$((n + 1))
+	done
+	if [ -z "$p" ] || [ "$p" = 0 ] || [ $n = 48 ]; then
+		notok "function level reset with 2 s I/O in flight: no PCI Express capability"
+		return
+	fi
+	devctl=$((p + 8))
+	dd if="$PCFG" of=/tmp/cfg.saved bs=64 count=1 2>/dev/null
+	fio_run slowflr --rw=randread --bs=4k --iodepth=16 --size=16M --offset=512M \
+		--time_based --runtime=10 &
+	fpid=$!
+	sleep 3
+	echo "E2E-SLOW-FLR"
+	sleep 1
+	w=$(($(cfg_word $devctl) | 0x8000))
+	t0=$(uptime_ms)
+	# shellcheck disable=SC2059 # octal escapes built for printf
+	printf "\\$(printf %o $((w & 255)))\\$(printf %o $((w >> 8)))" |
+		dd of="$PCFG" bs=2 seek=$((devctl / 2)) count=1 conv=notrunc 2>/dev/null
+	t1=$(uptime_ms)
+	i=0
+	while [ $i -lt 600 ] && [ "$(od -An -tx4 -N4 "$PCFG" | tr -d ' ')" = ffffffff ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	t2=$(uptime_ms)
+	dd if=/tmp/cfg.saved of="$PCFG" bs=64 count=1 conv=notrunc 2>/dev/null
+	echo 1 > /sys/class/nvme/nvme0/reset_controller
+	wait_live 120
+	wait $fpid
+	frc=$?
+	info "FLR: the write took $((t1 - t0)) ms, not ready for $((t2 - t1)) ms; state=$state, fio status $frc: $(fio_figures slowflr)"
+	if [ $i -lt 600 ] && [ "$state" = live ] && [ $frc = 0 ]; then
+		ok "function level reset with 2 s I/O in flight: the function comes back, controller live again, fio completes"
+	else
+		show /tmp/fio.slowflr 20
+		notok "function level reset with 2 s I/O in flight: the function comes back, controller live again, fio completes"
+	fi
+}
+
 # --- a controller reset behind a slow backend (e2e.mode=slow) ----------------------
 # The test VM puts every I/O 2 s behind dm-delay and, from E2E-SLOW-RESET on
 # (a second before the reset), times QEMU's monitor while the reset drains
@@ -521,6 +580,7 @@ if [ "$MODE" = slow ]; then
 		show /tmp/fio.slow 20
 		notok "reset_controller with 2 s I/O in flight: controller live again, fio completes"
 	fi
+	flr_slow_check
 	kernel_log_check
 	exit $FAILS
 fi
