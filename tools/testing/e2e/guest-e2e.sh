@@ -662,12 +662,16 @@ fi
 # module's drain is over, instead of blocking it); the same for a function
 # level reset the guest writes with I/O in flight.
 HMP_PORT=4555	# the nested QEMU's monitor, where a pass has one
-# monitor_max_ms N: N "info status" round trips on QEMU's monitor, 100 ms
-# apart; prints the longest in ms (10000 if one did not answer).
+# monitor_max_ms SECS LOG: "info status" round trips on QEMU's monitor, 100 ms
+# apart, for SECS seconds; prints the longest in ms (10000 if one did not
+# answer).  LOG gets each round's start (seconds, as the nested QEMU's
+# -msg timestamp=on trace) and round trip.  A fixed time, not a number of
+# rounds: the nested guest's next marker must find the timing over.
 monitor_max_ms() {
-	local n=$1 fd max=0 t0 t1 ms line i r got done=0
+	local secs=$1 log=$2 fd max=0 t0 t1 ms line r got done=0 end
 	exec {fd}<>/dev/tcp/127.0.0.1/$HMP_PORT 2>/dev/null || { echo 10000; return; }
-	for ((i = 0; i < n; i++)); do
+	end=$((${EPOCHREALTIME/./} + secs * 1000000))
+	while [ "${EPOCHREALTIME/./}" -lt $end ]; do
 		t0=${EPOCHREALTIME/./}
 		printf 'info status\n' >&$fd 2>/dev/null
 		got=0
@@ -683,6 +687,7 @@ monitor_max_ms() {
 		[ $got = 0 ] && [ $r = 1 ] && [ $done -gt 0 ] && break
 		ms=$(( (t1 - t0) / 1000 ))
 		[ $got = 1 ] || ms=10000
+		echo "${t0:0:-6}.${t0: -6} $ms ms" >> "$log"
 		[ $ms -gt $max ] && max=$ms
 		[ $got = 1 ] || break
 		done=$((done + 1))
@@ -746,10 +751,10 @@ hmp() {
 l2_on_line() {
 	case $1 in
 	E2E-SLOW-RESET*)
-		SLOW_MAX_MS=$(monitor_max_ms 60)
+		SLOW_MAX_MS=$(monitor_max_ms 6 "$VM_OUT/l2-monitor-reset.log")
 		log "monitor during the reset: longest round trip ${SLOW_MAX_MS} ms" ;;
 	E2E-SLOW-FLR*)
-		FLR_MAX_MS=$(monitor_max_ms 60)
+		FLR_MAX_MS=$(monitor_max_ms 6 "$VM_OUT/l2-monitor-flr.log")
 		log "monitor during the function level reset: longest round trip ${FLR_MAX_MS} ms" ;;
 	E2E-SLOW-STOP*)
 		STOP_VERDICT=$(stopped_cq_check)
@@ -786,7 +791,8 @@ slow_pass() {
 	fi
 	SLOW_MAX_MS= FLR_MAX_MS= STOP_VERDICT=
 	L2_DEVICE=(-device "vhost-nvme,backend=/dev/mapper/vn-slow,serial=$SERIAL"
-		   -trace 'vhost_nvme_*' -monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off")
+		   -trace 'vhost_nvme_*' -msg timestamp=on
+		   -monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off")
 	kvm_pass "$pfx" kvm-slow slow 300 150 slow_items
 	L2_DEVICE=("${dev[@]}")
 	dmsetup remove --noudevsync vn-slow 2>/dev/null
