@@ -149,7 +149,8 @@ struct VhostNvmeCtrl {
     unsigned int paused;    /* VN_PAUSE_*: no DMA now, whatever CC says */
     bool pause_quiesced;    /* quiesced by vn_pause(): vn_unpause resumes */
     VMChangeStateEntry *vmstate;
-    bool disabling;         /* CC.EN 1 to 0 waits for @quiesce_done */
+    bool disabling;         /* CC.EN 1 to 0 or an FLR wait for @quiesce_done */
+    bool flr_pending;       /* an FLR waits for @quiesce_done: not ready */
     QEMUTimer *intx_timer;  /* pin asserted: re-read the shadow CQ heads */
     EventNotifier quiesce_done;
     bool use_irqfd;
@@ -192,6 +193,7 @@ struct VhostNvmeClass {
     void (*parent_exit)(PCIDevice *pdev);
     void (*parent_config_write)(PCIDevice *pdev, uint32_t addr, uint32_t val,
                                 int len);
+    uint32_t (*parent_config_read)(PCIDevice *pdev, uint32_t addr, int len);
 };
 
 static VhostNvmeCtrl *vn_of(NvmeCtrl *n)
@@ -1091,6 +1093,45 @@ static void vn_vm_state_change(void *opaque, bool running, RunState state)
     }
 }
 
+static bool vn_drain_start(VhostNvmeCtrl *v);
+
+/* Does this configuration write set Initiate Function Level Reset? */
+static bool vn_flr_written(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                           int len)
+{
+    uint32_t byte = pdev->exp.exp_cap + PCI_EXP_DEVCTL + 1;
+
+    if (!pdev->exp.exp_cap || byte < addr || byte >= addr + len) {
+        return false;
+    }
+    return (val >> ((byte - addr) * 8)) & (PCI_EXP_DEVCTL_BCR_FLR >> 8);
+}
+
+/*
+ * The guest wrote Initiate Function Level Reset with commands in flight
+ * (Linux's reset file disables the controller first; a guest need not).
+ * The reset frees the queues, so their commands must be over first; rather
+ * than wait for them under the BQL, the function is not ready until the
+ * module's drain is over (PCIe lets a function be after an FLR: its
+ * configuration reads are all ones, writes are dropped, its registers are
+ * gone from the BAR), and vn_quiesce_done_read() resets it then, as
+ * pcie_cap_flr_write_config() would have at once.  true: deferred.
+ */
+static bool vn_flr_defer(VhostNvmeCtrl *v)
+{
+    if (v->vfd < 0 || !v->owner) {
+        return false;
+    }
+    /* A disable's drain under way serves the FLR too. */
+    if (!v->disabling && (v->quiesced || !vn_drain_start(v))) {
+        return false;
+    }
+    v->flr_pending = true;
+    memory_region_set_enabled(&NVME(v)->iomem, false);
+    trace_vhost_nvme_flr_async();
+    return true;
+}
+
 static void vn_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
                             int len)
 {
@@ -1101,6 +1142,10 @@ static void vn_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     bool bme_now;
     unsigned int qid;
 
+    if (v->flr_pending ||
+        (vn_flr_written(pdev, addr, val, len) && vn_flr_defer(v))) {
+        return;
+    }
     vc->parent_config_write(pdev, addr, val, len);
     bme_now = pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER;
     if (bme != bme_now && v->vfd >= 0) {
@@ -1117,6 +1162,17 @@ static void vn_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     for (qid = 1; qid < v->nr_q; qid++) {
         vn_cq_update_mode(v, &v->cq[qid]);
     }
+}
+
+static uint32_t vn_config_read(PCIDevice *pdev, uint32_t addr, int len)
+{
+    VhostNvmeCtrl *v = VHOST_NVME(pdev);
+    VhostNvmeClass *vc = VHOST_NVME_GET_CLASS(pdev);
+
+    if (v->flr_pending) {
+        return MAKE_64BIT_MASK(0, len * 8);     /* not ready after an FLR */
+    }
+    return vc->parent_config_read(pdev, addr, len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1177,8 +1233,42 @@ static void vn_quiesce_done_read(EventNotifier *e)
         error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
     }
     vn_disable_stop(v);
+    if (v->flr_pending) {
+        trace_vhost_nvme_flr_done(ret);
+        /* vn_reset(): queues deleted, the function ready again */
+        pci_device_reset(PCI_DEVICE(v));
+        return;
+    }
     trace_vhost_nvme_disable_done(ret);
     nvme_offload_reset_done(NVME(v));   /* vn_reset(): queues deleted */
+}
+
+/*
+ * The module stops fetching, without waiting for the commands in flight:
+ * true if some are (@quiesce_done fires once they have completed), false
+ * if none are or QUIESCE failed (vn_reset() then quiesces, waiting).
+ */
+static bool vn_drain_start(VhostNvmeCtrl *v)
+{
+    int ret;
+
+    if (event_notifier_init(&v->quiesce_done, 0) < 0) {
+        return false;
+    }
+    v->disabling = true;
+    ret = vn_quiesce_async(v);
+    if (ret == -EINPROGRESS) {
+        v->quiesced = true;
+        event_notifier_set_handler(&v->quiesce_done, vn_quiesce_done_read);
+        return true;
+    }
+    vn_disable_stop(v);
+    if (ret) {
+        error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
+        return false;
+    }
+    v->quiesced = true;
+    return false;
 }
 
 /*
@@ -1189,29 +1279,12 @@ static void vn_quiesce_done_read(EventNotifier *e)
 static bool vn_disable_async(NvmeCtrl *n)
 {
     VhostNvmeCtrl *v = vn_of(n);
-    int ret;
 
-    if (v->vfd < 0 || v->quiesced) {
+    if (v->vfd < 0 || v->quiesced || !vn_drain_start(v)) {
         return false;
     }
-    if (event_notifier_init(&v->quiesce_done, 0) < 0) {
-        return false;
-    }
-    v->disabling = true;
-    ret = vn_quiesce_async(v);
-    if (ret == -EINPROGRESS) {
-        v->quiesced = true;
-        trace_vhost_nvme_disable_async();
-        event_notifier_set_handler(&v->quiesce_done, vn_quiesce_done_read);
-        return true;
-    }
-    vn_disable_stop(v);
-    if (ret) {
-        error_report("vhost-nvme: VHOST_NVME_QUIESCE: %s", strerror(-ret));
-        return false;   /* vn_reset() quiesces, waiting */
-    }
-    v->quiesced = true;
-    return false;
+    trace_vhost_nvme_disable_async();
+    return true;
 }
 
 /* Every reset: the module's queues go, the doorbells return to QEMU. */
@@ -1221,6 +1294,11 @@ static void vn_reset(NvmeCtrl *n, NvmeResetType rst)
     unsigned int qid;
     int ret;
 
+    if (v->flr_pending) {
+        /* The FLR's drain is over, or a reset overtook it. */
+        v->flr_pending = false;
+        memory_region_set_enabled(&n->iomem, true);
+    }
     if (v->vfd < 0) {
         return;
     }
@@ -1502,7 +1580,9 @@ static int vn_pre_save(NvmeCtrl *n)
     const char *why = NULL;
     unsigned int qid;
 
-    if (v->disabling) {
+    if (v->flr_pending) {
+        why = "a function level reset is under way";
+    } else if (v->disabling) {
         why = "the controller is being disabled";
     } else if (v->paused & VN_PAUSE_BME) {
         why = "Bus Master Enable is 0";
@@ -2591,9 +2671,11 @@ static void vn_class_init(ObjectClass *oc, void *data)
     vc->parent_realize = pc->realize;
     vc->parent_exit = pc->exit;
     vc->parent_config_write = pc->config_write;
+    vc->parent_config_read = pc->config_read;
     pc->realize = vn_realize;
     pc->exit = vn_exit;
     pc->config_write = vn_config_write;
+    pc->config_read = vn_config_read;
     hc->pre_plug = vn_ns_pre_plug;
     dc->desc = "NVMe controller with its I/O queues in the kernel "
                "(/dev/vhost-nvme)";
