@@ -81,6 +81,12 @@ OBJECT_DECLARE_TYPE(VhostNvmeNs, VhostNvmeNsClass, VHOST_NVME_NS)
 #define VN_PAUSE_VM             1u      /* the VM is stopped */
 #define VN_PAUSE_BME            2u      /* Bus Master Enable is 0 */
 #define VN_DB_BASE              0x1000
+/*
+ * KVM's ioeventfds per VM, every device's together (NR_IOBUS_DEVS: 1000
+ * since Linux 4.4); one that cannot be registered aborts QEMU.  Shadow
+ * doorbells take two per queue pair: half of them at most.
+ */
+#define VN_IOEVENTFD_BUDGET     512u
 
 typedef struct VNQueue {
     VhostNvmeCtrl *v;
@@ -2094,6 +2100,11 @@ static bool vn_params(VhostNvmeCtrl *v, Error **errp)
     } else if (p->max_ioqpairs > v->info.max_qid) {
         error_setg(errp, "max_ioqpairs=%u, the module allows %u",
                    p->max_ioqpairs, v->info.max_qid);
+        return false;
+    } else if (2 * p->max_ioqpairs > VN_IOEVENTFD_BUDGET) {
+        error_setg(errp, "max_ioqpairs=%u needs %u ioeventfds; KVM has 1000 "
+                   "for all devices of a VM: at most %u", p->max_ioqpairs,
+                   2 * p->max_ioqpairs, VN_IOEVENTFD_BUDGET / 2);
         return false;
     }
     if (!p->mqes) {

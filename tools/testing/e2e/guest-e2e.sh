@@ -95,6 +95,17 @@ refuses() {	# refuses PATTERN [setpriv ARGS --] DEVICE-OPTIONS
 	shift
 	qemu_refuses "$pat" "${pre[@]}" -- -device "$dev" "$@"
 }
+# ioeventfd_budget: 257 queue pairs, the module allowing 300 for the
+# while: two ioeventfds each would pass KVM's 1000 with another device
+ioeventfd_budget() {
+	local p=/sys/module/vhost_nvme/parameters/max_io_queues old rc
+	old=$(cat $p) || return 1
+	echo 300 > $p || return 1
+	refuses "ioeventfds; KVM has 1000" backend=/dev/nullb0,serial=x,max_ioqpairs=257
+	rc=$?
+	echo "$old" > $p
+	return $rc
+}
 qemu_refuses() {	# qemu_refuses PATTERN [PREFIX...] -- QEMU-OPTIONS...
 	local pat=$1 out rc pre=()
 	shift
@@ -230,6 +241,8 @@ if [ $USER_CHECKS = 1 ]; then
 		refuses "the module allows" backend=/dev/nullb0,serial=x,workers=99
 	check "poll-us beyond the module's: QEMU refuses" \
 		refuses "the module allows" backend=/dev/nullb0,serial=x,poll-us=100000000
+	check "max_ioqpairs beyond KVM's ioeventfds (the module allowing more): QEMU refuses" \
+		ioeventfd_budget
 	check "no permission on /dev/vhost-nvme: QEMU refuses" \
 		refuses "no permission" setpriv --reuid=65534 --regid=65534 --clear-groups -- \
 		backend=/dev/nullb0
