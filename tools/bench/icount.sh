@@ -23,9 +23,12 @@
 # ICOUNT_REPS (2), ICOUNT_POLL_US (500), ICOUNT_GUEST (1; 0 skips the guest
 # level), ICOUNT_PROFILE (1: the engine level also by kernel function),
 # ICOUNT_GUEST_DEVICES: see the two guest scripts; ICOUNT_QEMU: the test
-# VMs' QEMU (default: Debian's 7.2, qemu-system-x86_64, plugin ABI 1; a
-# QEMU 9 or later gets the plugin for ABI 4 — on the project's 10.0.13
-# build the test VM's kernel crashed at boot with it loaded, 2026-12-07).
+# VMs' QEMU (default: Debian's 7.2, qemu-system-x86_64, plugin ABI 1, run
+# with -accel tcg,thread=single so that its plain counters have one writer;
+# a QEMU 9 or later gets the plugin for ABI 4, whose counters are per vCPU,
+# and multi-threaded TCG: on the project's 10.0.13 build any inline
+# counter, QEMU's own tests/tcg/plugins/bb.c's too, crashed the test VM's
+# kernel at boot under thread=single, not under multi-threaded TCG).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,9 +47,9 @@ say "building the plugin and the marker"
 B=tools/bench/icount/build
 mkdir -p "$B"
 export VM_QEMU_BIN=${ICOUNT_QEMU:-qemu-system-x86_64}
-abi=1
+abi=1 accel=tcg,thread=single
 major=$("$VM_QEMU_BIN" --version | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
-[ "${major:-0}" -ge 9 ] && abi=4
+[ "${major:-0}" -ge 9 ] && abi=4 accel=tcg
 gcc -DICOUNT_ABI=$abi -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
 	-o "$B/insn-count.so" tools/bench/icount/insn-count.c
 gcc -O2 -Wall -Wextra -Werror -static -o "$B/mark" tools/bench/icount/mark.c
@@ -65,7 +68,7 @@ rc=0
 counted() {	# counted LOG PLUGIN-ARGS VM-RUN-ARGS...: vm-run.sh under the plugin
 	local log=$1 args=$2
 	shift 2
-	VM_ACCEL=tcg,thread=single \
+	VM_ACCEL=$accel \
 	VM_QEMU_OPTS="-plugin $REPO/$B/insn-count.so$args -d plugin -D $log" \
 		tools/testing/vm/vm-run.sh "$@"
 }
