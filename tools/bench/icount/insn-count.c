@@ -3,10 +3,9 @@
  * insn-count: a TCG plugin that counts the guest instructions executed
  * between markers, split into kernel and user space.
  *
- * A marker is a guest instruction "outb %al, $0xeb" (start), "outb %al,
- * $0xec" (stop), "outb %al, $0xed" (resync) or "outb %al, $0xee" (end),
- * executed by tools/bench/icount/mark at any privilege level and any
- * nesting depth: TCG runs a nested guest's code too, so a marker in the
+ * A marker is a no-op no compiler emits, "nopl 0x564e00XX(%rax)" with XX
+ * 0xeb (start), 0xec (stop), 0xed (resync) or 0xee (end), executed by
+ * tools/bench/icount/mark at any privilege level and any nesting depth: TCG runs a nested guest's code too, so a marker in the
  * nested guest counts the whole test VM, KVM in it included.  A run is
  * counted from its start to its stop (fio's exec_prerun and exec_postrun:
  * fio's own start and end, which vary from run to run, stay out) and
@@ -274,6 +273,11 @@ static void mark(unsigned int vcpu, void *what)
 	}
 }
 
+#define MARK_LEN	7
+static const uint8_t mark_insn[MARK_LEN] = {
+	0x0f, 0x1f, 0x80, 0x00, 0x00, 0x4e, 0x56
+};
+
 static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t i, n = qemu_plugin_tb_n_insns(tb);
@@ -293,18 +297,20 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 #if ICOUNT_ABI == 1
 		const uint8_t *b = qemu_plugin_insn_data(insn);
 #else
-		uint8_t b[2] = { 0 };
+		uint8_t b[MARK_LEN] = { 0 };
 
-		qemu_plugin_insn_data(insn, b, sizeof(b));
+		if (qemu_plugin_insn_size(insn) == MARK_LEN)
+			qemu_plugin_insn_data(insn, b, sizeof(b));
 #endif
 
-		/* outb %al, $imm8 */
-		if (qemu_plugin_insn_size(insn) != 2 || b[0] != 0xe6 ||
-		    b[1] < 0xeb || b[1] > 0xee)
+		/* nopl 0x564e00XX(%rax): 0f 1f 80 XX 00 4e 56 */
+		if (qemu_plugin_insn_size(insn) != MARK_LEN ||
+		    memcmp(b, mark_insn, 3) || memcmp(b + 4, mark_insn + 4, 3) ||
+		    b[3] < 0xeb || b[3] > 0xee)
 			continue;
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, mark,
 						       QEMU_PLUGIN_CB_NO_REGS,
-						       (void *)(uintptr_t)(b[1] - 0xea));
+						       (void *)(uintptr_t)(b[3] - 0xea));
 	}
 }
 

@@ -1,32 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * mark start|stop|end|resync: the instructions tools/bench/icount/insn-count.c
- * counts between ("outb %al, $0xeb", "outb %al, $0xec"), reported at the
- * end ("outb %al, $0xee"); "outb %al, $0xed" numbers its marks from 1
- * again.  Needs root (ioperm); under KVM the
- * port access exits to the VMM, which ignores it.  Static, for the nested
+ * counts between ("start", "stop"), reported at the end ("end"); "resync"
+ * numbers its marks from 1 again.  A marker is a no-op that no compiler
+ * emits, "nopl 0x564e00XX(%rax)" with XX 0xeb to 0xee (0f 1f 80 XX 00 4e
+ * 56): it needs no privilege and, under KVM, no exit, so it runs the same
+ * at every nesting depth.  (An "outb" after ioperm() did before: in a
+ * nested guest on QEMU 10.0's TCG it ended in SIGSEGV, a #GP the I/O
+ * permission check raised; on 7.2 it ran.)  Static, for the nested
  * guest's initramfs too.
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/io.h>
+
+#define MARK(x)	__asm__ volatile("nopl 0x564e00" #x "(%%rax)" : : : "memory")
 
 int main(int argc, char **argv)
 {
 	const char *what = argc == 2 ? argv[1] : "";
 
-	if (ioperm(0xeb, 4, 1)) {
-		perror("mark: ioperm");
-		return 1;
-	}
 	if (!strcmp(what, "start"))
-		__asm__ volatile("outb %%al, $0xeb" : : "a"(0));
+		MARK(eb);
 	else if (!strcmp(what, "stop"))
-		__asm__ volatile("outb %%al, $0xec" : : "a"(0));
+		MARK(ec);
 	else if (!strcmp(what, "resync"))
-		__asm__ volatile("outb %%al, $0xed" : : "a"(0));
+		MARK(ed);
 	else if (!strcmp(what, "end"))
-		__asm__ volatile("outb %%al, $0xee" : : "a"(0));
+		MARK(ee);
 	else {
 		fprintf(stderr, "usage: mark start|stop|end|resync\n");
 		return 2;
