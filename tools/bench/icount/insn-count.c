@@ -15,9 +15,9 @@
  * or "insn-count: mark N none" for a run without a start and a stop, so
  * that N is always the run's number.  A resync prints "insn-count: resync"
  * and numbers the next marks from 1 again (a nested guest that died
- * between its markers cannot shift the numbers of the next one's).  Counting is per translation
- * block, inline: the test VM runs with -accel tcg,thread=single, so the
- * counters have one writer.  Kernel: a block at a virtual address in the
+ * between its markers cannot shift the numbers of the next one's).
+ * Counting is per translation block, inline, into counters with one
+ * writer each (see the ABIs below).  Kernel: a block at a virtual address in the
  * upper half (x86-64's kernel half; a nested guest's kernel is there too).
  *
  * With the argument profile=on (-plugin insn-count.so,profile=on) it
@@ -29,10 +29,12 @@
  * test VM's /proc/kallsyms).
  *
  * Written against two plugin ABIs, with the few declarations each needs
- * below, so that no QEMU source is needed: ICOUNT_ABI=1 (the default)
- * for Debian 12's QEMU 7.2 (version 1: inline additions to plain
- * counters, one writer under -accel tcg,thread=single) and ICOUNT_ABI=4
- * for QEMU 10.0 (scoreboards: a counter per vCPU, summed when read).
+ * below, so that no QEMU source is needed: ICOUNT_ABI=1 for Debian 12's
+ * QEMU 7.2 (version 1: inline additions to plain counters, one writer
+ * under -accel tcg,thread=single) and ICOUNT_ABI=4 for QEMU 10.0, the
+ * project's build that tools/bench/icount.sh uses by default (scoreboards:
+ * a counter per vCPU, under multi-threaded TCG, summed when read; a mark
+ * reads them while other vCPUs may run, a skew two runs put at 0.5-2.7%).
  */
 #include <inttypes.h>
 #include <stddef.h>
