@@ -34,7 +34,7 @@
  * under -accel tcg,thread=single) and ICOUNT_ABI=4 for QEMU 10.0, the
  * project's build that tools/bench/icount.sh uses by default (scoreboards:
  * a counter per vCPU, under multi-threaded TCG, summed when read; a mark
- * reads them while other vCPUs may run, a skew two runs put at 0.5-2.7%).
+ * reads them while other vCPUs may run; two runs agreed within 0.5-2.7%).
  */
 #include <inttypes.h>
 #include <stddef.h>
