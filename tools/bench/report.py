@@ -242,14 +242,13 @@ def markdown(records, env, notes, meta, failed):
         x = ra["iops"] / rb["iops"]
         met = x >= k
         verdict = "%s (%.2f×)" % ("met" if met else "missed", x)
-        aa, bb = ra.get("iops_runs") or [], rb.get("iops_runs") or []
-        if len(aa) > 1 or len(bb) > 1:
-            lo = min(aa or [ra["iops"]]) / max(bb or [rb["iops"]])
-            hi = max(aa or [ra["iops"]]) / min(bb or [rb["iops"]])
-            if (lo < k) if met else (hi >= k):
-                verdict += (", within the noise: the runs give %.2f–%.2f× (%s–%s vs %s–%s)"
-                            % (lo, hi, fmt_iops(min(aa or [ra["iops"]])), fmt_iops(max(aa or [ra["iops"]])),
-                               fmt_iops(min(bb or [rb["iops"]])), fmt_iops(max(bb or [rb["iops"]]))))
+        aa = ra.get("iops_runs") or [ra["iops"]]
+        bb = rb.get("iops_runs") or [rb["iops"]]
+        lo, hi = min(aa) / max(bb), max(aa) / min(bb)
+        if (lo < k) if met else (hi >= k):
+            verdict += (", within the noise: the runs give %.2f–%.2f× (%s–%s vs %s–%s)"
+                        % (lo, hi, fmt_iops(min(aa)), fmt_iops(max(aa)),
+                           fmt_iops(min(bb)), fmt_iops(max(bb))))
         return verdict
     tl = []
     for q in qds:
