@@ -63,7 +63,9 @@ void vnvme_cmd_done(struct vnvme_cmd *cmd)
 
 	rcu_read_lock();
 	llist_add(&cmd->lnode, &worker->done);
-	vnvme_wake(worker);
+	/* Inline in the worker's own pass, which reaps next: no wake-up */
+	if (!in_task() || READ_ONCE(worker->reaps_next) != current)
+		vnvme_wake(worker);
 	rcu_read_unlock();
 }
 

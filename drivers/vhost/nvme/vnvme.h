@@ -429,6 +429,10 @@ struct vnvme_sq {
  * @eis: EventIdx values in the owner's address space, or NULL (lock)
  * @flags: VNVME_KICKED
  * @done: commands finished by the backend, for the worker to post
+ * @reaps_next: the task of a pass while it polls the backend or fetches,
+ *		which it follows with a reap, else NULL: what completes
+ *		inline there needs no wake-up (lock; read in any context,
+ *		matched only by that task)
  * @polling: the worker is polling: EventIdx is left alone (worker)
  * @last_work: when a pass last found work (worker)
  * @poll_budget_ns: the dev->poll_ns that @poll_win_ns was adapted to (worker)
@@ -469,6 +473,7 @@ struct vnvme_worker {
 	__le32 __user *eis;
 	unsigned long flags;
 	struct llist_head done;
+	struct task_struct *reaps_next;
 	bool polling;
 	ktime_t last_work;
 	u64 poll_budget_ns;

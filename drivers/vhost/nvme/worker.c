@@ -81,8 +81,15 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work, bool orphan)
 	mutex_lock(&worker->lock);
 	idx = srcu_read_lock(&dev->srcu);
 	vnvme_worker_remap(worker, vnvme_pass_mem(dev));
+	/*
+	 * What the backend completes inline, in this task, while polled or
+	 * given new commands (in the plug's flush at the latest), the reap
+	 * after it posts: no wake-up, no pass for it (vnvme_cmd_done()).
+	 */
+	WRITE_ONCE(worker->reaps_next, current);
 	if (!list_empty(&worker->polled))
 		vnvme_bdev_poll(worker);
+	WRITE_ONCE(worker->reaps_next, NULL);
 	*work = vnvme_reap(worker);
 	if (worker->abort)
 		vnvme_abort_all(worker);
@@ -95,9 +102,11 @@ static bool vnvme_run(struct vnvme_worker *worker, bool *work, bool orphan)
 	if (*work)
 		vnvme_signal_cqs(worker);
 	if (!READ_ONCE(dev->quiesced) && worker->dbs && !orphan) {
+		WRITE_ONCE(worker->reaps_next, current);
 		blk_start_plug(&plug);
 		more = vnvme_fetch_all(worker, &fetched);
 		blk_finish_plug(&plug);
+		WRITE_ONCE(worker->reaps_next, NULL);
 		*work |= vnvme_reap(worker) || fetched;
 	}
 	vnvme_signal_cqs(worker);
