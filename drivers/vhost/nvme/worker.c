@@ -218,8 +218,13 @@ static bool vnvme_worker_turn(struct vnvme_worker *worker, bool orphan)
 	__set_current_state(TASK_RUNNING);
 	if (vnvme_run(worker, &work, orphan))
 		set_bit(VNVME_KICKED, &worker->flags);
-	now = ktime_get();
 	poll_ns = orphan ? 0 : READ_ONCE(dev->poll_ns);
+	if (!poll_ns && !worker->poll_budget_ns) {
+		/* No polling, nor a window to close: no clock to read. */
+		cond_resched();
+		return true;
+	}
+	now = ktime_get();
 	if (poll_ns != worker->poll_budget_ns) {
 		/* A new budget starts with a full window, now. */
 		worker->poll_budget_ns = poll_ns;
