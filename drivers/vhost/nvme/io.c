@@ -182,6 +182,7 @@ static void vnvme_free_slot(struct vnvme_cmd *cmd)
 static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 {
 	struct vnvme_sq *sq = cmd->sq;
+	bool wake = false;
 
 	vnvme_free_slot(cmd);
 	/* Read locklessly by the waits in delete and GET_QUEUE_STATE */
@@ -190,7 +191,7 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 		if (sq->abort_done)
 			vnvme_sq_drained(dev, sq);
 		else
-			wake_up_all(&dev->wq);
+			wake = true;
 	}
 	if (atomic_dec_and_test(&dev->inflight)) {
 		/* Put after a grace period: this pass may signal it. */
@@ -198,8 +199,15 @@ static void vnvme_put_slot(struct vnvme_dev *dev, struct vnvme_cmd *cmd)
 
 		if (READ_ONCE(dev->quiesced) && efd)
 			vnvme_eventfd_signal(efd);
-		wake_up_all(&dev->wq);
+		wake = true;
 	}
+	/*
+	 * Every I/O at QD 1 gets here: no waitqueue lock without a waiter.
+	 * The barrier in wq_has_sleeper() orders the counts above before the
+	 * check, pairing with the one in the waiter's prepare_to_wait_event().
+	 */
+	if (wake && wq_has_sleeper(&dev->wq))
+		wake_up_all(&dev->wq);
 }
 
 /* Worker: count a Read or Write that succeeded on its namespace. */
