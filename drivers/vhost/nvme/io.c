@@ -102,27 +102,28 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 		u16 command_id;	/* echoed as the guest wrote it */
 		__le16 status;
 	} dw3;
+	__le32 sq_id_head = cpu_to_le32(sq->head | (u32)sq->qid << 16);
 	struct vnvme_log *log;
-	__le32 cqe[3];
-	void __user *p;
+	u32 __user *p;
 	u32 last;
 
 	vnvme_assert_pass(sq->worker);
 	if (cq->broken)
 		return;
-	cqe[0] = 0;	/* command specific result */
-	cqe[1] = 0;
-	cqe[2] = cpu_to_le32(sq->head | (u32)sq->qid << 16);
 	dw3.command_id = cid;
 	dw3.status = cpu_to_le16(status << 1 | cq->phase);
 	memcpy(&last, &dw3, sizeof(last));
 	p = cq->ring + (size_t)cq->tail * VNVME_CQE_SIZE;
-	if (copy_to_user(p, cqe, sizeof(cqe)))
+	/* The whole entry in one user access section */
+	if (!user_access_begin(p, VNVME_CQE_SIZE))
 		goto fault;
+	unsafe_put_user(0, p, fault_end);	/* command specific result */
+	unsafe_put_user(0, p + 1, fault_end);
+	unsafe_put_user(sq_id_head, (__le32 __user *)p + 2, fault_end);
 	/* The phase tag goes last; pairs with the guest's read barrier. */
 	smp_wmb();
-	if (put_user(last, (u32 __user *)(p + sizeof(cqe))))
-		goto fault;
+	unsafe_put_user(last, p + 3, fault_end);
+	user_access_end();
 	log = vnvme_pass_log(sq->dev);
 	if (log && vnvme_log_write(log, cq->gpa + (u64)cq->tail * VNVME_CQE_SIZE,
 				   VNVME_CQE_SIZE)) {
@@ -139,6 +140,8 @@ static void vnvme_post_cqe(struct vnvme_sq *sq, u16 cid, u16 status)
 		cq->first_pending = ktime_get();
 	cq->need_irq = true;
 	return;
+fault_end:
+	user_access_end();
 fault:
 	vnvme_guest_err("vhost-nvme: CQ %u not writable\n", cq->qid);
 	vnvme_cq_fault(cq);
