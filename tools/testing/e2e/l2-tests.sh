@@ -496,6 +496,24 @@ fi
 cfg_byte() { od -An -tu1 -j"$1" -N1 "$PCFG" | tr -d ' '; }
 cfg_word() { od -An -tu2 -j"$1" -N2 "$PCFG" | tr -d ' '; }
 uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+# drain_verdict ITEM MS GOOD LOG...: the item for a reset that drained 2 s
+# I/Os in MS ms: "too short to tell a blocked main loop" under 500 ms (the
+# I/O was not behind the slow backend, or not in flight), else ok if GOOD
+# is 0, else not ok with the fio logs LOG... shown.
+drain_verdict() {
+	dv_item=$1 dv_ms=$2 dv_good=$3
+	shift 3
+	if [ "$dv_ms" -lt 500 ]; then
+		notok "$dv_item: the drain took $dv_ms ms, too short to tell a blocked main loop"
+	elif [ "$dv_good" = 0 ]; then
+		ok "$dv_item"
+	else
+		for dv_log; do
+			show "$dv_log" 20
+		done
+		notok "$dv_item"
+	fi
+}
 # flr_slow_check: a function level reset written straight into the PCI
 # Express Device Control register under fio, as a guest whose driver does
 # not first disable the controller would (Linux's own reset file does:
@@ -549,14 +567,10 @@ flr_slow_check() {
 	frc=$?
 	# The drain, whether the write or the wait for the function took it
 	info "FLR: the write took $((t1 - t0)) ms, not ready for $((t2 - t1)) ms; state=$state, fio status $frc: $(fio_figures slowflr)"
-	if [ $((t2 - t0)) -lt 500 ]; then
-		notok "function level reset with 2 s I/O in flight: the drain took $((t2 - t0)) ms, too short to tell a blocked main loop"
-	elif [ $i -lt 600 ] && [ "$state" = live ] && [ $frc = 0 ]; then
-		ok "function level reset with 2 s I/O in flight: the function comes back, controller live again, fio completes"
-	else
-		show /tmp/fio.slowflr 20
-		notok "function level reset with 2 s I/O in flight: the function comes back, controller live again, fio completes"
-	fi
+	good=1
+	[ $i -lt 600 ] && [ "$state" = live ] && [ $frc = 0 ] && good=0
+	drain_verdict "function level reset with 2 s I/O in flight: the function comes back, controller live again, fio completes" \
+		$((t2 - t0)) $good /tmp/fio.slowflr
 }
 
 # --- a controller reset behind a slow backend (e2e.mode=slow) ----------------------
@@ -595,15 +609,10 @@ if [ "$MODE" = slow ]; then
 	wait $rpid
 	rrc=$?
 	info "slow reset: the reset took $((t1 - t0)) ms; state=$state, fio status $frc and $rrc: $(fio_figures slow)"
-	if [ $((t1 - t0)) -lt 500 ]; then
-		notok "reset_controller with 2 s I/O in flight: the reset took $((t1 - t0)) ms, too short to tell a blocked main loop"
-	elif [ "$state" = live ] && [ $frc = 0 ] && [ $rrc = 0 ]; then
-		ok "reset_controller with 2 s I/O in flight: controller live again, fio completes"
-	else
-		show /tmp/fio.slow 20
-		show /tmp/fio.slowreset 20
-		notok "reset_controller with 2 s I/O in flight: controller live again, fio completes"
-	fi
+	good=1
+	[ "$state" = live ] && [ $frc = 0 ] && [ $rrc = 0 ] && good=0
+	drain_verdict "reset_controller with 2 s I/O in flight: controller live again, fio completes" \
+		$((t1 - t0)) $good /tmp/fio.slow /tmp/fio.slowreset
 	flr_slow_check
 	kernel_log_check
 	exit $FAILS
