@@ -16,7 +16,10 @@
 # runs l2-tests.sh icount: each configuration with ICOUNT_SMALL and
 # ICOUNT_LARGE I/Os between markers. Before each nested boot this VM
 # resyncs the plugin's mark numbers, so a segment is one boot; writes
-# $VM_OUT/icount-runs.txt (SEGMENT INDEX MODE RW BS QD IOS STATUS).
+# $VM_OUT/icount-runs.txt (SEGMENT INDEX MODE RW BS QD IOS STATUS), this
+# VM's /proc/kallsyms as $VM_OUT/kallsyms and, per nested boot, the nested
+# kernel's _text and module text symbols as $VM_OUT/kallsyms-l2.SEGMENT
+# (for the profile of kernel functions, with the plugin's profile=on).
 #
 # Usage: guest-level-icount.sh QEMU KERNEL INITRD
 set -uo pipefail
@@ -56,6 +59,7 @@ modprobe kvm_amd vgif=0 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
 [ -c /dev/kvm ] && [ -b "$DEV" ] && [ -x "$QEMU" ] && [ -x "$MARK" ] ||
 	{ say "FAILED: no /dev/kvm, $DEV, $QEMU or $MARK"; exit 1; }
 NSZE=$(cat /sys/block/nullb0/size)
+cat /proc/kallsyms > "$VM_OUT/kallsyms"
 
 # native-1vcpu: fio on the backend in this VM, the same marked runs.
 native_run() {	# native_run RW BS QD IOS [fio options]
@@ -107,6 +111,7 @@ for d in $DEVICES; do
 		echo "$seg $idx guest-$d $rw $bs $qd $ios $st" >> "$RUNS"
 		n=$((n + 1))
 	done < <(tr -d '\r' < "$L2_CON" | grep '^E2E-ICOUNT ')
+	tr -d '\r' < "$L2_CON" | sed -n 's/^E2E-KSYM //p' > "$VM_OUT/kallsyms-l2.$seg"
 	say "guest-$d: $n runs, nested guest ${L2_STATUS}${L2_REASON:+ ($L2_REASON)}"
 	[ "$L2_STATUS" = done ] || failed=$((failed + 1))
 done

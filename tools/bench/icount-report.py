@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Instructions per I/O from a `make bench-icount` run.
 
-icount-report.py RUNS PLUGIN_LOG OUT_PREFIX [KALLSYMS]
+icount-report.py RUNS PLUGIN_LOG OUT_PREFIX [KALLSYMS [GUEST_KALLSYMS]]
 
 RUNS: the guests' icount-runs.txt (SEGMENT INDEX MODE RW BS QD IOS STATUS
 per marked run; several files may be given, separated by commas, with as
@@ -20,9 +20,16 @@ With the plugin's profile=on, its "insn-count: prof N ADDRESS COUNT" lines
 /proc/kallsyms; for the first RUNS file, the engine level) give the kernel
 instructions per I/O of each function, the same difference of two sizes:
 a section of OUT_PREFIX.md and "functions" in OUT_PREFIX.json.
+GUEST_KALLSYMS does the same for the second RUNS file, the guest level:
+the test VM's symbols there, and for each nested boot (segment S) the
+nested kernel's _text and module symbols in GUEST_KALLSYMS's directory as
+kallsyms-l2.S; functions are named "L1 NAME" (the test VM's kernel) or
+"L2 NAME" (the nested guest's: the same kernel at its own KASLR offset).
+A boot whose two kernels' text ranges overlap is left out of the profile.
 """
 import bisect
 import json
+import os
 import re
 import statistics
 import sys
@@ -51,30 +58,68 @@ def load(runs_path, log_path):
         if len(f) != 8:
             continue
         seg, idx, mode, rw, bs, qd, ios, st = f
-        runs.append(dict(idx="%s.%s" % (seg, idx), mode=mode, rw=rw,
+        runs.append(dict(idx="%s.%s" % (seg, idx), seg=int(seg), mode=mode, rw=rw,
                          bs=int(bs), qd=int(qd), ios=int(ios), ok=st == "0",
                          count=marks.get((int(seg), int(idx))),
                          prof=profs.get((int(seg), int(idx)))))
     return runs
 
 
-class Symbols:
-    """Text symbols of a /proc/kallsyms, for the function of an address."""
+def kallsyms(path):
+    """[(address, name, module or None)] of the text symbols of a kallsyms."""
+    out = []
+    for line in open(path, errors="replace"):
+        f = line.split()
+        if len(f) >= 3 and f[1] in "tTwW" and int(f[0], 16):
+            out.append((int(f[0], 16), f[2], f[3] if len(f) > 3 else None))
+    return out
 
-    def __init__(self, path):
-        syms = []
-        for line in open(path, errors="replace"):
-            f = line.split()
-            if len(f) >= 3 and f[1] in "tTwW" and int(f[0], 16):
-                name = f[2] + (" " + f[3] if len(f) > 3 else "")
-                syms.append((int(f[0], 16), name))
-        syms.sort()
+
+class Symbols:
+    """Text symbols, for the function of an address."""
+
+    def __init__(self, syms, prefix=""):
+        syms = sorted((a, prefix + n + (" " + m if m else "")) for a, n, m in syms)
         self.addrs = [a for a, _ in syms]
         self.names = [n for _, n in syms]
 
     def name(self, addr):
         i = bisect.bisect_right(self.addrs, addr) - 1
         return self.names[i] if i >= 0 else "0x%x" % addr
+
+
+def spans(syms):
+    """Address ranges of the core kernel's and each module's text."""
+    core = [a for a, n, m in syms if m is None]
+    mods = {}
+    for a, _, m in syms:
+        if m is not None:
+            mods.setdefault(m, []).append(a)
+    return [(min(v), max(v)) for v in [core] + list(mods.values()) if v]
+
+
+def nested_symbols(l1, l2_path):
+    """Symbols of a guest-level boot: the test VM's kernel (l1, its
+    kallsyms) as "L1", the nested one as "L2": its core is l1's core at the
+    offset of its _text, its modules as it listed them.  None if the file
+    is missing, or the two kernels' text ranges overlap."""
+    if not os.path.exists(l2_path):
+        return None
+    l2 = kallsyms(l2_path)
+    text = [a for a, n, m in l1 if n == "_text" and m is None]
+    text2 = [a for a, n, m in l2 if n == "_text" and m is None]
+    if not text or not text2:
+        return None
+    delta = text2[0] - text[0]
+    l2 = [s for s in l2 if s[2] is not None] + \
+         [(a + delta, n, None) for a, n, m in l1 if m is None]
+    for lo, hi in spans(l1):
+        for lo2, hi2 in spans(l2):
+            if lo <= hi2 and lo2 <= hi:
+                return None
+    s = Symbols([(a, "L1 " + n, m) for a, n, m in l1] +
+                [(a, "L2 " + n, m) for a, n, m in l2])
+    return s
 
 
 def pairs(runs, field):
@@ -92,10 +137,12 @@ def pairs(runs, field):
             pending[key] = r
 
 
-def functions(runs, syms):
+def functions(runs, syms_of):
     """{(mode, rw, bs, qd): {function: kernel instructions per I/O}}, the
-    median over the repetitions of (LARGE - SMALL) / (IOs difference)."""
-    def by_fn(prof):
+    median over the repetitions of (LARGE - SMALL) / (IOs difference);
+    syms_of(segment): the Symbols of a segment's runs, or None to leave
+    them out."""
+    def by_fn(prof, syms):
         out = {}
         for addr, n in prof.items():
             fn = syms.name(addr)
@@ -103,7 +150,10 @@ def functions(runs, syms):
         return out
     reps = {}
     for key, a, b, dn in pairs(runs, "prof"):
-        fa, fb = by_fn(a["prof"]), by_fn(b["prof"])
+        syms = syms_of(a["seg"])
+        if syms is None or b["seg"] != a["seg"]:
+            continue
+        fa, fb = by_fn(a["prof"], syms), by_fn(b["prof"], syms)
         reps.setdefault(key, []).append(
             {fn: (fb.get(fn, 0) - fa.get(fn, 0)) / dn for fn in set(fa) | set(fb)})
     out = {}
@@ -130,8 +180,23 @@ def main():
     for i, (rp, lp) in enumerate(zip(runs_paths.split(","), log_paths.split(","))):
         level = load(rp, lp)
         runs += level
-        if i == 0 and len(sys.argv) > 4 and any(r["prof"] for r in level):
-            fns = functions(level, Symbols(sys.argv[4]))
+        if not any(r["prof"] for r in level) or len(sys.argv) <= 4 + i:
+            continue
+        if i == 0:
+            engine = Symbols(kallsyms(sys.argv[4]))
+            fns.update(functions(level, lambda seg: engine))
+        elif i == 1 and os.path.exists(sys.argv[5]):
+            l1 = kallsyms(sys.argv[5])
+            # Segment 1: fio in the test VM itself; later ones a nested boot each.
+            tabs = {1: Symbols(l1, "L1 ")}
+            for seg in {r["seg"] for r in level} - {1}:
+                tabs[seg] = nested_symbols(l1, os.path.join(
+                    os.path.dirname(sys.argv[5]), "kallsyms-l2.%d" % seg))
+                if tabs[seg] is None:
+                    print("icount-report: nested boot %d left out of the profile "
+                          "(no symbols, or its kernel's text overlaps the test VM's)" % seg,
+                          file=sys.stderr)
+            fns.update(functions(level, tabs.get))
     missing = [r["idx"] for r in runs if r["count"] is None]
     res = per_io(runs)
     rows = []
@@ -207,8 +272,10 @@ def main():
         md += ["", "## Where the kernel's instructions go", "",
                "Kernel instructions per I/O by function (the plugin's profile=on: "
                "blocks by start address, functions from the test VM's /proc/kallsyms), "
-               "engine level, the 12 largest of each mode; \"rest\": all other "
-               "functions.", ""]
+               "the 12 largest of each mode; \"rest\": all other functions. "
+               "Guest level: \"L1\" the test VM's kernel (KVM, the nested QEMU's "
+               "system calls, the module, the backend), \"L2\" the nested guest's "
+               "(its driver, block layer and fio's system calls).", ""]
         for key in sorted(fns, key=lambda k: (k[1], k[2], k[3], MODES.index(k[0])
                                               if k[0] in MODES else 99, k[0])):
             mode, rw, bs, qd = key

@@ -21,7 +21,7 @@
 # Environment: ICOUNT_MODES, ICOUNT_CONFIGS (RW:BS:QD words), ICOUNT_SMALL
 # and ICOUNT_LARGE (the two run sizes, in I/Os: 2000 and 12000),
 # ICOUNT_REPS (2), ICOUNT_POLL_US (500), ICOUNT_GUEST (1; 0 skips the guest
-# level), ICOUNT_PROFILE (1: the engine level also by kernel function),
+# level), ICOUNT_PROFILE (1: both levels also by kernel function),
 # ICOUNT_GUEST_DEVICES: see the two guest scripts; ICOUNT_QEMU: the test
 # VMs' QEMU (default: the project's QEMU 10.0 build, which the guest level
 # needs: on Debian's 7.2 the nested guest froze at its first boot).  A
@@ -83,8 +83,9 @@ counted() {	# counted LOG PLUGIN-ARGS VM-RUN-ARGS...: vm-run.sh under the plugin
 		tools/testing/vm/vm-run.sh "$@"
 }
 say "engine level: the test VM, every vCPU on one thread, counted"
-# The engine level also counts by kernel function (the plugin's
-# profile=on, the test VM's kallsyms); ICOUNT_PROFILE=0 leaves it out.
+# Both levels also count by kernel function (the plugin's profile=on, the
+# test VMs' kallsyms, and at guest level the nested kernel's symbols);
+# ICOUNT_PROFILE=0 leaves it out.
 prof=
 [ "${ICOUNT_PROFILE:-1}" = 1 ] && prof=,profile=on
 counted "$OUT/plugin.log" "$prof" --smp 2 --timeout 3600 --out "$OUT/vm" \
@@ -96,13 +97,13 @@ if [ "$GUEST" = 1 ]; then
 	# The nested guest boots the kernel the test VM boots.
 	L2_KERNEL=$VN_CACHE/vm/vmlinux-$KVER
 	[ -s "$L2_KERNEL" ] || L2_KERNEL=$VMLINUZ
-	counted "$OUT/plugin-guest.log" "" --smp 1 --timeout 5400 --idle 300 --out "$OUT/vm-guest" \
+	counted "$OUT/plugin-guest.log" "$prof" --smp 1 --timeout 5400 --idle 300 --out "$OUT/vm-guest" \
 		tools/bench/guest-level-icount.sh "$QEMU" "$L2_KERNEL" "$INITRD" ||
 		rc=$?
 	grep -h '^icount: .*FAILED' "$OUT/vm-guest/guest.log" || true
 	runs+=",$OUT/vm-guest/icount-runs.txt" logs+=",$OUT/plugin-guest.log"
 fi
 python3 tools/bench/icount-report.py "$runs" "$logs" "$RESULTS/icount" \
-	"$OUT/vm/kallsyms" || rc=1
+	"$OUT/vm/kallsyms" "$OUT/vm-guest/kallsyms" || rc=1
 say "results in $RESULTS/icount.md"
 exit "$rc"

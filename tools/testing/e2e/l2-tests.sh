@@ -347,7 +347,12 @@ fi
 # SMALL and of LARGE I/Os between the insn-count plugin's markers (mark, in
 # the initramfs), N times; one line per marked run, in marker order:
 #   E2E-ICOUNT INDEX RW BS QD IOS STATUS
+# and first, for the profile of the kernel functions (this kernel is the
+# test VM's, at another KASLR offset): its _text and the text symbols of
+# its modules, each line of /proc/kallsyms as
+#   E2E-KSYM ADDRESS TYPE NAME [MODULE]
 if [ "$MODE" = icount ]; then
+	grep -E ' _text$| [tT] .*\[' /proc/kallsyms | sed 's/^/E2E-KSYM /'
 	i=0	# the test VM resynced the marks' numbers before this boot
 	for rep in $(seq "$ICOUNT_REPS"); do
 		for spec in $(echo "$ICOUNT" | tr ',' ' '); do
