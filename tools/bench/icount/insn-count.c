@@ -37,6 +37,7 @@
  * reads them while other vCPUs may run; two runs agreed within 0.5-2.7%).
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -136,7 +137,9 @@ static int started;
  * profile=on: a counter per kernel block start address, in an open
  * addressing table that grows at half full.  Entries never move while a
  * block's inline counter points at them: the table is an array of
- * pointers to entries allocated one by one.
+ * pointers to entries allocated one by one.  Multi-threaded TCG translates
+ * on several vCPU threads at once: plock guards the table (a resize under
+ * another thread's lookup freed the table twice and killed the test VM).
  */
 struct prof {
 	uint64_t vaddr;
@@ -148,6 +151,7 @@ struct prof {
 #endif
 };
 static int profile;
+static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
 static struct prof **ptab;
 static size_t psize, pused;
 #if ICOUNT_ABI != 1
@@ -168,6 +172,7 @@ static struct prof **prof_slot(struct prof **tab, size_t size, uint64_t vaddr)
 	}
 }
 
+/* Called with plock held */
 static struct prof *prof_get(uint64_t vaddr)
 {
 	struct prof **e;
@@ -212,6 +217,7 @@ static void prof_mark(int what)
 	char line[128];
 	size_t i;
 
+	pthread_mutex_lock(&plock);
 	for (i = 0; i < psize; i++) {
 		struct prof *e = ptab[i];
 
@@ -229,6 +235,7 @@ static void prof_mark(int what)
 			qemu_plugin_outs(line);
 		}
 	}
+	pthread_mutex_unlock(&plock);
 }
 
 #define MARK_START	((void *)1)
@@ -289,10 +296,13 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	(void)id;
 	counter_add(tb, count[where], n);
 	if (profile && where == KERNEL) {
-		struct prof *e = prof_get(vaddr);
+		struct prof *e;
 
+		pthread_mutex_lock(&plock);
+		e = prof_get(vaddr);
 		if (e)
 			counter_add(tb, e->count, n);
+		pthread_mutex_unlock(&plock);
 	}
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
