@@ -24,8 +24,11 @@ GUEST_KALLSYMS does the same for the second RUNS file, the guest level:
 the test VM's symbols there, and for each nested boot (segment S) the
 nested kernel's _text and module symbols in GUEST_KALLSYMS's directory as
 kallsyms-l2.S; functions are named "L1 NAME" (the test VM's kernel) or
-"L2 NAME" (the nested guest's: the same kernel at its own KASLR offset).
-A boot whose two kernels' text ranges overlap is left out of the profile.
+"L2 NAME" (the nested guest's: the same kernel at its own KASLR offset),
+"L1+L2 NAME" where the two share their addresses (both booted from the
+vmlinux, without KASLR), "L1|L2 module text" where the two levels' module
+areas overlap.  A boot whose two kernels' text ranges overlap in part is
+left out of the profile.
 """
 import bisect
 import json
@@ -98,28 +101,59 @@ def spans(syms):
     return [(min(v), max(v)) for v in [core] + list(mods.values()) if v]
 
 
-def nested_symbols(l1, l2_path):
+class NestedSymbols:
     """Symbols of a guest-level boot: the test VM's kernel (l1, its
-    kallsyms) as "L1", the nested one as "L2": its core is l1's core at the
-    offset of its _text, its modules as it listed them.  None if the file
-    is missing, or the two kernels' text ranges overlap."""
+    kallsyms) as "L1", the nested one's as "L2": its core is l1's core at
+    the offset of its _text, its modules as it listed them (l2).  Booted
+    from the same vmlinux without KASLR, the two cores share their
+    addresses: their functions are named "L1+L2".  A module address that
+    both levels' module text spans is "L1|L2 module text"."""
+
+    def __init__(self, l1, l2):
+        delta = [a for a, n, m in l2 if n == "_text" and m is None][0] - \
+                [a for a, n, m in l1 if n == "_text" and m is None][0]
+        core1 = [(a, n, None) for a, n, m in l1 if m is None]
+        self.core = spans(core1)[0]
+        if delta:
+            core2 = [(a + delta, n, None) for a, n, _ in core1]
+            self.core2 = spans(core2)[0]
+            if self.core[0] <= self.core2[1] and self.core2[0] <= self.core[1]:
+                raise ValueError("the two kernels' text overlaps")
+            self.syms2 = Symbols(core2, "L2 ")
+            self.syms1 = Symbols(core1, "L1 ")
+        else:
+            self.core2 = None
+            self.syms1 = Symbols(core1, "L1+L2 ")
+        mods1 = [s for s in l1 if s[2] is not None]
+        mods2 = [s for s in l2 if s[2] is not None]
+        self.mspans1, self.mspans2 = spans(mods1)[1:], spans(mods2)[1:]
+        self.mods1, self.mods2 = Symbols(mods1, "L1 "), Symbols(mods2, "L2 ")
+
+    def name(self, addr):
+        if self.core[0] <= addr <= self.core[1] + 0x100000:
+            return self.syms1.name(addr)
+        if self.core2 and self.core2[0] <= addr <= self.core2[1] + 0x100000:
+            return self.syms2.name(addr)
+        in1 = any(lo <= addr <= hi + 0x1000 for lo, hi in self.mspans1)
+        in2 = any(lo <= addr <= hi + 0x1000 for lo, hi in self.mspans2)
+        if in1 and in2:
+            return "L1|L2 module text"
+        if in1:
+            return self.mods1.name(addr)
+        if in2:
+            return self.mods2.name(addr)
+        return "0x%x" % addr
+
+
+def nested_symbols(l1, l2_path):
+    """NestedSymbols of l1 and the file l2_path, or None if it is missing
+    or incomplete, or the two kernels' text ranges overlap."""
     if not os.path.exists(l2_path):
         return None
-    l2 = kallsyms(l2_path)
-    text = [a for a, n, m in l1 if n == "_text" and m is None]
-    text2 = [a for a, n, m in l2 if n == "_text" and m is None]
-    if not text or not text2:
+    try:
+        return NestedSymbols(l1, kallsyms(l2_path))
+    except (IndexError, ValueError):
         return None
-    delta = text2[0] - text[0]
-    l2 = [s for s in l2 if s[2] is not None] + \
-         [(a + delta, n, None) for a, n, m in l1 if m is None]
-    for lo, hi in spans(l1):
-        for lo2, hi2 in spans(l2):
-            if lo <= hi2 and lo2 <= hi:
-                return None
-    s = Symbols([(a, "L1 " + n, m) for a, n, m in l1] +
-                [(a, "L2 " + n, m) for a, n, m in l2])
-    return s
 
 
 def pairs(runs, field):
@@ -275,7 +309,10 @@ def main():
                "the 12 largest of each mode; \"rest\": all other functions. "
                "Guest level: \"L1\" the test VM's kernel (KVM, the nested QEMU's "
                "system calls, the module, the backend), \"L2\" the nested guest's "
-               "(its driver, block layer and fio's system calls).", ""]
+               "(its driver, block layer and fio's system calls), \"L1+L2\" the "
+               "kernel's own functions where both levels run them at the same "
+               "addresses (no KASLR), \"L1|L2 module text\" where their modules' "
+               "areas overlap.", ""]
         for key in sorted(fns, key=lambda k: (k[1], k[2], k[3], MODES.index(k[0])
                                               if k[0] in MODES else 99, k[0])):
             mode, rw, bs, qd = key
