@@ -5,7 +5,10 @@
 #
 # Creates the two namespace backends the data-path tests use:
 #   - /dev/nullb0: null_blk, memory backed, 1 GiB, discard, with a volatile
-#     write cache so that flushes reach the driver and are counted.  On 6.1
+#     write cache so that flushes reach the driver and are counted, and
+#     completing inline (irqmode=0: in submit_bio(), in the worker's own
+#     pass; the loop device and the slow null_blk complete from other
+#     contexts).  On 6.1
 #     null_blk only advertises a write cache when cache_size > 0 (sysfs
 #     "write back" is refused otherwise), which also makes it report FUA.
 #   - a loop device on a 256 MiB file in /tmp (tmpfs): write cache, no
@@ -114,7 +117,7 @@ wait_dev() {
 # null_blk: start from a fresh instance.
 modprobe -r null_blk 2>/dev/null
 if modprobe null_blk nr_devices=1 memory_backed=1 gb=1 discard=1 \
-		bs=512 cache_size=64; then
+		bs=512 cache_size=64 irqmode=0; then
 	NULLB_LOADED=1
 	if wait_dev /dev/nullb0; then
 		if ! echo "write back" > /sys/block/nullb0/queue/write_cache; then
