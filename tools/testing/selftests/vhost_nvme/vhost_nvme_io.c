@@ -196,8 +196,8 @@ FIXTURE_VARIANT_ADD(io, file_direct) {
 };
 
 /*
- * A file on tmpfs, buffered: from the page cache in the worker, what
- * would wait on the owner's helper
+ * A file on tmpfs, buffered: on the owner's helper (tmpfs on 6.1 takes no
+ * IOCB_NOWAIT, so the worker reads nothing from the page cache itself)
  */
 FIXTURE_VARIANT_ADD(io, file_buffered) {
 	.env = "VHOST_NVME_FILE_BUFFERED",
