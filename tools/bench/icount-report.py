@@ -52,9 +52,11 @@ def load(runs_path, log_path):
         if m:
             marks[(seg, int(m.group(1)))] = (int(m.group(2)), int(m.group(3)))
             continue
-        m = re.match(r"insn-count: prof (\d+) ([0-9a-f]+) (\d+)", line)
+        m = re.match(r"insn-count: prof (\d+) ([0-9a-f]+) (\d+)(?: ([0-9a-f]+))?", line)
         if m:
-            profs.setdefault((seg, int(m.group(1))), {})[int(m.group(2), 16)] = int(m.group(3))
+            # by (block address, code address; 0 from a plugin without it)
+            key = (int(m.group(2), 16), int(m.group(4) or "0", 16))
+            profs.setdefault((seg, int(m.group(1))), {})[key] = int(m.group(3))
     runs = []
     for line in open(runs_path):
         f = line.split()
@@ -86,19 +88,37 @@ class Symbols:
         self.addrs = [a for a, _ in syms]
         self.names = [n for _, n in syms]
 
-    def name(self, addr):
+    def name(self, addr, haddr=0):
         i = bisect.bisect_right(self.addrs, addr) - 1
         return self.names[i] if i >= 0 else "0x%x" % addr
 
 
 def spans(syms):
-    """Address ranges of the core kernel's and each module's text."""
+    """(the core kernel's text range or None, [each module's text range])"""
     core = [a for a, n, m in syms if m is None]
     mods = {}
     for a, _, m in syms:
         if m is not None:
             mods.setdefault(m, []).append(a)
-    return [(min(v), max(v)) for v in [core] + list(mods.values()) if v]
+    return ((min(core), max(core)) if core else None,
+            [(min(v), max(v)) for v in mods.values()])
+
+
+# x86-64's kernel text mapping: physical address = virtual - KMAP (+ the
+# load offset, which the L1 base below includes)
+KMAP = 0xffffffff80000000
+
+
+def l1_base(prof_keys, core):
+    """The test VM's (L1's) code address of physical address 0: the most
+    common code address - (block address - KMAP) of the core kernel's
+    blocks in prof_keys, (block, code address) pairs of runs where only the
+    test VM's kernel ran; None without code addresses."""
+    offs = {}
+    for a, h in prof_keys:
+        if h and core[0] <= a <= core[1]:
+            offs[h - (a - KMAP)] = offs.get(h - (a - KMAP), 0) + 1
+    return max(offs, key=offs.get) if offs else None
 
 
 class NestedSymbols:
@@ -106,10 +126,13 @@ class NestedSymbols:
     kallsyms) as "L1", the nested one's as "L2": its core is l1's core at
     the offset of its _text, its modules as it listed them (l2).  Booted
     from the same vmlinux without KASLR, the two cores share their
-    addresses: their functions are named "L1+L2".  A module address that
-    both levels' module text spans is "L1|L2 module text"."""
+    addresses: a block whose code address is the test VM's kernel text
+    mapping (base: l1_base()) is L1's, any other L2's; without a base
+    their functions are named "L1+L2".  A module address that both levels'
+    module text spans is "L1|L2 module text"."""
 
-    def __init__(self, l1, l2):
+    def __init__(self, l1, l2, base=None):
+        self.base = base
         delta = [a for a, n, m in l2 if n == "_text" and m is None][0] - \
                 [a for a, n, m in l1 if n == "_text" and m is None][0]
         core1 = [(a, n, None) for a, n, m in l1 if m is None]
@@ -126,11 +149,14 @@ class NestedSymbols:
             self.syms1 = Symbols(core1, "L1+L2 ")
         mods1 = [s for s in l1 if s[2] is not None]
         mods2 = [s for s in l2 if s[2] is not None]
-        self.mspans1, self.mspans2 = spans(mods1)[1:], spans(mods2)[1:]
+        self.mspans1, self.mspans2 = spans(mods1)[1], spans(mods2)[1]
         self.mods1, self.mods2 = Symbols(mods1, "L1 "), Symbols(mods2, "L2 ")
 
-    def name(self, addr):
+    def name(self, addr, haddr=0):
         if self.core[0] <= addr <= self.core[1] + 0x100000:
+            if not self.core2 and self.base is not None and haddr:
+                level = "L1 " if haddr - (addr - KMAP) == self.base else "L2 "
+                return level + self.syms1.name(addr)[len("L1+L2 "):]
             return self.syms1.name(addr)
         if self.core2 and self.core2[0] <= addr <= self.core2[1] + 0x100000:
             return self.syms2.name(addr)
@@ -145,13 +171,13 @@ class NestedSymbols:
         return "0x%x" % addr
 
 
-def nested_symbols(l1, l2_path):
+def nested_symbols(l1, l2_path, base):
     """NestedSymbols of l1 and the file l2_path, or None if it is missing
     or incomplete, or the two kernels' text ranges overlap."""
     if not os.path.exists(l2_path):
         return None
     try:
-        return NestedSymbols(l1, kallsyms(l2_path))
+        return NestedSymbols(l1, kallsyms(l2_path), base)
     except (IndexError, ValueError):
         return None
 
@@ -178,8 +204,8 @@ def functions(runs, syms_of):
     them out."""
     def by_fn(prof, syms):
         out = {}
-        for addr, n in prof.items():
-            fn = syms.name(addr)
+        for (addr, haddr), n in prof.items():
+            fn = syms.name(addr, haddr)
             out[fn] = out.get(fn, 0) + n
         return out
     reps = {}
@@ -223,9 +249,12 @@ def main():
             l1 = kallsyms(sys.argv[5])
             # Segment 1: fio in the test VM itself; later ones a nested boot each.
             tabs = {1: Symbols(l1, "L1 ")}
+            base = l1_base([k for r in level if r["seg"] == 1 and r["prof"]
+                            for k in r["prof"]],
+                           spans([s for s in l1 if s[2] is None])[0])
             for seg in {r["seg"] for r in level} - {1}:
                 tabs[seg] = nested_symbols(l1, os.path.join(
-                    os.path.dirname(sys.argv[5]), "kallsyms-l2.%d" % seg))
+                    os.path.dirname(sys.argv[5]), "kallsyms-l2.%d" % seg), base)
                 if tabs[seg] is None:
                     print("icount-report: nested boot %d left out of the profile "
                           "(no symbols, or its kernel's text overlaps the test VM's)" % seg,

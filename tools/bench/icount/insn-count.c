@@ -21,12 +21,15 @@
  * upper half (x86-64's kernel half; a nested guest's kernel is there too).
  *
  * With the argument profile=on (-plugin insn-count.so,profile=on) it
- * also counts per kernel translation block, by the block's start address,
- * and prints after each mark line the blocks that ran at least 1000
- * instructions between the start and the stop:
- *   insn-count: prof N ADDRESS INSTRUCTIONS
- * (hexadecimal address; icount-report.py puts them into functions with the
- * test VM's /proc/kallsyms).
+ * also counts per kernel translation block, by the block's start address
+ * and the address QEMU reports for its code (qemu_plugin_insn_haddr():
+ * two kernels at the same virtual addresses, a test VM's and its nested
+ * guest's, run code from different memory), and prints after each mark
+ * line the blocks that ran at least 1000 instructions between the start
+ * and the stop:
+ *   insn-count: prof N ADDRESS INSTRUCTIONS CODE-ADDRESS
+ * (hexadecimal addresses; icount-report.py puts them into functions with
+ * the test VM's /proc/kallsyms).
  *
  * Written against two plugin ABIs, with the few declarations each needs
  * below, so that no QEMU source is needed: ICOUNT_ABI=1 for Debian 12's
@@ -93,6 +96,7 @@ uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb,
 						 size_t idx);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
+void *qemu_plugin_insn_haddr(const struct qemu_plugin_insn *insn);
 void qemu_plugin_outs(const char *string);
 
 EXPORT int qemu_plugin_version = ICOUNT_ABI;
@@ -143,6 +147,7 @@ static int started;
  */
 struct prof {
 	uint64_t vaddr;
+	uintptr_t haddr;
 	counter_t count;	/* since boot */
 	uint64_t at_start;
 	uint64_t at_stop;
@@ -160,20 +165,21 @@ static size_t psize, pused;
 static struct qemu_plugin_scoreboard *pscore;
 #endif
 
-static struct prof **prof_slot(struct prof **tab, size_t size, uint64_t vaddr)
+static struct prof **prof_slot(struct prof **tab, size_t size, uint64_t vaddr,
+			      uintptr_t haddr)
 {
-	size_t i = (vaddr * 0x9e3779b97f4a7c15ull) >> 20;
+	size_t i = ((vaddr ^ haddr) * 0x9e3779b97f4a7c15ull) >> 20;
 
 	for (;; i++) {
 		struct prof **e = &tab[i & (size - 1)];
 
-		if (!*e || (*e)->vaddr == vaddr)
+		if (!*e || ((*e)->vaddr == vaddr && (*e)->haddr == haddr))
 			return e;
 	}
 }
 
 /* Called with plock held */
-static struct prof *prof_get(uint64_t vaddr)
+static struct prof *prof_get(uint64_t vaddr, uintptr_t haddr)
 {
 	struct prof **e;
 
@@ -185,12 +191,13 @@ static struct prof *prof_get(uint64_t vaddr)
 			return NULL;
 		for (i = 0; i < psize; i++)
 			if (ptab[i])
-				*prof_slot(ntab, nsize, ptab[i]->vaddr) = ptab[i];
+				*prof_slot(ntab, nsize, ptab[i]->vaddr,
+					   ptab[i]->haddr) = ptab[i];
 		free(ptab);
 		ptab = ntab;
 		psize = nsize;
 	}
-	e = prof_slot(ptab, psize, vaddr);
+	e = prof_slot(ptab, psize, vaddr, haddr);
 	if (!*e) {
 #if ICOUNT_ABI != 1
 		if (pused == PROF_MAX)
@@ -200,6 +207,7 @@ static struct prof *prof_get(uint64_t vaddr)
 		if (!*e)
 			return NULL;
 		(*e)->vaddr = vaddr;
+		(*e)->haddr = haddr;
 #if ICOUNT_ABI == 1
 		(*e)->count = &(*e)->n;
 #else
@@ -230,8 +238,8 @@ static void prof_mark(int what)
 			e->at_stop = counter_read(e->count);
 		} else if (e->at_stop - e->at_start >= 1000) {
 			snprintf(line, sizeof(line),
-				 "insn-count: prof %u %" PRIx64 " %" PRIu64 "\n",
-				 marks, e->vaddr, e->at_stop - e->at_start);
+				 "insn-count: prof %u %" PRIx64 " %" PRIu64 " %" PRIxPTR "\n",
+				 marks, e->vaddr, e->at_stop - e->at_start, e->haddr);
 			qemu_plugin_outs(line);
 		}
 	}
@@ -299,7 +307,8 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		struct prof *e;
 
 		pthread_mutex_lock(&plock);
-		e = prof_get(vaddr);
+		e = prof_get(vaddr, (uintptr_t)qemu_plugin_insn_haddr(
+					qemu_plugin_tb_get_insn(tb, 0)));
 		if (e)
 			counter_add(tb, e->count, n);
 		pthread_mutex_unlock(&plock);
