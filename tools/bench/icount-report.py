@@ -133,33 +133,31 @@ class NestedSymbols:
 
     def __init__(self, l1, l2, base=None):
         self.base = base
-        delta = [a for a, n, m in l2 if n == "_text" and m is None][0] - \
-                [a for a, n, m in l1 if n == "_text" and m is None][0]
-        core1 = [(a, n, None) for a, n, m in l1 if m is None]
-        self.core = spans(core1)[0]
-        if delta:
-            core2 = [(a + delta, n, None) for a, n, _ in core1]
-            self.core2 = spans(core2)[0]
-            if self.core[0] <= self.core2[1] and self.core2[0] <= self.core[1]:
-                raise ValueError("the two kernels' text overlaps")
-            self.syms2 = Symbols(core2, "L2 ")
-            self.syms1 = Symbols(core1, "L1 ")
-        else:
-            self.core2 = None
-            self.syms1 = Symbols(core1, "L1+L2 ")
+        self.delta = [a for a, n, m in l2 if n == "_text" and m is None][0] - \
+            [a for a, n, m in l1 if n == "_text" and m is None][0]
+        core = [(a, n, None) for a, n, m in l1 if m is None]
+        self.kernel = Symbols(core)
+        self.core = spans(core)[0]
+        lo, hi = self.core
+        if self.delta and lo <= hi + self.delta and lo + self.delta <= hi:
+            raise ValueError("the two kernels' text overlaps")
         mods1 = [s for s in l1 if s[2] is not None]
         mods2 = [s for s in l2 if s[2] is not None]
         self.mspans1, self.mspans2 = spans(mods1)[1], spans(mods2)[1]
         self.mods1, self.mods2 = Symbols(mods1, "L1 "), Symbols(mods2, "L2 ")
 
     def name(self, addr, haddr=0):
-        if self.core[0] <= addr <= self.core[1] + 0x100000:
-            if not self.core2 and self.base is not None and haddr:
-                level = "L1 " if haddr - (addr - KMAP) == self.base else "L2 "
-                return level + self.syms1.name(addr)[len("L1+L2 "):]
-            return self.syms1.name(addr)
-        if self.core2 and self.core2[0] <= addr <= self.core2[1] + 0x100000:
-            return self.syms2.name(addr)
+        lo, hi = self.core[0], self.core[1] + 0x100000
+        if lo <= addr <= hi:
+            if self.delta:
+                level = "L1"
+            elif self.base is not None and haddr:
+                level = "L1" if haddr - (addr - KMAP) == self.base else "L2"
+            else:
+                level = "L1+L2"
+            return level + " " + self.kernel.name(addr)
+        if self.delta and lo <= addr - self.delta <= hi:
+            return "L2 " + self.kernel.name(addr - self.delta)
         in1 = any(lo <= addr <= hi + 0x1000 for lo, hi in self.mspans1)
         in2 = any(lo <= addr <= hi + 0x1000 for lo, hi in self.mspans2)
         if in1 and in2:
