@@ -362,7 +362,7 @@ fi
 # the initramfs), N times; one line per marked run, in marker order:
 #   E2E-ICOUNT INDEX RW BS QD IOS STATUS
 # and first, for the profile of the kernel functions (this kernel is the
-# test VM's, at another KASLR offset): its _text and the text symbols of
+# test VM's, at its offset if it has KASLR): its _text and the text symbols of
 # its modules, each line of /proc/kallsyms as
 #   E2E-KSYM ADDRESS TYPE NAME [MODULE]
 if [ "$MODE" = icount ]; then
@@ -613,14 +613,19 @@ flr_once() {
 # --- a controller reset behind a slow backend (e2e.mode=slow) ----------------------
 # The test VM puts every I/O 2 s behind dm-delay and, from E2E-SLOW-RESET on
 # (a second before the reset), times QEMU's monitor while the reset drains
-# the I/O in flight; a reset over in less than 500 ms drained too little
-# to tell and fails.
-if [ "$MODE" = slow ]; then
-	# What a reset takes with nothing in flight
+# the I/O in flight; a drain too short to tell fails (drain_verdict).
+# timed_reset: a controller reset, t0 before it, t1 when Linux's reset file
+# returns (its reset work over: the queues deleted, the drain, and the
+# controller enabled again), then the wait for it to be live.
+timed_reset() {
 	t0=$(uptime_ms)
 	echo 1 > /sys/class/nvme/nvme0/reset_controller
 	t1=$(uptime_ms)
 	wait_live 120
+}
+if [ "$MODE" = slow ]; then
+	# What a reset takes with nothing in flight
+	timed_reset
 	reset_base=$((t1 - t0))
 	fio_run slow --rw=randread --bs=4k --iodepth=16 --size=16M --offset=512M \
 		--time_based --runtime=12 &
@@ -641,12 +646,7 @@ if [ "$MODE" = slow ]; then
 		--time_based --runtime=4 &
 	rpid=$!
 	sleep 1
-	t0=$(uptime_ms)
-	# Linux's reset file returns when its reset work is over: the queues
-	# deleted (the drain) and the controller enabled again.
-	echo 1 > /sys/class/nvme/nvme0/reset_controller
-	t1=$(uptime_ms)
-	wait_live 120
+	timed_reset
 	wait $fpid
 	frc=$?
 	wait $rpid
